@@ -1,0 +1,25 @@
+# The two commands a newcomer needs: `make up` (install what is missing, start everything)
+# and `make test` (install what is missing, start the servers, run the whole test suite).
+VENV := .venv/bin
+
+.PHONY: install up down status test lint bench
+
+install:
+	@infra/install.sh
+
+up: install
+	@$(VENV)/photos-stack up
+
+down:
+	@$(VENV)/photos-stack down
+
+status:
+	@$(VENV)/photos-stack status
+
+test: install
+	@$(VENV)/photos-stack up --services cassandra,kafka,redis
+	@$(VENV)/ruff check .
+	@$(VENV)/python -m pytest
+
+lint:
+	@$(VENV)/ruff check .

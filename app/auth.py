@@ -1,0 +1,107 @@
+"""Passwords, bearer tokens and the sessions behind them.
+
+Passwords are hashed with argon2id in a worker thread (argon2 releases the GIL), so a
+login never stalls the event loop. A token is 32 random bytes; the server stores only
+its SHA-256, with a TTL, and every request looks it up, so logout takes effect at once
+on every API process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app.cassandra import CassandraSession
+from app.errors import Unauthorized
+
+TOKEN_BYTES = 32
+_BEARER = "bearer "
+
+
+class Passwords:
+    def __init__(self, time_cost: int, memory_kib: int, threads: int = 2) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        # verified against when the username does not exist, so timing does not reveal it
+        self._decoy_hash = self._hasher.hash(secrets.token_hex(16))
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._hasher.hash, password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self._verify_sync, password_hash or self._decoy_hash, password
+        ) and password_hash is not None
+
+    def _verify_sync(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if not header[: len(_BEARER)].lower() == _BEARER:
+        return None
+    token = header[len(_BEARER):].strip()
+    # our tokens are 43 url-safe characters; anything else cannot be one
+    if not 20 <= len(token) <= 128 or not token.replace("-", "").replace("_", "").isalnum():
+        return None
+    return token
+
+
+class SessionStore:
+    """Sessions in Cassandra (`sessions` table), one row per live token."""
+
+    def __init__(self, cass: CassandraSession, ttl_s: int) -> None:
+        self._cass = cass
+        self._ttl_s = ttl_s
+
+    async def prepare(self) -> SessionStore:
+        self._insert = await self._cass.prepare(
+            "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?) USING TTL ?"
+        )
+        self._select = await self._cass.prepare("SELECT user_id FROM sessions WHERE token_hash = ?")
+        self._delete = await self._cass.prepare("DELETE FROM sessions WHERE token_hash = ?")
+        return self
+
+    async def create(self, user_id: int) -> str:
+        token = new_token()
+        await self._cass.execute(self._insert, (token_hash(token), user_id, datetime.now(UTC), self._ttl_s))
+        return token
+
+    async def user_id(self, token: str) -> int | None:
+        row = await self._cass.one(self._select, (token_hash(token),))
+        return row.user_id if row else None
+
+    async def revoke(self, token: str) -> None:
+        await self._cass.execute(self._delete, (token_hash(token),))
+
+    async def authenticate(self, request: web.Request) -> int:
+        """The id of the user whose live token the request carries; Unauthorized otherwise."""
+        token = bearer_token(request)
+        if token is None:
+            raise Unauthorized()
+        user_id = await self.user_id(token)
+        if user_id is None:
+            raise Unauthorized("the token is unknown, expired or revoked", code="invalid_token")
+        return user_id

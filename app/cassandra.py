@@ -1,0 +1,126 @@
+"""The Cassandra driver bridged to asyncio.
+
+The driver runs requests on its own I/O thread (libev reactor) and completes a
+ResponseFuture there; `CassandraSession.execute` hands the result to the event loop
+with `call_soon_threadsafe`, so no coroutine ever blocks on the driver. A semaphore
+bounds the requests in flight per process, which keeps the driver's queues short
+and turns overload into waiting instead of timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResultSet, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+try:  # the libev reactor is the driver's fast one; fall back where the wheel lacks it
+    from cassandra.io.libevreactor import LibevConnection as _Connection
+except ImportError:  # pragma: no cover - depends on the installed wheel
+    from cassandra.io.asyncorereactor import AsyncoreConnection as _Connection
+
+
+def make_cluster(settings: Settings, **profile_overrides: Any) -> Cluster:
+    """A driver Cluster configured from settings (token-aware, local-DC round robin)."""
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)),
+        consistency_level=ConsistencyLevel.name_to_value[settings.cassandra_consistency],
+        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        request_timeout=settings.cassandra_request_timeout_s,
+        **profile_overrides,
+    )
+    return Cluster(
+        contact_points=list(settings.cassandra_hosts),
+        port=settings.cassandra_port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connection_class=_Connection,
+        connect_timeout=settings.cassandra_connect_timeout_s,
+        protocol_version=5,
+    )
+
+
+class CassandraSession:
+    """An asyncio face on a driver Session: prepare once, execute without blocking."""
+
+    def __init__(self, session: Session, max_in_flight: int) -> None:
+        self.session = session
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    async def prepare(self, cql: str) -> PreparedStatement:
+        """Prepare a statement; call once per statement at start-up, never per request."""
+        # the driver has no asynchronous prepare: keep its blocking round trip off the loop
+        return await asyncio.get_running_loop().run_in_executor(None, self.session.prepare, cql)
+
+    async def execute(
+        self,
+        statement: PreparedStatement | str,
+        params: Sequence[Any] | None = None,
+        *,
+        fetch_size: int | None = None,
+        paging_state: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ResultSet:
+        """Run one statement and return its first page (`current_rows`, `paging_state`)."""
+        loop = asyncio.get_running_loop()
+        async with self._slots:
+            kwargs: dict[str, Any] = {}
+            if paging_state is not None:
+                kwargs["paging_state"] = paging_state
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            if fetch_size is not None:
+                bound = statement.bind(params or ()) if isinstance(statement, PreparedStatement) else statement
+                bound.fetch_size = fetch_size
+                future = self.session.execute_async(bound, **kwargs)
+            else:
+                future = self.session.execute_async(statement, params, **kwargs)
+            return await _bridge(loop, future, lambda f, rows: ResultSet(f, rows))
+
+    async def rows(self, statement: PreparedStatement | str, params: Sequence[Any] | None = None) -> list:
+        return (await self.execute(statement, params)).current_rows
+
+    async def one(self, statement: PreparedStatement | str, params: Sequence[Any] | None = None):
+        rows = await self.rows(statement, params)
+        return rows[0] if rows else None
+
+
+def _bridge(loop: asyncio.AbstractEventLoop, response_future, make_result) -> asyncio.Future:
+    result: asyncio.Future = loop.create_future()
+
+    def resolve(value: Any) -> None:
+        if not result.done():
+            result.set_result(value)
+
+    def reject(exc: BaseException) -> None:
+        if not result.done():
+            result.set_exception(exc)
+
+    def on_success(rows: Any) -> None:  # driver I/O thread
+        loop.call_soon_threadsafe(resolve, make_result(response_future, rows))
+
+    def on_error(exc: BaseException) -> None:  # driver I/O thread
+        loop.call_soon_threadsafe(reject, exc)
+
+    response_future.add_callbacks(on_success, on_error)
+    return result
+
+
+async def connect(settings: Settings, keyspace: str | None = None) -> tuple[Cluster, CassandraSession]:
+    """Connect without blocking the loop (the driver's connect is synchronous)."""
+    cluster = make_cluster(settings)
+    loop = asyncio.get_running_loop()
+    session = await loop.run_in_executor(None, cluster.connect, keyspace)
+    return cluster, CassandraSession(session, settings.cassandra_max_in_flight)
+
+
+async def shutdown(cluster: Cluster) -> None:
+    await asyncio.get_running_loop().run_in_executor(None, cluster.shutdown)

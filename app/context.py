@@ -1,0 +1,46 @@
+"""What handlers reach through `request.app`: the settings and the wired services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from app.auth import SessionStore
+from app.cassandra import CassandraSession
+from app.events import EventPublisher
+from app.ratelimit import RateLimiter
+from app.settings import Settings
+from app.users.service import UserService
+
+
+@dataclass
+class Services:
+    cass: CassandraSession
+    redis: Redis
+    events: EventPublisher
+    sessions: SessionStore
+    limiter: RateLimiter
+    users: UserService
+
+
+SETTINGS = web.AppKey("settings", Settings)
+CASSANDRA = web.AppKey("cassandra", CassandraSession)
+REDIS = web.AppKey("redis", Redis)
+EVENTS = web.AppKey("events", EventPublisher)
+SERVICES = web.AppKey("services", Services)
+ROUTE_LIST = web.AppKey("routes", list)
+
+_USER_ID = "photos.user_id"
+
+
+def settings_of(request: web.Request) -> Settings:
+    return request.app[SETTINGS]
+
+
+async def current_user(request: web.Request) -> int:
+    """The authenticated user's id (401 without a live token); looked up once per request."""
+    if _USER_ID not in request:
+        request[_USER_ID] = await request.app[SERVICES].sessions.authenticate(request)
+    return request[_USER_ID]

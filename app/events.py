@@ -1,0 +1,142 @@
+"""Events: the typed records that flow through Kafka, their topics, and the API's publisher.
+
+One topic per kind of fact, keyed by what its consumers aggregate on. The records are
+faust Records so the stream workers (streams/) decode exactly what the API encodes.
+The publisher sends with acks=all and idempotence on: a send that returned was
+written to every in-sync replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from app.errors import Unavailable
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Event(faust.Record, serializer="json", abstract=True):
+    event_id: str
+    actor_id: int
+    at_ms: int
+
+
+class FollowChanged(Event):
+    """`actor_id` started (`following=True`) or stopped following `followee_id`. Keyed by followee."""
+
+    followee_id: int
+    bucket: int
+    following: bool
+
+
+# topic suffix -> what it is keyed by; every topic gets settings.kafka_topic_partitions partitions
+TOPICS: dict[str, str] = {
+    "follows": "followee id",
+}
+
+
+def topic_name(settings: Settings, suffix: str) -> str:
+    return f"{settings.kafka_topic_prefix}{suffix}"
+
+
+def new_event_fields(actor_id: int) -> dict:
+    return {"event_id": uuid.uuid4().hex, "actor_id": actor_id, "at_ms": int(time.time() * 1000)}
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the project's topics that do not exist yet (the broker does not auto-create)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [topic_name(settings, suffix) for suffix in TOPICS]
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(name, num_partitions=settings.kafka_topic_partitions, replication_factor=1)
+                     for name in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass
+        return missing
+    finally:
+        await admin.close()
+
+
+class EventPublisher:
+    """Sends events to Kafka. Connects in the background so the API serves reads while Kafka is down."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._connector: asyncio.Task | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    async def start(self) -> None:
+        self._connector = asyncio.create_task(self._connect_until_up())
+
+    async def _connect_until_up(self) -> None:
+        delay = 0.5
+        while True:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.kafka_bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=2,
+                request_timeout_ms=int(self._settings.kafka_send_timeout_s * 1000),
+            )
+            try:
+                await producer.start()
+            except (KafkaError, OSError) as exc:
+                await producer.stop()
+                log.warning("kafka not reachable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self._producer = producer
+            log.info("kafka producer connected to %s", self._settings.kafka_bootstrap)
+            return
+
+    async def stop(self) -> None:
+        if self._connector is not None:
+            self._connector.cancel()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def publish(self, suffix: str, key: int, event: Event) -> None:
+        """Send one event and wait until Kafka has it; Unavailable (503) when it cannot."""
+        producer = self._producer
+        if producer is None:
+            raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
+        try:
+            await asyncio.wait_for(
+                producer.send_and_wait(topic_name(self._settings, suffix), event.dumps(), key=str(key).encode()),
+                timeout=self._settings.kafka_send_timeout_s,
+            )
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("publishing to %s failed: %r", suffix, exc)
+            raise Unavailable("the event log (Kafka) did not accept the event; retry shortly") from exc
+
+    async def is_healthy(self) -> bool:
+        producer = self._producer
+        if producer is None:
+            return False
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=1.0)
+        except (TimeoutError, KafkaError, OSError):
+            return False
+        return True

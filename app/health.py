@@ -1,0 +1,85 @@
+"""Operations endpoints: liveness, readiness with each dependency named, Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+from app.context import CASSANDRA, EVENTS, REDIS
+from app.web import Route, json_response
+
+REQUESTS = Counter("photos_http_requests_total", "HTTP requests served", ["method", "route", "status"])
+LATENCY = Histogram(
+    "photos_http_request_seconds", "HTTP request latency", ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def route_label(request: web.Request) -> str:
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def observe(request: web.Request, status: int, started: float) -> None:
+    route = route_label(request)
+    REQUESTS.labels(request.method, route, str(status)).inc()
+    LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 while Cassandra answers (naming a degraded Redis or Kafka); 503 when it does not."""
+    cassandra, redis, kafka = await asyncio.gather(
+        _check_cassandra(request), _check_redis(request), request.app[EVENTS].is_healthy()
+    )
+    checks = {
+        "cassandra": "ok" if cassandra else "down",
+        "redis": "ok" if redis else "degraded",
+        "kafka": "ok" if kafka else "degraded",
+    }
+    if not cassandra:
+        return json_response({"status": "unavailable", "checks": checks}, status=503, headers={"Retry-After": "5"})
+    degraded = [name for name, state in checks.items() if state != "ok"]
+    return json_response({"status": "degraded" if degraded else "ok", "checks": checks})
+
+
+async def _check_cassandra(request: web.Request) -> bool:
+    try:
+        await request.app[CASSANDRA].execute("SELECT release_version FROM system.local", timeout=2.0)
+    except Exception:  # any failure means "cannot serve", whatever the driver raised
+        return False
+    return True
+
+
+async def _check_redis(request: web.Request) -> bool:
+    try:
+        return bool(await asyncio.wait_for(request.app[REDIS].ping(), timeout=1.0))
+    except Exception:  # a timeout, a refused connection, a protocol error: all mean degraded
+        return False
+
+
+async def metrics(request: web.Request) -> web.Response:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several API processes: sum their files
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+ROUTES = [
+    Route("GET", "/healthz", healthz, "The process is alive", public=True, responses={200: "Health"}, tag="ops"),
+    Route("GET", "/readyz", readyz, "Whether the API can serve; each dependency reported", public=True,
+          responses={200: "Ready", 503: "Ready"}, tag="ops"),
+    Route("GET", "/metrics", metrics, "Prometheus metrics (text exposition format)", public=True,
+          responses={200: "Prometheus text"}, tag="ops"),
+]

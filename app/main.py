@@ -1,0 +1,148 @@
+"""The API process: `init_app()` wires everything; `main()` runs N worker processes on one port."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from app import cassandra, health, openapi
+from app.auth import Passwords, SessionStore
+from app.context import CASSANDRA, EVENTS, REDIS, ROUTE_LIST, SERVICES, SETTINGS, Services
+from app.cursors import CursorCodec
+from app.events import EventPublisher
+from app.ids import IdGenerator
+from app.middleware import errors_as_json
+from app.ratelimit import RateLimiter
+from app.settings import Settings
+from app.users import routes as user_routes
+from app.users.repository import FollowRepository, UserRepository
+from app.users.service import UserService
+from app.web import Route
+
+log = logging.getLogger("photos.api")
+
+MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, much smaller, limit
+
+
+def all_routes() -> list[Route]:
+    return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES]
+
+
+async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    cluster, session = await cassandra.connect(settings, settings.cassandra_keyspace)
+    app[CASSANDRA] = session
+    yield
+    await cassandra.shutdown(cluster)
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = Redis.from_url(
+        settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
+    )
+    app[REDIS] = client
+    yield
+    await client.aclose()
+
+
+async def events_ctx(app: web.Application) -> AsyncIterator[None]:
+    publisher = EventPublisher(app[SETTINGS])
+    await publisher.start()
+    app[EVENTS] = publisher
+    yield
+    await publisher.stop()
+
+
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    cass = app[CASSANDRA]
+    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+    sessions = await SessionStore(cass, settings.session_ttl_s).prepare()
+    users = UserService(
+        users=await UserRepository(cass).prepare(),
+        follows=await FollowRepository(cass).prepare(),
+        sessions=sessions,
+        passwords=passwords,
+        events=app[EVENTS],
+        ids=IdGenerator(),
+        cursors=CursorCodec(settings.secret_key),
+        max_following=settings.max_following,
+    )
+    app[SERVICES] = Services(
+        cass=cass, redis=app[REDIS], events=app[EVENTS], sessions=sessions,
+        limiter=RateLimiter(app[REDIS], settings.rate_window_s), users=users,
+    )
+    yield
+    passwords.close()
+
+
+def init_app(settings: Settings | None = None) -> web.Application:
+    """The aiohttp application, with every client created in a cleanup context (nothing at import)."""
+    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_UPLOAD_BYTES)
+    app[SETTINGS] = settings or Settings.from_env()
+    routes = all_routes()
+    app[ROUTE_LIST] = routes
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
+    app.cleanup_ctx.extend([cassandra_ctx, redis_ctx, events_ctx, services_ctx])
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """One API process; with several, they share the port through SO_REUSEPORT."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a declared dependency
+        uvloop = None
+    web.run_app(
+        init_app(settings), host=settings.api_host, port=settings.api_port, reuse_port=True,
+        access_log=None, print=None, loop=uvloop.new_event_loop() if uvloop else None,
+    )
+
+
+def run_workers(settings: Settings, count: int) -> int:
+    """Start `count` worker processes and stop them all when this one is told to stop."""
+    env = dict(os.environ)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="photos-metrics-"))
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "app.main", "--worker"], env=env) for _ in range(count)
+    ]
+    log.info("API on http://%s:%d with %d worker processes", settings.api_host, settings.api_port, count)
+
+    def stop(signum, frame):
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    codes = [worker.wait() for worker in workers]
+    return max(codes, default=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="photos-api", description="Run the Photos HTTP API.")
+    parser.add_argument("--workers", type=int, help="worker processes (default: settings.api_workers)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    workers = args.workers or settings.api_workers
+    if args.worker or workers == 1:
+        run_worker(settings)
+        return 0
+    return run_workers(settings, workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

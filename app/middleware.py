@@ -1,0 +1,63 @@
+"""Request middlewares: errors to JSON (one place for every status) and request metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+from cassandra import OperationTimedOut, ReadTimeout, WriteTimeout
+from cassandra import Unavailable as CassandraUnavailable
+from cassandra.cluster import NoHostAvailable
+from redis.exceptions import RedisError
+
+from app.errors import AppError
+from app.health import observe
+from app.web import json_response
+
+log = logging.getLogger(__name__)
+
+# the driver's "cannot reach enough replicas in time" family: retryable, so 503
+DEPENDENCY_DOWN = (NoHostAvailable, OperationTimedOut, ReadTimeout, WriteTimeout, CassandraUnavailable, RedisError)
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    408: "request_timeout", 411: "length_required", 413: "payload_too_large", 415: "unsupported_media_type",
+    431: "headers_too_large",
+}
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except AppError as exc:
+        status = exc.status
+        return json_response(error_body(exc.code, exc.message), status=exc.status, headers=exc.headers)
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return json_response(error_body(code, exc.reason), status=exc.status, headers=headers)
+    except DEPENDENCY_DOWN as exc:
+        status = 503
+        log.warning("%s %s: dependency unavailable: %r", request.method, request.path, exc)
+        return json_response(
+            error_body("service_unavailable", "a storage dependency is unavailable; retry shortly"),
+            status=503, headers={"Retry-After": "2"},
+        )
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return json_response(error_body("internal_error", "something went wrong on our side"), status=500)
+    finally:
+        observe(request, status, started)

@@ -1,0 +1,177 @@
+"""The OpenAPI 3 document of what this API serves, built from the same Route list that aiohttp routes.
+
+Paths, methods, parameters, security and paging come from the routes themselves, so the
+document cannot name a route that is not served or miss one that is.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from app.context import ROUTE_LIST
+from app.web import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Route, json_response
+
+_PARAM = re.compile(r"{(\w+)}")
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+ID = {"type": "string", "pattern": "^[0-9]{1,19}$"}
+TIME = {"type": "string", "format": "date-time"}
+
+SCHEMAS: dict[str, dict] = {
+    "Error": ERROR,
+    "User": {
+        "type": "object",
+        "required": ["id", "username", "display_name", "bio", "post_count", "follower_count", "following_count",
+                     "followed_by_me", "created_at"],
+        "properties": {
+            "id": ID,
+            "username": {"type": "string"},
+            "display_name": {"type": "string"},
+            "bio": {"type": "string"},
+            "post_count": {"type": "integer", "minimum": 0},
+            "follower_count": {"type": "integer", "minimum": 0},
+            "following_count": {"type": "integer", "minimum": 0},
+            "followed_by_me": {"type": "boolean"},
+            "created_at": TIME,
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": ["token", "user"],
+        "properties": {"token": {"type": "string"}, "user": {"$ref": "#/components/schemas/User"}},
+    },
+    "NewAccount": {
+        "type": "object",
+        "required": ["username", "password"],
+        "additionalProperties": False,
+        "properties": {
+            "username": {"type": "string", "pattern": "^[A-Za-z0-9._]{3,30}$"},
+            "password": {"type": "string", "minLength": 8, "maxLength": 256},
+            "display_name": {"type": "string", "maxLength": 64},
+        },
+    },
+    "NewSession": {
+        "type": "object",
+        "required": ["username", "password"],
+        "additionalProperties": False,
+        "properties": {"username": {"type": "string", "maxLength": 64},
+                       "password": {"type": "string", "maxLength": 256}},
+    },
+    "ProfilePatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "display_name": {"type": "string", "maxLength": 64},
+            "bio": {"type": "string", "maxLength": 500},
+        },
+    },
+    "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
+    "Ready": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+}
+
+_COMMON_ERRORS = {
+    "400": "Malformed input (bad JSON, limit or cursor)",
+    "404": "Not found",
+    "413": "Body too large",
+    "415": "Unsupported media type",
+    "422": "Invalid input",
+    "429": "Rate limited (see Retry-After)",
+    "503": "A dependency is down (see Retry-After)",
+}
+
+
+def build_document(routes: list[Route]) -> dict:
+    paths: dict[str, dict] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Photos API", "version": "1.0.0",
+                 "description": "Posts, feeds, likes, comments and stories on Cassandra, Kafka and Redis."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _operation(route: Route) -> dict:
+    operation: dict = {
+        "operationId": f"{route.handler.__name__}",
+        "summary": route.summary,
+        "tags": [route.tag] if route.tag else [],
+        "parameters": [_path_parameter(name) for name in _PARAM.findall(route.path)],
+        "responses": {},
+    }
+    if route.paged:
+        operation["parameters"] += [
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}},
+            {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+        ]
+    if route.request_body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.request_body}}}
+    for status, what in route.responses.items():
+        operation["responses"][str(status)] = _response(route, status, what)
+    for status, text in _COMMON_ERRORS.items():
+        operation["responses"].setdefault(status, _error_response(text))
+    if not route.public:
+        operation["security"] = [{"bearerAuth": []}]
+        operation["responses"]["401"] = _error_response("Missing, invalid, expired or revoked token")
+    return operation
+
+
+def _path_parameter(name: str) -> dict:
+    schema = ID if name.endswith("_id") else {"type": "string"}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _response(route: Route, status: int, what: str) -> dict:
+    if what not in SCHEMAS:
+        if what == "Prometheus text":
+            return {"description": what, "content": {"text/plain": {"schema": {"type": "string"}}}}
+        return {"description": what}
+    schema: dict = {"$ref": f"#/components/schemas/{what}"}
+    if route.paged:
+        schema = {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {"items": {"type": "array", "items": schema},
+                           "next_cursor": {"type": "string", "nullable": True}},
+        }
+    return {"description": what, "content": {"application/json": {"schema": schema}}}
+
+
+def _error_response(text: str) -> dict:
+    return {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return json_response(build_document(request.app[ROUTE_LIST]))
+
+
+ROUTES = [
+    Route("GET", "/openapi.json", openapi_json, "This document", public=True,
+          responses={200: "The OpenAPI 3 document"}, tag="ops"),
+]

@@ -1,0 +1,53 @@
+"""Fixed-window rate limits, counted in Redis and shared by every API process.
+
+When Redis is unreachable the limiter counts in process memory instead: limits then
+hold per process rather than cluster-wide, which keeps logins protected and available
+while Redis is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app.errors import RateLimited
+
+log = logging.getLogger(__name__)
+_LOCAL_KEYS_MAX = 100_000
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, window_s: int) -> None:
+        self._redis = redis
+        self._window_s = window_s
+        self._local: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
+
+    async def hit(self, scope: str, subject: str, limit: int) -> None:
+        """Count one attempt of `subject` in `scope`; RateLimited (429) past `limit` in the window."""
+        window = int(time.time()) // self._window_s
+        key = f"rl:{scope}:{subject}:{window}"
+        try:
+            count = await self._count_in_redis(key)
+        except (RedisError, OSError) as exc:
+            log.warning("rate limiter falling back to process memory: %r", exc)
+            count = self._count_locally(key, window)
+        if count > limit:
+            retry_after = self._window_s - int(time.time()) % self._window_s
+            raise RateLimited(f"too many {scope} attempts; retry in {retry_after} s", retry_after)
+
+    async def _count_in_redis(self, key: str) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self._window_s + 1)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    def _count_locally(self, key: str, window: int) -> int:
+        if len(self._local) > _LOCAL_KEYS_MAX:  # bound memory: forget windows that are over
+            self._local = {k: v for k, v in self._local.items() if v[0] == window}
+        _, count = self._local.get(key, (window, 0))
+        self._local[key] = (window, count + 1)
+        return count + 1

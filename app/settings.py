@@ -1,0 +1,116 @@
+"""Every setting of the system, read once from environment variables.
+
+Each setting is `PHOTOS_<NAME>` in the environment; the defaults run everything on
+127.0.0.1 as `photos-stack up` starts it. Nothing else in the code base reads
+`os.environ` for configuration: it asks for a `Settings` object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "photos-stack")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- API process -------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_workers: int = 1  # processes sharing the port (SO_REUSEPORT)
+    max_json_body_bytes: int = 64 * 1024
+    public_base_url: str = "http://127.0.0.1:8080"
+    # signs cursors; set a long random value in production and share it between API processes
+    secret_key: str = "local-development-secret"
+
+    # --- Cassandra ---------------------------------------------------------
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_port: int = 9042
+    cassandra_local_dc: str = "datacenter1"
+    cassandra_keyspace: str = "photos"
+    # CQL replication map for CREATE KEYSPACE. Production: NetworkTopologyStrategy, RF 3 per DC.
+    cassandra_replication: str = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    # LOCAL_QUORUM is the production choice with RF 3; with RF 1 it is the same as ONE.
+    cassandra_consistency: str = "LOCAL_QUORUM"
+    cassandra_request_timeout_s: float = 10.0
+    cassandra_max_in_flight: int = 256  # per process, bounds the driver queue
+    cassandra_connect_timeout_s: float = 30.0
+
+    # --- Redis -------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = 0.5
+
+    # --- Kafka -------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic_partitions: int = 8
+    kafka_topic_prefix: str = "photos."  # tests use their own prefix so they never feed a dev system
+    kafka_send_timeout_s: float = 10.0
+    streams_app_id: str = "photos-streams"
+    streams_web_port: int = 6066
+
+    # --- Accounts, sessions, rate limits ----------------------------------
+    session_ttl_s: int = 30 * 24 * 3600
+    login_rate_per_username: int = 10  # attempts per window
+    login_rate_per_address: int = 60
+    register_rate_per_address: int = 20
+    rate_window_s: int = 60
+    idempotency_ttl_s: int = 24 * 3600
+    # argon2id cost; tests may lower it through the environment, never below the library minimum
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19 * 1024
+
+    # --- Follow graph -------------------------------------------------------
+    max_following: int = 7_500  # bounds the `following` partition (Instagram's own cap)
+    followers_per_bucket: int = 100_000  # bounds each `followers` partition
+
+    # --- Local stack (infra/stack.py) -------------------------------------
+    stack_dir: str = str(REPO_ROOT / ".stack")  # data + logs, git-ignored
+    cache_dir: str = field(default_factory=_default_cache_dir)  # downloaded jars
+    java_home: str = "/usr/lib/jvm/java-17-openjdk-amd64"
+    cassandra_version: str = "5.0.8"
+    cassandra_heap: str = "1G"
+    cassandra_storage_port: int = 7000
+    kafka_version: str = "4.1.1"
+    kafka_heap: str = "512M"
+    kafka_controller_port: int = 9093
+    redis_port: int = 6379
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.rsplit(":", 1)[1].split(",")[0])
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Build settings from `PHOTOS_*` variables, falling back to the defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"PHOTOS_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, raw, f.type)
+        return cls(**values)
+
+
+def _parse(name: str, raw: str, type_name: object) -> object:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"PHOTOS_{name.upper()}={raw!r} is not a valid {kind}") from exc
+    return raw

@@ -1,0 +1,147 @@
+"""The CQL of accounts and the follow graph; every statement prepared once at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime
+
+from app.cassandra import CassandraSession
+
+USER_COLUMNS = (
+    "user_id, username, display_name, bio, created_at, follower_count, following_count, post_count, follower_bucket"
+)
+
+
+class UserRepository:
+    def __init__(self, cass: CassandraSession) -> None:
+        self._cass = cass
+
+    async def prepare(self) -> UserRepository:
+        p = self._cass.prepare
+        self._insert = await p(
+            "INSERT INTO users (user_id, username, display_name, bio, password_hash, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        self._claim_username = await p("INSERT INTO users_by_username (username, user_id) VALUES (?, ?) IF NOT EXISTS")
+        self._delete = await p("DELETE FROM users WHERE user_id = ?")
+        self._by_id = await p(f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ?")
+        self._credentials = await p("SELECT user_id, password_hash FROM users WHERE user_id = ?")
+        self._id_by_username = await p("SELECT user_id FROM users_by_username WHERE username = ?")
+        self._set_display_name = await p("UPDATE users SET display_name = ? WHERE user_id = ?")
+        self._set_bio = await p("UPDATE users SET bio = ? WHERE user_id = ?")
+        return self
+
+    async def insert(self, user_id: int, username: str, display_name: str, password_hash: str, at: datetime) -> None:
+        await self._cass.execute(self._insert, (user_id, username, display_name, "", password_hash, at))
+
+    async def claim_username(self, username: str, user_id: int) -> bool:
+        """True when `username` is now ours; False when someone holds it (Paxos decides races)."""
+        return (await self._cass.execute(self._claim_username, (username, user_id))).was_applied
+
+    async def delete(self, user_id: int) -> None:
+        await self._cass.execute(self._delete, (user_id,))
+
+    async def get(self, user_id: int):
+        return await self._cass.one(self._by_id, (user_id,))
+
+    async def get_many(self, user_ids: Iterable[int]) -> dict[int, object]:
+        rows = await asyncio.gather(*(self.get(uid) for uid in user_ids))
+        return {row.user_id: row for row in rows if row is not None}
+
+    async def credentials(self, username: str):
+        found = await self._cass.one(self._id_by_username, (username,))
+        if found is None:
+            return None
+        return await self._cass.one(self._credentials, (found.user_id,))
+
+    async def id_by_username(self, username: str) -> int | None:
+        row = await self._cass.one(self._id_by_username, (username,))
+        return row.user_id if row else None
+
+    async def update_profile(self, user_id: int, display_name: str | None, bio: str | None) -> None:
+        writes = []
+        if display_name is not None:
+            writes.append(self._cass.execute(self._set_display_name, (display_name, user_id)))
+        if bio is not None:
+            writes.append(self._cass.execute(self._set_bio, (bio, user_id)))
+        await asyncio.gather(*writes)
+
+
+class FollowRepository:
+    """`following` is the truth; `followers` its bucketed mirror; `follower_buckets` lists the buckets."""
+
+    def __init__(self, cass: CassandraSession) -> None:
+        self._cass = cass
+
+    async def prepare(self) -> FollowRepository:
+        p = self._cass.prepare
+        self._claim_edge = await p(
+            "INSERT INTO following (user_id, followee_id, followed_at, follower_bucket)"
+            " VALUES (?, ?, ?, ?) IF NOT EXISTS"
+        )
+        self._edge = await p("SELECT follower_bucket, followed_at FROM following WHERE user_id = ? AND followee_id = ?")
+        self._delete_edge = await p("DELETE FROM following WHERE user_id = ? AND followee_id = ? IF EXISTS")
+        self._insert_mirror = await p(
+            "INSERT INTO followers (user_id, bucket, follower_id, followed_at) VALUES (?, ?, ?, ?)"
+        )
+        self._delete_mirror = await p("DELETE FROM followers WHERE user_id = ? AND bucket = ? AND follower_id = ?")
+        self._mark_bucket = await p("INSERT INTO follower_buckets (user_id, bucket) VALUES (?, ?)")
+        self._following_page = await p(
+            "SELECT followee_id FROM following WHERE user_id = ? AND followee_id > ? LIMIT ?"
+        )
+        self._followers_page = await p(
+            "SELECT follower_id FROM followers WHERE user_id = ? AND bucket = ? AND follower_id > ? LIMIT ?"
+        )
+        self._buckets_from = await p(
+            "SELECT bucket FROM follower_buckets WHERE user_id = ? AND bucket >= ? LIMIT 100"
+        )
+        return self
+
+    async def claim_edge(self, follower_id: int, followee_id: int, at: datetime, bucket: int) -> int:
+        """Create the edge unless it exists; returns the bucket of the edge that now exists."""
+        result = await self._cass.execute(self._claim_edge, (follower_id, followee_id, at, bucket))
+        if result.was_applied:
+            return bucket
+        return result.current_rows[0].follower_bucket
+
+    async def edge(self, follower_id: int, followee_id: int):
+        return await self._cass.one(self._edge, (follower_id, followee_id))
+
+    async def is_following(self, follower_id: int, followee_ids: Iterable[int]) -> set[int]:
+        ids = list(followee_ids)
+        rows = await asyncio.gather(*(self.edge(follower_id, fid) for fid in ids))
+        return {fid for fid, row in zip(ids, rows, strict=True) if row is not None}
+
+    async def delete_edge(self, follower_id: int, followee_id: int) -> None:
+        await self._cass.execute(self._delete_edge, (follower_id, followee_id))
+
+    async def write_mirror(self, followee_id: int, bucket: int, follower_id: int, at: datetime) -> None:
+        await asyncio.gather(
+            self._cass.execute(self._mark_bucket, (followee_id, bucket)),
+            self._cass.execute(self._insert_mirror, (followee_id, bucket, follower_id, at)),
+        )
+
+    async def delete_mirror(self, followee_id: int, bucket: int, follower_id: int) -> None:
+        await self._cass.execute(self._delete_mirror, (followee_id, bucket, follower_id))
+
+    async def following_page(self, user_id: int, after: int, limit: int) -> list[int]:
+        rows = await self._cass.rows(self._following_page, (user_id, after, limit))
+        return [row.followee_id for row in rows]
+
+    async def followers_page(self, user_id: int, bucket: int, after: int, limit: int) -> tuple[list[int], int | None]:
+        """Up to `limit` follower ids after (bucket, after), walking buckets in order.
+
+        Returns the ids and the bucket the last one came from (None when no ids)."""
+        ids: list[int] = []
+        last_bucket = None
+        buckets = [row.bucket for row in await self._cass.rows(self._buckets_from, (user_id, bucket))]
+        for b in buckets:
+            start = after if b == bucket else 0
+            rows = await self._cass.rows(self._followers_page, (user_id, b, start, limit - len(ids)))
+            if rows:
+                ids.extend(row.follower_id for row in rows)
+                last_bucket = b
+            if len(ids) >= limit:
+                break
+        return ids, last_bucket

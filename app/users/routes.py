@@ -1,0 +1,135 @@
+"""HTTP routes of accounts, sessions, users and follows."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from app.auth import bearer_token
+from app.context import SERVICES, current_user, settings_of
+from app.errors import NotFound
+from app.ids import parse_id
+from app.users.service import USERNAME
+from app.web import Field, Route, json_response, page_request, page_response, read_json, validate
+
+USERNAME_FIELD = Field(
+    str, required=True, min_length=3, max_length=30, pattern=re.compile(r"[A-Za-z0-9._]{3,30}"),
+    pattern_hint="may contain only letters, digits, '.' and '_'",
+)
+PASSWORD_FIELD = Field(str, required=True, min_length=8, max_length=256)
+DISPLAY_NAME_FIELD = Field(str, max_length=64)
+BIO_FIELD = Field(str, max_length=500)
+
+NEW_ACCOUNT = {"username": USERNAME_FIELD, "password": PASSWORD_FIELD, "display_name": DISPLAY_NAME_FIELD}
+NEW_SESSION = {
+    "username": Field(str, required=True, max_length=64),
+    "password": Field(str, required=True, max_length=256),
+}
+PROFILE_PATCH = {"display_name": DISPLAY_NAME_FIELD, "bio": BIO_FIELD}
+
+
+def user_id_in_path(request: web.Request) -> int:
+    user_id = parse_id(request.match_info["user_id"])
+    if user_id is None:
+        raise NotFound("no such user", code="user_not_found")
+    return user_id
+
+
+async def create_account(request: web.Request) -> web.Response:
+    settings = settings_of(request)
+    body = validate(await read_json(request, settings.max_json_body_bytes), NEW_ACCOUNT)
+    await request.app[SERVICES].limiter.hit("registration", request.remote or "?", settings.register_rate_per_address)
+    user = await request.app[SERVICES].users.register(body["username"], body["password"], body.get("display_name"))
+    return json_response(user, status=201)
+
+
+async def create_session(request: web.Request) -> web.Response:
+    settings = settings_of(request)
+    body = validate(await read_json(request, settings.max_json_body_bytes), NEW_SESSION)
+    limiter = request.app[SERVICES].limiter
+    await limiter.hit("login-address", request.remote or "?", settings.login_rate_per_address)
+    await limiter.hit("login-username", body["username"].strip().lower(), settings.login_rate_per_username)
+    return json_response(await request.app[SERVICES].users.login(body["username"], body["password"]), status=201)
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    await current_user(request)
+    await request.app[SERVICES].users.logout(bearer_token(request))
+    return web.Response(status=204)
+
+
+async def get_me(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    return json_response(await request.app[SERVICES].users.get_user(me, viewer_id=me))
+
+
+async def patch_me(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    body = validate(await read_json(request, settings_of(request).max_json_body_bytes), PROFILE_PATCH)
+    user = await request.app[SERVICES].users.update_profile(me, body.get("display_name"), body.get("bio"))
+    return json_response(user)
+
+
+async def get_user(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    return json_response(await request.app[SERVICES].users.get_user(user_id_in_path(request), viewer_id=me))
+
+
+async def get_user_by_username(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    username = request.match_info["username"].lower()
+    if not USERNAME.fullmatch(username):
+        raise NotFound("no such user", code="user_not_found")
+    return json_response(await request.app[SERVICES].users.get_user_by_username(username, viewer_id=me))
+
+
+async def follow(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    await request.app[SERVICES].users.follow(me, user_id_in_path(request))
+    return web.Response(status=204)
+
+
+async def unfollow(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    await request.app[SERVICES].users.unfollow(me, user_id_in_path(request))
+    return web.Response(status=204)
+
+
+async def list_followers(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    page = page_request(request)
+    items, cursor = await request.app[SERVICES].users.followers(user_id_in_path(request), me, page.limit, page.cursor)
+    return page_response(items, cursor)
+
+
+async def list_following(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    page = page_request(request)
+    items, cursor = await request.app[SERVICES].users.following(user_id_in_path(request), me, page.limit, page.cursor)
+    return page_response(items, cursor)
+
+
+ROUTES = [
+    Route("POST", "/v1/accounts", create_account, "Register an account", public=True,
+          request_body={"$ref": "#/components/schemas/NewAccount"}, responses={201: "User"}, tag="accounts"),
+    Route("POST", "/v1/sessions", create_session, "Log in: exchange username and password for a bearer token",
+          public=True, request_body={"$ref": "#/components/schemas/NewSession"}, responses={201: "Session"},
+          tag="accounts"),
+    Route("DELETE", "/v1/sessions/current", delete_session, "Log out: revoke the token of this request",
+          responses={204: "revoked"}, tag="accounts"),
+    Route("GET", "/v1/me", get_me, "The authenticated user", responses={200: "User"}, tag="users"),
+    Route("PATCH", "/v1/me", patch_me, "Change display name and/or bio",
+          request_body={"$ref": "#/components/schemas/ProfilePatch"}, responses={200: "User"}, tag="users"),
+    Route("GET", "/v1/users/{user_id}", get_user, "A user by id", responses={200: "User"}, tag="users"),
+    Route("GET", "/v1/users/by-username/{username}", get_user_by_username, "A user by username",
+          responses={200: "User"}, tag="users"),
+    Route("PUT", "/v1/users/{user_id}/follow", follow, "Follow a user (idempotent)",
+          responses={204: "following"}, tag="follows"),
+    Route("DELETE", "/v1/users/{user_id}/follow", unfollow, "Unfollow a user (idempotent)",
+          responses={204: "not following"}, tag="follows"),
+    Route("GET", "/v1/users/{user_id}/followers", list_followers, "Who follows the user (by bucket, then id)",
+          responses={200: "User"}, paged=True, tag="follows"),
+    Route("GET", "/v1/users/{user_id}/following", list_following, "Whom the user follows (by account id)",
+          responses={200: "User"}, paged=True, tag="follows"),
+]

@@ -1,0 +1,170 @@
+"""Accounts, sessions, profiles and follows: the rules, on top of the repositories."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.auth import Passwords, SessionStore
+from app.cursors import CursorCodec
+from app.errors import BadRequest, Conflict, Invalid, NotFound, Unauthorized
+from app.events import EventPublisher, FollowChanged, new_event_fields
+from app.ids import IdGenerator
+from app.users.repository import FollowRepository, UserRepository
+
+USERNAME = re.compile(r"[a-z0-9._]{3,30}")
+
+
+def normalize_username(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:  # the driver returns naive UTC datetimes
+        dt = dt.replace(tzinfo=UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def user_json(row, followed_by_me: bool) -> dict:
+    return {
+        "id": str(row.user_id),
+        "username": row.username,
+        "display_name": row.display_name or "",
+        "bio": row.bio or "",
+        "post_count": row.post_count or 0,
+        "follower_count": row.follower_count or 0,
+        "following_count": row.following_count or 0,
+        "followed_by_me": followed_by_me,
+        "created_at": iso(row.created_at),
+    }
+
+
+@dataclass
+class UserService:
+    users: UserRepository
+    follows: FollowRepository
+    sessions: SessionStore
+    passwords: Passwords
+    events: EventPublisher
+    ids: IdGenerator
+    cursors: CursorCodec
+    max_following: int
+
+    # --- accounts and sessions -------------------------------------------
+    async def register(self, username: str, password: str, display_name: str | None) -> dict:
+        username = normalize_username(username)
+        if await self.users.id_by_username(username) is not None:
+            raise Conflict("that username is taken", code="username_taken")
+        user_id = self.ids.next_id()
+        password_hash = await self.passwords.hash(password)
+        now = datetime.now(UTC)
+        # the row first, then the name: a crash in between leaves an unreachable row, never a name without a user
+        await self.users.insert(user_id, username, display_name or username, password_hash, now)
+        if not await self.users.claim_username(username, user_id):
+            await self.users.delete(user_id)
+            raise Conflict("that username is taken", code="username_taken")
+        return await self.get_user(user_id, viewer_id=None)
+
+    async def login(self, username: str, password: str) -> dict:
+        row = await self.users.credentials(normalize_username(username))
+        if not await self.passwords.verify(row.password_hash if row else None, password):
+            raise Unauthorized("wrong username or password", code="invalid_credentials")
+        token = await self.sessions.create(row.user_id)
+        return {"token": token, "user": await self.get_user(row.user_id, viewer_id=row.user_id)}
+
+    async def logout(self, token: str) -> None:
+        await self.sessions.revoke(token)
+
+    # --- profiles -----------------------------------------------------------
+    async def get_user(self, user_id: int, viewer_id: int | None) -> dict:
+        row = await self.users.get(user_id)
+        if row is None or row.username is None:
+            raise NotFound("no such user", code="user_not_found")
+        followed = bool(viewer_id and viewer_id != user_id and await self.follows.edge(viewer_id, user_id))
+        return user_json(row, followed)
+
+    async def get_user_by_username(self, username: str, viewer_id: int | None) -> dict:
+        user_id = await self.users.id_by_username(normalize_username(username))
+        if user_id is None:
+            raise NotFound("no such user", code="user_not_found")
+        return await self.get_user(user_id, viewer_id)
+
+    async def update_profile(self, user_id: int, display_name: str | None, bio: str | None) -> dict:
+        await self.users.update_profile(user_id, display_name, bio)
+        return await self.get_user(user_id, viewer_id=user_id)
+
+    async def users_json(self, user_ids: list[int], viewer_id: int) -> list[dict]:
+        """Users in the given order, each with followed_by_me for the viewer; missing ones left out."""
+        rows = await self.users.get_many(user_ids)
+        followed = await self.follows.is_following(viewer_id, [uid for uid in rows if uid != viewer_id])
+        return [user_json(rows[uid], uid in followed) for uid in user_ids if uid in rows]
+
+    # --- follows ------------------------------------------------------------
+    async def follow(self, follower_id: int, followee_id: int) -> None:
+        if follower_id == followee_id:
+            raise Invalid("you cannot follow yourself", code="cannot_follow_self")
+        followee = await self.users.get(followee_id)
+        if followee is None or followee.username is None:
+            raise NotFound("no such user", code="user_not_found")
+        if await self.follows.edge(follower_id, followee_id) is None:
+            me = await self.users.get(follower_id)
+            if me is not None and (me.following_count or 0) >= self.max_following:
+                raise Conflict(f"you follow {self.max_following} accounts, the most allowed", code="following_limit")
+        now = datetime.now(UTC)
+        bucket = await self.follows.claim_edge(follower_id, followee_id, now, followee.follower_bucket or 0)
+        await self.follows.write_mirror(followee_id, bucket, follower_id, now)
+        await self._publish(follower_id, followee_id, bucket, following=True)
+
+    async def unfollow(self, follower_id: int, followee_id: int) -> None:
+        if follower_id == followee_id:
+            raise Invalid("you cannot unfollow yourself", code="cannot_follow_self")
+        edge = await self.follows.edge(follower_id, followee_id)
+        if edge is None:
+            if await self.users.get(followee_id) is None:
+                raise NotFound("no such user", code="user_not_found")
+            bucket = 0
+        else:
+            bucket = edge.follower_bucket
+            await self.follows.delete_mirror(followee_id, bucket, follower_id)
+            await self.follows.delete_edge(follower_id, followee_id)
+        # published even when nothing changed: a retry after a failed publish must reach the workers
+        await self._publish(follower_id, followee_id, bucket, following=False)
+
+    async def _publish(self, follower_id: int, followee_id: int, bucket: int, *, following: bool) -> None:
+        event = FollowChanged(
+            **new_event_fields(follower_id), followee_id=followee_id, bucket=bucket, following=following
+        )
+        await self.events.publish("follows", followee_id, event)
+
+    async def following(self, user_id: int, viewer_id: int, limit: int, cursor: str | None) -> tuple[list, str | None]:
+        await self._require_user(user_id)
+        position = self.cursors.decode("following", cursor)
+        after = _int_field(position, "a") if position else 0
+        ids = await self.follows.following_page(user_id, after, limit)
+        next_cursor = self.cursors.encode("following", {"a": ids[-1]}) if len(ids) == limit else None
+        return await self.users_json(ids, viewer_id), next_cursor
+
+    async def followers(self, user_id: int, viewer_id: int, limit: int, cursor: str | None) -> tuple[list, str | None]:
+        await self._require_user(user_id)
+        position = self.cursors.decode("followers", cursor)
+        bucket, after = (_int_field(position, "b"), _int_field(position, "a")) if position else (0, 0)
+        ids, last_bucket = await self.follows.followers_page(user_id, bucket, after, limit)
+        next_cursor = None
+        if len(ids) == limit:
+            next_cursor = self.cursors.encode("followers", {"b": last_bucket, "a": ids[-1]})
+        return await self.users_json(ids, viewer_id), next_cursor
+
+    async def _require_user(self, user_id: int) -> None:
+        row = await self.users.get(user_id)
+        if row is None or row.username is None:
+            raise NotFound("no such user", code="user_not_found")
+
+
+def _int_field(position: dict, name: str) -> int:
+    value = position.get(name)
+    if type(value) is not int or value < 0:
+        raise BadRequest("the cursor is not valid for this list", code="invalid_cursor")
+    return value

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs whatever this machine lacks to run and test the project, and nothing twice:
+# Debian packages (JDK 17, Maven, Redis, venv support), then the project's virtualenv (.venv).
+# The Cassandra and Kafka jars are fetched from Maven Central by `photos-stack fetch`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_missing=()
+[ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ] || apt_missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || apt_missing+=(maven)
+command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_missing+=(python3-venv)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${apt_missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+
+python_bin=$(command -v python3.11 || command -v python3)
+"$python_bin" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
+  || { echo "Python 3.11 or newer is needed" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$python_bin" -m venv .venv
+
+# reinstall only when the declared dependencies changed
+stamp=.venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "installing Python packages into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi

@@ -1,0 +1,102 @@
+"""Readiness probes: each asks a server a real question and returns whether it answered.
+
+A probe never raises: while a server starts, every failure mode (refused connection,
+timeout, protocol error from a half-started server) simply means "not yet".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient
+from cassandra.cluster import Cluster
+from cassandra.policies import DCAwareRoundRobinPolicy
+
+PROBE_TIMEOUT_S = 5.0
+
+# The clients log every failed connection attempt, and failing is what a probe does
+# until the server is up: keep that out of the launcher's output.
+for _noisy in ("cassandra", "aiokafka"):
+    logging.getLogger(_noisy).setLevel(logging.CRITICAL)
+
+
+async def tcp_accepts(host: str, port: int) -> bool:
+    """Something accepts TCP connections on host:port."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+    except OSError:  # TimeoutError included
+        return False
+    writer.close()
+    return True
+
+
+async def cql_answers(host: str, port: int, local_dc: str) -> bool:
+    """`SELECT release_version FROM system.local` returns a row."""
+    if not await tcp_accepts(host, port):  # cheap check first: a driver Cluster is costly to build
+        return False
+    return await asyncio.to_thread(_cql_release_version, host, port, local_dc) is not None
+
+
+def _cql_release_version(host: str, port: int, local_dc: str) -> str | None:
+    cluster = Cluster(
+        [host],
+        port=port,
+        protocol_version=5,
+        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=local_dc),
+        connect_timeout=PROBE_TIMEOUT_S,
+        control_connection_timeout=PROBE_TIMEOUT_S,
+    )
+    try:
+        session = cluster.connect()
+        row = session.execute("SELECT release_version FROM system.local", timeout=PROBE_TIMEOUT_S).one()
+        return row.release_version if row else None
+    except Exception:
+        return None
+    finally:
+        cluster.shutdown()
+
+
+async def kafka_answers(host: str, port: int) -> bool:
+    """A Metadata request lists at least one broker."""
+    if not await tcp_accepts(host, port):
+        return False
+    admin = AIOKafkaAdminClient(bootstrap_servers=f"{host}:{port}", request_timeout_ms=int(PROBE_TIMEOUT_S * 1000))
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        return bool(cluster["brokers"])
+    except Exception:
+        return False
+    finally:
+        await admin.close()
+
+
+async def redis_answers(host: str, port: int) -> bool:
+    """PING gets PONG."""
+    client = aioredis.Redis(host=host, port=port, socket_timeout=PROBE_TIMEOUT_S)
+    try:
+        return bool(await client.ping())
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
+
+
+async def http_status(host: str, port: int, path: str) -> int | None:
+    """Status code of `GET path`, or None if nothing answered HTTP."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+    except OSError:  # TimeoutError included
+        return None
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), PROBE_TIMEOUT_S)
+        # "HTTP/1.1 200 OK"
+        return int(status_line.split()[1])
+    except (OSError, IndexError, ValueError):  # TimeoutError included
+        return None
+    finally:
+        writer.close()

@@ -1,0 +1,1 @@
+"""Stream workers: the Faust app and its agents, one module per concern."""

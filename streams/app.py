@@ -1,0 +1,27 @@
+"""The Faust app: one factory that builds it from settings and registers every agent."""
+
+from __future__ import annotations
+
+import faust
+
+from app.settings import Settings
+from streams import follow_graph
+from streams.resources import Resources
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.streams_app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",  # no agent keeps state in Faust tables: all state lives in Cassandra
+        topic_partitions=settings.kafka_topic_partitions,
+        topic_allow_declare=False,  # topics are created by photos-migrate with the configured partitions
+        web_enabled=False,
+        autodiscover=False,
+        producer_acks=-1,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+    )
+    resources = Resources(settings)
+    follow_graph.register(app, settings, resources)
+    return app

@@ -1,0 +1,118 @@
+"""Follow events -> the `followers` mirror repaired from the truth, and exact follow counts.
+
+Counts are never incremented: for each batch the agent recounts what changed from the
+edge tables and writes absolute values. A redelivered or duplicated event therefore
+changes nothing, and a worker killed mid-batch simply recounts after restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import faust
+
+from app.cassandra import CassandraSession
+from app.events import FollowChanged, topic_name
+from app.settings import Settings
+from streams.resources import Resources
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+BATCH_SECONDS = 0.5
+
+
+class FollowGraphStore:
+    """The statements the follow agent needs, prepared once."""
+
+    def __init__(self, cass: CassandraSession) -> None:
+        self.cass = cass
+
+    async def prepare(self) -> FollowGraphStore:
+        p = self.cass.prepare
+        self.edge = await p("SELECT follower_bucket, followed_at FROM following WHERE user_id = ? AND followee_id = ?")
+        self.write_mirror = await p(
+            "INSERT INTO followers (user_id, bucket, follower_id, followed_at) VALUES (?, ?, ?, ?)"
+        )
+        self.mark_bucket = await p("INSERT INTO follower_buckets (user_id, bucket) VALUES (?, ?)")
+        self.delete_mirror = await p("DELETE FROM followers WHERE user_id = ? AND bucket = ? AND follower_id = ?")
+        self.count_bucket = await p("SELECT COUNT(*) AS n FROM followers WHERE user_id = ? AND bucket = ?")
+        self.save_bucket_count = await p(
+            "UPDATE follower_buckets SET follower_count = ? WHERE user_id = ? AND bucket = ?"
+        )
+        self.bucket_counts = await p("SELECT bucket, follower_count FROM follower_buckets WHERE user_id = ?")
+        self.count_following = await p("SELECT COUNT(*) AS n FROM following WHERE user_id = ?")
+        self.current_bucket = await p("SELECT follower_bucket FROM users WHERE user_id = ?")
+        self.open_bucket = await p("UPDATE users SET follower_bucket = ? WHERE user_id = ?")
+        # absolute counts stamped with the time they were read: the latest recount wins
+        self.save_follower_count = await p("UPDATE users USING TIMESTAMP ? SET follower_count = ? WHERE user_id = ?")
+        self.save_following_count = await p("UPDATE users USING TIMESTAMP ? SET following_count = ? WHERE user_id = ?")
+        return self
+
+
+class FollowGraphUpdater:
+    def __init__(self, store: FollowGraphStore, followers_per_bucket: int) -> None:
+        self.store = store
+        self.followers_per_bucket = followers_per_bucket
+
+    async def apply(self, events: list[FollowChanged]) -> None:
+        latest = {(e.actor_id, e.followee_id): e for e in events}
+        buckets = await asyncio.gather(*(self._repair_mirror(e) for e in latest.values()))
+        dirty_buckets = {(e.followee_id, b) for e, b in zip(latest.values(), buckets, strict=True)}
+        await asyncio.gather(*(self._recount_bucket(uid, b) for uid, b in dirty_buckets))
+        await asyncio.gather(
+            *(self._sum_followers(uid) for uid in {uid for uid, _ in dirty_buckets}),
+            *(self._recount_following(uid) for uid in {e.actor_id for e in latest.values()}),
+        )
+
+    async def _repair_mirror(self, event: FollowChanged) -> int:
+        """Make the mirror row match the `following` edge as it is now; returns the bucket touched."""
+        s = self.store
+        edge = await s.cass.one(s.edge, (event.actor_id, event.followee_id))
+        if edge is None:
+            await s.cass.execute(s.delete_mirror, (event.followee_id, event.bucket, event.actor_id))
+            return event.bucket
+        await asyncio.gather(
+            s.cass.execute(s.mark_bucket, (event.followee_id, edge.follower_bucket)),
+            s.cass.execute(s.write_mirror, (event.followee_id, edge.follower_bucket, event.actor_id, edge.followed_at)),
+        )
+        return edge.follower_bucket
+
+    async def _recount_bucket(self, user_id: int, bucket: int) -> None:
+        s = self.store
+        count = (await s.cass.one(s.count_bucket, (user_id, bucket))).n
+        await s.cass.execute(s.save_bucket_count, (count, user_id, bucket))
+        if count >= self.followers_per_bucket:
+            row = await s.cass.one(s.current_bucket, (user_id,))
+            if row is not None and (row.follower_bucket or 0) <= bucket:
+                await s.cass.execute(s.open_bucket, (bucket + 1, user_id))
+                log.info("user %d: followers bucket %d is full, opening %d", user_id, bucket, bucket + 1)
+
+    async def _sum_followers(self, user_id: int) -> None:
+        s = self.store
+        read_at = _now_us()
+        rows = await s.cass.rows(s.bucket_counts, (user_id,))
+        await s.cass.execute(s.save_follower_count, (read_at, sum(r.follower_count or 0 for r in rows), user_id))
+
+    async def _recount_following(self, user_id: int) -> None:
+        s = self.store
+        read_at = _now_us()
+        count = (await s.cass.one(s.count_following, (user_id,))).n
+        await s.cass.execute(s.save_following_count, (read_at, count, user_id))
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+    topic = app.topic(topic_name(settings, "follows"), value_type=FollowChanged)
+
+    @app.agent(topic, name="follow_graph")
+    async def follow_graph(stream) -> None:
+        updater = FollowGraphUpdater(await FollowGraphStore(await resources.cassandra()).prepare(),
+                                     settings.followers_per_bucket)
+        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
+            await updater.apply(batch)

@@ -1,0 +1,50 @@
+"""Test-wide settings: one keyspace and one topic prefix for the whole run, separate from a dev system.
+
+The servers themselves (Cassandra, Kafka, Redis) are the real ones `photos-stack up` starts;
+`make test` starts them before pytest. Tests isolate themselves with unique ids and names.
+"""
+
+from __future__ import annotations
+
+import os
+
+TEST_ENV = {
+    "PHOTOS_CASSANDRA_KEYSPACE": "photos_test",
+    "PHOTOS_KAFKA_TOPIC_PREFIX": "photos-test.",
+    "PHOTOS_STREAMS_APP_ID": "photos-test-streams",
+    "PHOTOS_CASSANDRA_CONSISTENCY": "LOCAL_QUORUM",
+    # cheap hashing keeps the suite fast; production costs are the defaults
+    "PHOTOS_ARGON2_TIME_COST": "1",
+    "PHOTOS_ARGON2_MEMORY_KIB": "8192",
+    "PHOTOS_SECRET_KEY": "test-secret",
+}
+for _name, _value in TEST_ENV.items():
+    os.environ.setdefault(_name, _value)
+
+
+import asyncio  # noqa: E402 - after the environment is set, so settings read it
+
+import pytest  # noqa: E402
+
+from app.settings import Settings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> Settings:
+    """The test keyspace migrated and the test topics created, once per run."""
+    from app.cassandra import make_cluster
+    from app.events import ensure_topics
+    from app.migrate import load_migrations, migrate
+
+    cluster = make_cluster(settings)
+    try:
+        migrate(cluster.connect(), settings, settings.cassandra_keyspace, load_migrations())
+    finally:
+        cluster.shutdown()
+    asyncio.run(ensure_topics(settings))
+    return settings

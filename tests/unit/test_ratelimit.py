@@ -1,0 +1,22 @@
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from app.errors import RateLimited
+from app.ratelimit import RateLimiter
+
+
+class DownRedis:
+    """A Redis client whose server is unreachable."""
+
+    def pipeline(self, transaction=True):
+        raise RedisConnectionError("connection refused")
+
+
+async def test_with_redis_down_limits_still_hold_in_process_memory():
+    limiter = RateLimiter(DownRedis(), window_s=60)
+    for _ in range(3):
+        await limiter.hit("login", "alice", limit=3)
+    with pytest.raises(RateLimited) as err:
+        await limiter.hit("login", "alice", limit=3)
+    assert int(err.value.headers["Retry-After"]) >= 1
+    await limiter.hit("login", "bob", limit=3)  # another subject has its own count

@@ -1,0 +1,23 @@
+import pytest
+
+from app.settings import Settings
+
+
+def test_defaults_point_at_the_local_stack():
+    settings = Settings.from_env({})
+    assert settings.cassandra_hosts == ("127.0.0.1",)
+    assert settings.api_port == 8080
+
+
+def test_environment_variables_override_with_their_types():
+    settings = Settings.from_env(
+        {"PHOTOS_API_PORT": "9000", "PHOTOS_CASSANDRA_HOSTS": "10.0.0.1, 10.0.0.2", "PHOTOS_REDIS_TIMEOUT_S": "1.5"}
+    )
+    assert settings.api_port == 9000
+    assert settings.cassandra_hosts == ("10.0.0.1", "10.0.0.2")
+    assert settings.redis_timeout_s == 1.5
+
+
+def test_a_malformed_number_names_the_variable():
+    with pytest.raises(ValueError, match="PHOTOS_API_PORT"):
+        Settings.from_env({"PHOTOS_API_PORT": "eighty"})
