@@ -1,4 +1,4 @@
-"""Apply the numbered CQL migrations in cql/migrations, once each, in order.
+"""Apply the numbered CQL migrations in cql/migrations, once each, in order, and create the Kafka topics.
 
 `photos-migrate` creates the keyspace (replication from settings), records every
 applied file with its checksum in `schema_migrations`, and refuses to run when an
@@ -8,6 +8,7 @@ already-applied file has changed: fix forward with a new file instead.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import logging
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from cassandra.cluster import Session
 
 from app.cassandra import make_cluster
+from app.events import ensure_topics
 from app.settings import REPO_ROOT, Settings
 
 log = logging.getLogger("photos.migrate")
@@ -108,6 +110,7 @@ def migrate(session: Session, settings: Settings, keyspace: str, migrations: lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="photos-migrate", description=__doc__.splitlines()[0])
     parser.add_argument("--keyspace", help="keyspace to migrate (default: settings.cassandra_keyspace)")
+    parser.add_argument("--skip-kafka", action="store_true", help="do not create the Kafka topics")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = Settings.from_env()
@@ -121,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         cluster.shutdown()
     log.info("keyspace %s: %s", keyspace, f"applied {len(done)} migration(s)" if done else "up to date")
+    if not args.skip_kafka:
+        created = asyncio.run(ensure_topics(settings))
+        log.info("kafka topics: %s", f"created {', '.join(created)}" if created else "up to date")
     return 0
 
 

@@ -124,6 +124,11 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 
+# After a crash the restarted node waits out its previous incarnation's session before it
+# may register again: 9 s by default, 4 s here.
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
+
 # A day of history is plenty for development; cap each partition at 1 GiB.
 log.retention.hours=24
 log.retention.bytes=1073741824

@@ -188,20 +188,27 @@ def cmd_status(settings: Settings, names: list[str]) -> int:
 
 def stop_all(services: list[Service]) -> None:
     """SIGTERM every running service at once, then wait for each; SIGKILL the late ones."""
-    running = [(service, pid) for service in services if (pid := service.running_pid()) is not None]
+    running: dict[Service, int] = {}
     for service in services:
-        if service.running_pid() is None:
+        pid = service.running_pid()
+        if pid is None:
             print(f"{service.name:<9} not running")
-    for _, pid in running:
-        signal_group(pid, signal.SIGTERM)
-    began = time.monotonic()
-    for service, pid in running:
-        if wait_for_exit(pid, deadline=began + service.stop_timeout_s):
-            print(f"{service.name:<9} stopped in {time.monotonic() - began:5.1f} s")
         else:
-            signal_group(pid, signal.SIGKILL)
-            wait_for_exit(pid, deadline=time.monotonic() + KILL_GRACE_S)
-            print(f"{service.name:<9} killed: still running {service.stop_timeout_s:.0f} s after SIGTERM")
+            running[service] = pid
+            signal_group(pid, signal.SIGTERM)
+    began = time.monotonic()
+    while running:
+        time.sleep(POLL_INTERVAL_S)
+        for service, pid in list(running.items()):
+            if not process_alive(pid):
+                print(f"{service.name:<9} stopped in {time.monotonic() - began:5.1f} s")
+            elif time.monotonic() > began + service.stop_timeout_s:
+                signal_group(pid, signal.SIGKILL)
+                wait_for_exit(pid, deadline=time.monotonic() + KILL_GRACE_S)
+                print(f"{service.name:<9} killed: still running {service.stop_timeout_s:.0f} s after SIGTERM")
+            else:
+                continue
+            del running[service]
     for service in services:
         service.pid_file.unlink(missing_ok=True)
 

@@ -20,7 +20,7 @@ class ManagedProcess:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path: Path = LOG_DIR / f"{name}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, *args], env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
             cwd=REPO_ROOT, start_new_session=True,

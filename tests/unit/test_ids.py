@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -22,9 +22,9 @@ def test_ids_keep_increasing_when_the_clock_steps_back():
 
 def test_id_time_recovers_the_creation_instant():
     gen = IdGenerator(shard=3)
-    before = datetime.now(timezone.utc) - timedelta(milliseconds=2)
+    before = datetime.now(UTC) - timedelta(milliseconds=2)
     created = id_time(gen.next_id())
-    assert before <= created <= datetime.now(timezone.utc) + timedelta(milliseconds=2)
+    assert before <= created <= datetime.now(UTC) + timedelta(milliseconds=2)
 
 
 def test_ids_from_different_shards_differ_in_the_same_millisecond():

@@ -1,0 +1,1 @@
+"""Load tests, the data seeder, benchmarks and the capacity planner."""

@@ -1,0 +1,83 @@
+"""The API (two worker processes) and the stream worker, started once for the e2e tests."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+
+from app.settings import Settings
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess, wait_http_ok, wait_log_line
+
+pytestmark = pytest.mark.e2e
+
+# every test registers from 127.0.0.1: per-address limits are tested with their own API process
+GENEROUS_LIMITS = {
+    "PHOTOS_REGISTER_RATE_PER_ADDRESS": "100000",
+    "PHOTOS_LOGIN_RATE_PER_ADDRESS": "100000",
+}
+
+
+def start_api(name: str, env: dict[str, str], workers: int = 1) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    env = {**GENEROUS_LIMITS, **env, "PHOTOS_API_PORT": str(port)}
+    process = ManagedProcess(name, ["-m", "app.main", "--workers", str(workers)], env)
+    base_url = f"http://127.0.0.1:{port}"
+    wait_http_ok(f"{base_url}/healthz", process)
+    return process, base_url
+
+
+@pytest.fixture(scope="session")
+def api_url(migrated: Settings):
+    process, base_url = start_api("api", {}, workers=2)
+    yield base_url
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def streams_worker(migrated: Settings):
+    process = ManagedProcess("streams", ["-m", "streams"], {})
+    wait_log_line(process, "Ready")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@dataclass
+class Account:
+    id: str
+    username: str
+    password: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def unique_username(prefix: str = "u") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+async def register(http: aiohttp.ClientSession, api_url: str, username: str | None = None) -> Account:
+    username = username or unique_username()
+    password = "correct horse battery"
+    async with http.post(f"{api_url}/v1/accounts", json={"username": username, "password": password}) as response:
+        assert response.status == 201, await response.text()
+    async with http.post(f"{api_url}/v1/sessions", json={"username": username, "password": password}) as response:
+        assert response.status == 201, await response.text()
+        body = await response.json()
+    return Account(id=body["user"]["id"], username=username, password=password, token=body["token"])
+
+
+@pytest.fixture
+async def account(http, api_url) -> Account:
+    return await register(http, api_url)

@@ -1,0 +1,165 @@
+"""One test per kind of bad input: each gets the right 4xx JSON error and changes nothing."""
+
+import re
+
+import pytest
+
+from app import cassandra
+from app.auth import SessionStore
+from app.main import all_routes
+from tests.e2e.conftest import register, unique_username
+from tests.support.polling import eventually
+
+
+async def expect_error(response, status: int, code: str | None = None) -> dict:
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert set(body) == {"error"} and body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+    return body
+
+
+async def username_exists(http, api_url, viewer, username) -> bool:
+    async with http.get(f"{api_url}/v1/users/by-username/{username}", headers=viewer.auth) as response:
+        return response.status == 200
+
+
+async def test_malformed_json_is_400_and_creates_nothing(http, api_url, account):
+    username = unique_username()
+    data = f'{{"username": "{username}", "password": "long enough"'
+    headers = {"Content-Type": "application/json"}
+    async with http.post(f"{api_url}/v1/accounts", data=data, headers=headers) as response:
+        await expect_error(response, 400, "invalid_json")
+    assert not await username_exists(http, api_url, account, username)
+
+
+async def test_a_json_array_instead_of_an_object_is_422(http, api_url):
+    async with http.post(f"{api_url}/v1/accounts", json=["a", "b"]) as response:
+        await expect_error(response, 422)
+
+
+async def test_wrong_field_types_are_422(http, api_url, account):
+    username = unique_username()
+    async with http.post(f"{api_url}/v1/accounts", json={"username": username, "password": 12345678}) as response:
+        await expect_error(response, 422, "wrong_type")
+    assert not await username_exists(http, api_url, account, username)
+
+
+async def test_missing_fields_are_422(http, api_url):
+    async with http.post(f"{api_url}/v1/accounts", json={"username": unique_username()}) as response:
+        await expect_error(response, 422, "missing_field")
+
+
+async def test_unknown_fields_are_422_and_change_nothing(http, api_url, account):
+    async with http.patch(f"{api_url}/v1/me", json={"bio": "new", "is_admin": True}, headers=account.auth) as r:
+        await expect_error(r, 422, "unknown_field")
+    async with http.get(f"{api_url}/v1/me", headers=account.auth) as r:
+        assert (await r.json())["bio"] == ""
+
+
+async def test_an_oversize_body_is_413(http, api_url, settings):
+    body = {"username": unique_username(), "password": "x" * (settings.max_json_body_bytes + 10)}
+    async with http.post(f"{api_url}/v1/accounts", json=body) as response:
+        await expect_error(response, 413, "payload_too_large")
+
+
+async def test_a_body_that_is_not_json_is_415(http, api_url):
+    async with http.post(f"{api_url}/v1/accounts", data={"username": "abc", "password": "x" * 8}) as response:
+        await expect_error(response, 415)
+
+
+@pytest.mark.parametrize("username", ["ab", "a" * 31, "bad name", "naïve", "semi;colon", "drop--table", ""])
+async def test_invalid_usernames_are_422_and_create_nothing(http, api_url, account, username):
+    async with http.post(f"{api_url}/v1/accounts", json={"username": username, "password": "long enough"}) as r:
+        await expect_error(r, 422)
+    if re.fullmatch(r"[a-z0-9._]{3,30}", username.lower()):
+        assert not await username_exists(http, api_url, account, username)
+
+
+@pytest.mark.parametrize("password", ["short", "x" * 257, "tab\tand\x00null"])
+async def test_invalid_passwords_are_422(http, api_url, account, password):
+    username = unique_username()
+    async with http.post(f"{api_url}/v1/accounts", json={"username": username, "password": password}) as r:
+        await expect_error(r, 422)
+    assert not await username_exists(http, api_url, account, username)
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "eyJrIjoiZm9sbG93ZXJzIiwicCI6e319", "A" * 5000, "%00"])
+async def test_garbage_cursors_are_400(http, api_url, account, cursor):
+    url = f"{api_url}/v1/users/{account.id}/followers"
+    async with http.get(url, params={"cursor": cursor}, headers=account.auth) as response:
+        await expect_error(response, 400, "invalid_cursor")
+
+
+async def test_a_cursor_from_another_list_is_400(http, api_url, account):
+    star = await register(http, api_url)
+    fans = [await register(http, api_url) for _ in range(2)]
+    for fan in fans:
+        async with http.put(f"{api_url}/v1/users/{star.id}/follow", headers=fan.auth) as r:
+            assert r.status == 204
+    async with http.get(f"{api_url}/v1/users/{star.id}/followers", params={"limit": "1"}, headers=star.auth) as r:
+        cursor = (await r.json())["next_cursor"]
+    assert cursor is not None
+    async with http.get(f"{api_url}/v1/users/{star.id}/following", params={"cursor": cursor}, headers=star.auth) as r:
+        await expect_error(r, 400, "invalid_cursor")
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1e2", ""])
+async def test_limits_out_of_range_are_400(http, api_url, account, limit):
+    url = f"{api_url}/v1/users/{account.id}/followers"
+    async with http.get(url, params={"limit": limit}, headers=account.auth) as response:
+        await expect_error(response, 400, "invalid_limit")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer short", "Bearer " + "A" * 43, "Bearer " + "é" * 43],
+)
+async def test_missing_malformed_or_forged_tokens_are_401(http, api_url, header):
+    headers = {} if header is None else {"Authorization": header}
+    async with http.get(f"{api_url}/v1/me", headers=headers) as response:
+        await expect_error(response, 401)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_revoked_token_is_401(http, api_url, account):
+    async with http.delete(f"{api_url}/v1/sessions/current", headers=account.auth) as response:
+        assert response.status == 204
+    async with http.patch(f"{api_url}/v1/me", json={"bio": "after logout"}, headers=account.auth) as response:
+        await expect_error(response, 401, "invalid_token")
+
+
+async def test_an_expired_token_is_401(http, api_url, migrated):
+    account = await register(http, api_url)
+    cluster, cass = await cassandra.connect(migrated, migrated.cassandra_keyspace)
+    try:
+        token = await (await SessionStore(cass, ttl_s=1).prepare()).create(int(account.id))
+    finally:
+        await cassandra.shutdown(cluster)
+    async def status() -> int:
+        async with http.get(f"{api_url}/v1/me", headers={"Authorization": f"Bearer {token}"}) as response:
+            return response.status
+
+    assert await status() == 200
+    await eventually(status, lambda s: s == 401, timeout=10)
+
+
+def _concrete(path: str, user_id: str) -> str:
+    return re.sub(r"{user_id}", user_id, re.sub(r"{username}", "someone", path))
+
+
+async def test_every_route_that_needs_a_token_refuses_requests_without_one(http, api_url, account):
+    for route in all_routes():
+        if route.public:
+            continue
+        async with http.request(route.method, f"{api_url}{_concrete(route.path, account.id)}") as response:
+            await expect_error(response, 401)
+
+
+async def test_unknown_routes_and_methods_get_json_errors(http, api_url):
+    async with http.get(f"{api_url}/v1/nope") as response:
+        await expect_error(response, 404, "not_found")
+    async with http.post(f"{api_url}/v1/me") as response:
+        await expect_error(response, 405, "method_not_allowed")

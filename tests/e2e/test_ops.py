@@ -1,0 +1,88 @@
+import pytest
+
+from app.main import all_routes
+from app.openapi import build_document
+from tests.e2e.conftest import register, start_api
+from tests.support.polling import eventually
+from tests.support.ports import free_port
+from tests.support.tcp_proxy import TcpProxy
+
+
+async def test_healthz_and_readyz_report_every_dependency(http, api_url):
+    async with http.get(f"{api_url}/healthz") as response:
+        assert response.status == 200
+    async with http.get(f"{api_url}/readyz") as response:
+        assert response.status == 200
+        body = await response.json()
+    assert body == {"status": "ok", "checks": {"cassandra": "ok", "redis": "ok", "kafka": "ok"}}
+
+
+async def test_metrics_count_requests_by_route(http, api_url, account):
+    async with http.get(f"{api_url}/v1/me", headers=account.auth) as response:
+        assert response.status == 200
+    async with http.get(f"{api_url}/metrics") as response:
+        text = await response.text()
+    assert 'photos_http_requests_total{method="GET",route="/v1/me",status="200"}' in text
+    assert "photos_http_request_seconds_bucket" in text
+
+
+async def test_openapi_document_is_served_and_matches_the_routes(http, api_url):
+    async with http.get(f"{api_url}/openapi.json") as response:
+        assert response.status == 200
+        document = await response.json()
+    assert document == build_document(all_routes())
+    assert document["openapi"].startswith("3.")
+
+
+@pytest.fixture(scope="module")
+def api_without_redis_and_kafka(migrated):
+    dead = str(free_port())
+    process, url = start_api(
+        "api-degraded",
+        {"PHOTOS_REDIS_URL": f"redis://127.0.0.1:{dead}/0", "PHOTOS_KAFKA_BOOTSTRAP": f"127.0.0.1:{dead}"},
+    )
+    yield url
+    process.stop()
+
+
+async def test_with_redis_and_kafka_down_reads_and_logins_work_and_follows_are_refused(
+    http, api_url, api_without_redis_and_kafka
+):
+    url = api_without_redis_and_kafka
+    async with http.get(f"{url}/readyz") as response:
+        assert response.status == 200
+        assert await response.json() == {
+            "status": "degraded", "checks": {"cassandra": "ok", "redis": "degraded", "kafka": "degraded"},
+        }
+    alice = await register(http, url)  # registration and login need only Cassandra (limits fall back)
+    bob = await register(http, api_url)
+    async with http.get(f"{url}/v1/users/{bob.id}", headers=alice.auth) as response:
+        assert response.status == 200
+    async with http.put(f"{url}/v1/users/{bob.id}/follow", headers=alice.auth) as response:
+        assert response.status == 503
+        assert int(response.headers["Retry-After"]) >= 1
+        assert (await response.json())["error"]["code"] == "service_unavailable"
+
+
+async def test_readyz_is_503_while_cassandra_is_unreachable_and_recovers(http, migrated):
+    proxy = TcpProxy(migrated.cassandra_port)
+    await proxy.start()
+    process, url = start_api("api-cassandra-proxy", {"PHOTOS_CASSANDRA_PORT": str(proxy.port)})
+    try:
+        async with http.get(f"{url}/readyz") as response:
+            assert response.status == 200
+        await proxy.cut()
+
+        async def ready_status():
+            async with http.get(f"{url}/readyz") as response:
+                return response.status, response.headers.get("Retry-After")
+
+        _, retry_after = await eventually(ready_status, lambda r: r[0] == 503, timeout=15)
+        assert retry_after is not None
+        async with http.post(f"{url}/v1/sessions", json={"username": "someone", "password": "x" * 8}) as response:
+            assert response.status == 503
+        await proxy.start()
+        await eventually(ready_status, lambda r: r[0] == 200, timeout=60, interval=0.5)
+    finally:
+        process.stop()
+        await proxy.cut()
