@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -27,6 +30,22 @@ def spawn_detached(argv: list[str], log_file: Path, cwd: Path) -> int:
             start_new_session=True,
         )
     return process.pid
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` for the block; the OS drops it if the process dies.
+
+    Spawned services do not inherit it: Popen closes every other descriptor in the child.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another photos-stack command to finish ({path}) ...", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def read_pid(pid_file: Path) -> int | None:
@@ -67,10 +86,19 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
         pass
 
 
-def tail(path: Path, lines: int = 20) -> str:
-    """The last `lines` lines of a text file, or a note that it does not exist."""
+def file_size(path: Path) -> int:
     try:
-        with path.open(errors="replace") as handle:
-            return "".join(deque(handle, maxlen=lines))
+        return path.stat().st_size
     except FileNotFoundError:
-        return f"({path} does not exist)\n"
+        return 0
+
+
+def tail(path: Path, lines: int = 20, since: int = 0) -> str:
+    """The last `lines` lines written to `path` after byte offset `since`."""
+    try:
+        with path.open("rb") as handle:
+            if since <= file_size(path):  # a smaller file was rotated: read it all
+                handle.seek(since)
+            return b"".join(deque(handle, maxlen=lines)).decode(errors="replace")
+    except FileNotFoundError:
+        return ""

@@ -218,6 +218,10 @@ class Cassandra(JvmServer):
             "-Dio.netty.allocator.maxOrder=11",
             "-Dchronicle.analytics.disable=true",
             "-Dcassandra-foreground=yes",  # otherwise Cassandra closes stdout/stderr
+            # A one-node ring has no peers to wait for, or to tell about its shutdown.
+            "-Dcassandra.ring_delay_ms=0",
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            "-Dcassandra.shutdown_announce_in_ms=0",
             self.cmdline_marker,
             f"-Dcassandra.storagedir={self.data_dir}",
             f"-Dcassandra.logdir={self.logs_dir}",
@@ -342,7 +346,7 @@ class AppProcess(Service):
     def missing_reason(self) -> str | None:
         if self.executable.exists():
             return None
-        return f"{self.executable} does not exist (is the project installed in this venv?)"
+        return f"{self.script} is not installed in {self.executable.parent}"
 
     def prepare(self) -> list[str]:
         return [str(self.executable)]
@@ -389,6 +393,7 @@ class Streams(AppProcess):
 
 SERVICE_TYPES: tuple[type[Service], ...] = (Cassandra, Kafka, Redis, Api, Streams)
 SERVICE_NAMES: tuple[str, ...] = tuple(service.name for service in SERVICE_TYPES)
+SERVER_NAMES = frozenset(service.name for service in SERVICE_TYPES if service.is_server)
 
 
 def build_services(settings: Settings, names: list[str]) -> list[Service]:

@@ -29,10 +29,9 @@ from app.settings import Settings
 from infra import StackError
 from infra.fetch import fetch
 from infra.probes import tcp_accepts
-from infra.procs import process_alive, signal_group, spawn_detached, tail, write_pid
-from infra.services import SERVICE_NAMES, Server, Service, build_services, project_script
+from infra.procs import exclusive_lock, file_size, process_alive, signal_group, spawn_detached, tail, write_pid
+from infra.services import SERVER_NAMES, SERVICE_NAMES, Server, Service, build_services, project_script
 
-SERVER_NAMES = frozenset({"cassandra", "kafka", "redis"})
 POLL_INTERVAL_S = 0.25
 KILL_GRACE_S = 5.0
 MIGRATE_TIMEOUT_S = 300.0
@@ -69,12 +68,14 @@ async def start(service: Service) -> None:
         return
     began = time.monotonic()
     pid = service.running_pid()
+    # Where each log ends before this start, so that a failure shows only what this run wrote.
+    log_marks = {log: file_size(log) for log in service.log_files}
     if pid is None:
         pid = await launch(service)
         outcome = "ready in {:5.1f} s"
     else:
         outcome = "running, answered in {:.1f} s"
-    await wait_until_answering(service, pid, deadline=began + service.ready_timeout_s)
+    await wait_until_answering(service, pid, began + service.ready_timeout_s, log_marks)
     ports = ",".join(map(str, service.ports)) or "-"
     print(f"{service.name:<9} {outcome.format(time.monotonic() - began)}  pid {pid}  port {ports}")
 
@@ -93,21 +94,23 @@ async def launch(service: Service) -> int:
     return pid
 
 
-async def wait_until_answering(service: Service, pid: int, deadline: float) -> None:
+async def wait_until_answering(service: Service, pid: int, deadline: float, log_marks: dict[Path, int]) -> None:
     while not await service.answers():
         if not process_alive(pid):
-            raise StackError(failure_report(service, "exited during start-up"))
+            raise StackError(failure_report(service, "exited during start-up", log_marks))
         if time.monotonic() > deadline:
-            raise StackError(failure_report(service, f"did not answer within {service.ready_timeout_s:.0f} s"))
+            problem = f"did not answer within {service.ready_timeout_s:.0f} s"
+            raise StackError(failure_report(service, problem, log_marks))
         await asyncio.sleep(POLL_INTERVAL_S)
 
 
-def failure_report(service: Service, problem: str) -> str:
-    """`problem` plus the last lines of the service's non-empty logs."""
+def failure_report(service: Service, problem: str, log_marks: dict[Path, int]) -> str:
+    """`problem` plus the last lines each log received since `log_marks`."""
     report = [f"{service.name} {problem}; see {service.log_files[0]}"]
     for log in service.log_files:
-        if log.exists() and log.stat().st_size > 0:
-            report.append(f"--- last lines of {log} ---\n{tail(log).rstrip()}")
+        lines = tail(log, since=log_marks.get(log, 0)).rstrip()
+        if lines:
+            report.append(f"--- last lines of {log} ---\n{lines}")
     return "\n".join(report)
 
 
@@ -115,7 +118,7 @@ def run_migrations(settings: Settings) -> None:
     """Run `photos-migrate` in the foreground; its output goes to <stack_dir>/logs/migrate.log."""
     script = project_script("photos-migrate")
     if not script.exists():
-        print(f"migrate   skipped: {script} does not exist (is the project installed in this venv?)")
+        print(f"migrate   skipped: {script.name} is not installed in {script.parent}")
         return
     log = Path(settings.stack_dir) / "logs" / "migrate.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -202,13 +205,12 @@ def stop_all(services: list[Service]) -> None:
         for service, pid in list(running.items()):
             if not process_alive(pid):
                 print(f"{service.name:<9} stopped in {time.monotonic() - began:5.1f} s")
+                del running[service]
             elif time.monotonic() > began + service.stop_timeout_s:
                 signal_group(pid, signal.SIGKILL)
                 wait_for_exit(pid, deadline=time.monotonic() + KILL_GRACE_S)
                 print(f"{service.name:<9} killed: still running {service.stop_timeout_s:.0f} s after SIGTERM")
-            else:
-                continue
-            del running[service]
+                del running[service]
     for service in services:
         service.pid_file.unlink(missing_ok=True)
 
@@ -263,6 +265,8 @@ COMMANDS: dict[str, Callable[[Settings, list[str]], int]] = {
     "fetch": cmd_fetch,
 }
 COMMANDS_WITH_SERVICES = ("up", "down", "fetch")
+# Two of these at once could start a server twice on the same data dir: they take turns.
+COMMANDS_THAT_CHANGE_STATE = ("up", "down", "wipe")
 
 COMMAND_HELP = {
     "up": "start the services (fetching what is missing) and wait until they answer",
@@ -289,6 +293,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="photos-stack",
         description="Run Cassandra, Kafka, Redis, the API and the stream processor locally.",
     )
+    parser.set_defaults(services=list(SERVICE_NAMES))
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         sub = commands.add_parser(name, help=COMMAND_HELP[name])
@@ -299,20 +304,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 default=list(SERVICE_NAMES),
                 help=f"comma-separated subset of {','.join(SERVICE_NAMES)} (default: all)",
             )
-    args = parser.parse_args(argv)
-    if not hasattr(args, "services"):
-        args.services = list(SERVICE_NAMES)
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # progress lines show up at once, even piped
     args = parse_args(argv)
     try:
-        return COMMANDS[args.command](Settings.from_env(), args.services)
+        settings = Settings.from_env()
+    except ValueError as error:  # a PHOTOS_* variable that does not parse
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.command not in COMMANDS_THAT_CHANGE_STATE:
+            return COMMANDS[args.command](settings, args.services)
+        with exclusive_lock(Path(settings.stack_dir) / "run" / "photos-stack.lock"):
+            return COMMANDS[args.command](settings, args.services)
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Services already started keep running; an interrupted download is redone next time.
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

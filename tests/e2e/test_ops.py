@@ -66,12 +66,12 @@ async def test_with_redis_and_kafka_down_reads_and_logins_work_and_follows_are_r
 
 async def test_readyz_is_503_while_cassandra_is_unreachable_and_recovers(http, migrated):
     proxy = TcpProxy(migrated.cassandra_port)
-    await proxy.start()
+    proxy.start()
     process, url = start_api("api-cassandra-proxy", {"PHOTOS_CASSANDRA_PORT": str(proxy.port)})
     try:
         async with http.get(f"{url}/readyz") as response:
             assert response.status == 200
-        await proxy.cut()
+        proxy.cut()
 
         async def ready_status():
             async with http.get(f"{url}/readyz") as response:
@@ -81,8 +81,8 @@ async def test_readyz_is_503_while_cassandra_is_unreachable_and_recovers(http, m
         assert retry_after is not None
         async with http.post(f"{url}/v1/sessions", json={"username": "someone", "password": "x" * 8}) as response:
             assert response.status == 503
-        await proxy.start()
+        proxy.start()
         await eventually(ready_status, lambda r: r[0] == 200, timeout=60, interval=0.5)
     finally:
         process.stop()
-        await proxy.cut()
+        proxy.close()

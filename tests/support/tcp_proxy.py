@@ -1,28 +1,49 @@
-"""A loopback TCP proxy a test can cut and restore, to take a dependency away from a running process."""
+"""A loopback TCP proxy a test can cut and restore, to take a dependency away from a running process.
+
+It runs its own event loop in a thread, so it keeps forwarding while the test's loop is busy
+or blocked (for instance while a helper waits synchronously for a process to start).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 from tests.support.ports import free_port
 
 
 class TcpProxy:
-    def __init__(self, target_port: int, listen_port: int | None = None) -> None:
+    def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.port = listen_port or free_port()
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
+        self._thread.start()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self) -> None:
+    def start(self) -> None:
+        self._run(self._start())
+
+    def cut(self) -> None:
+        """Stop listening and drop every open connection, as a crashed server would."""
+        self._run(self._cut())
+
+    def close(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def _run(self, coroutine) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+
+    async def _start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
 
-    async def cut(self) -> None:
-        """Stop listening and drop every open connection, as a crashed server would."""
+    async def _cut(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
         for writer in list(self._writers):
             writer.transport.abort()
