@@ -36,9 +36,12 @@ class Passwords:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._hasher.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, self._verify_sync, password_hash or self._decoy_hash, password
-        ) and password_hash is not None
+        return (
+            await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._verify_sync, password_hash or self._decoy_hash, password
+            )
+            and password_hash is not None
+        )
 
     def _verify_sync(self, password_hash: str, password: str) -> bool:
         try:
@@ -62,7 +65,7 @@ def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if not header[: len(_BEARER)].lower() == _BEARER:
         return None
-    token = header[len(_BEARER):].strip()
+    token = header[len(_BEARER) :].strip()
     # our tokens are 43 url-safe characters; anything else cannot be one
     if not 20 <= len(token) <= 128 or not token.replace("-", "").replace("_", "").isalnum():
         return None

@@ -63,8 +63,14 @@ async def ensure_topics(settings: Settings) -> list[str]:
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(name, num_partitions=settings.kafka_topic_partitions, replication_factor=1)
-                     for name in missing]
+                    [
+                        NewTopic(
+                            name,
+                            num_partitions=settings.kafka_topic_partitions,
+                            replication_factor=settings.kafka_replication_factor,
+                        )
+                        for name in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass

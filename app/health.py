@@ -14,7 +14,9 @@ from app.web import Route, json_response
 
 REQUESTS = Counter("photos_http_requests_total", "HTTP requests served", ["method", "route", "status"])
 LATENCY = Histogram(
-    "photos_http_request_seconds", "HTTP request latency", ["method", "route"],
+    "photos_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
@@ -78,8 +80,22 @@ async def metrics(request: web.Request) -> web.Response:
 
 ROUTES = [
     Route("GET", "/healthz", healthz, "The process is alive", public=True, responses={200: "Health"}, tag="ops"),
-    Route("GET", "/readyz", readyz, "Whether the API can serve; each dependency reported", public=True,
-          responses={200: "Ready", 503: "Ready"}, tag="ops"),
-    Route("GET", "/metrics", metrics, "Prometheus metrics (text exposition format)", public=True,
-          responses={200: "Prometheus text"}, tag="ops"),
+    Route(
+        "GET",
+        "/readyz",
+        readyz,
+        "Whether the API can serve; each dependency reported",
+        public=True,
+        responses={200: "Ready", 503: "Ready"},
+        tag="ops",
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        metrics,
+        "Prometheus metrics (text exposition format)",
+        public=True,
+        responses={200: "Prometheus text"},
+        tag="ops",
+    ),
 ]

@@ -79,8 +79,12 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         max_following=settings.max_following,
     )
     app[SERVICES] = Services(
-        cass=cass, redis=app[REDIS], events=app[EVENTS], sessions=sessions,
-        limiter=RateLimiter(app[REDIS], settings.rate_window_s), users=users,
+        cass=cass,
+        redis=app[REDIS],
+        events=app[EVENTS],
+        sessions=sessions,
+        limiter=RateLimiter(app[REDIS], settings.rate_window_s),
+        users=users,
     )
     yield
     passwords.close()
@@ -105,8 +109,13 @@ def run_worker(settings: Settings) -> None:
     except ImportError:  # pragma: no cover - uvloop is a declared dependency
         uvloop = None
     web.run_app(
-        init_app(settings), host=settings.api_host, port=settings.api_port, reuse_port=True,
-        access_log=None, print=None, loop=uvloop.new_event_loop() if uvloop else None,
+        init_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        reuse_port=True,
+        access_log=None,
+        print=None,
+        loop=uvloop.new_event_loop() if uvloop else None,
     )
 
 
@@ -114,9 +123,7 @@ def run_workers(settings: Settings, count: int) -> int:
     """Start `count` worker processes and stop them all when this one is told to stop."""
     env = dict(os.environ)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="photos-metrics-"))
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "app.main", "--worker"], env=env) for _ in range(count)
-    ]
+    workers = [subprocess.Popen([sys.executable, "-m", "app.main", "--worker"], env=env) for _ in range(count)]
     log.info("API on http://%s:%d with %d worker processes", settings.api_host, settings.api_port, count)
 
     def stop(signum, frame):

@@ -21,8 +21,15 @@ log = logging.getLogger(__name__)
 DEPENDENCY_DOWN = (NoHostAvailable, OperationTimedOut, ReadTimeout, WriteTimeout, CassandraUnavailable, RedisError)
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    408: "request_timeout", 411: "length_required", 413: "payload_too_large", 415: "unsupported_media_type",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
     431: "headers_too_large",
 }
 
@@ -54,7 +61,8 @@ async def errors_as_json(request: web.Request, handler) -> web.StreamResponse:
         log.warning("%s %s: dependency unavailable: %r", request.method, request.path, exc)
         return json_response(
             error_body("service_unavailable", "a storage dependency is unavailable; retry shortly"),
-            status=503, headers={"Retry-After": "2"},
+            status=503,
+            headers={"Retry-After": "2"},
         )
     except Exception:
         log.exception("%s %s failed", request.method, request.path)

@@ -19,12 +19,13 @@ from pathlib import Path
 
 from cassandra.cluster import Session
 
+import cql
 from app.cassandra import make_cluster
 from app.events import ensure_topics
-from app.settings import REPO_ROOT, Settings
+from app.settings import Settings
 
 log = logging.getLogger("photos.migrate")
-MIGRATIONS_DIR = REPO_ROOT / "cql" / "migrations"
+MIGRATIONS_DIR = Path(cql.__file__).parent / "migrations"  # shipped as package data
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.cql$")
 
 
@@ -75,9 +76,7 @@ def split_statements(text: str) -> list[str]:
 
 def migrate(session: Session, settings: Settings, keyspace: str, migrations: list[Migration]) -> list[int]:
     """Apply pending migrations; returns the versions applied now."""
-    session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {settings.cassandra_replication}"
-    )
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {settings.cassandra_replication}")
     session.set_keyspace(keyspace)
     session.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("

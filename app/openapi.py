@@ -33,8 +33,17 @@ SCHEMAS: dict[str, dict] = {
     "Error": ERROR,
     "User": {
         "type": "object",
-        "required": ["id", "username", "display_name", "bio", "post_count", "follower_count", "following_count",
-                     "followed_by_me", "created_at"],
+        "required": [
+            "id",
+            "username",
+            "display_name",
+            "bio",
+            "post_count",
+            "follower_count",
+            "following_count",
+            "followed_by_me",
+            "created_at",
+        ],
         "properties": {
             "id": ID,
             "username": {"type": "string"},
@@ -66,8 +75,10 @@ SCHEMAS: dict[str, dict] = {
         "type": "object",
         "required": ["username", "password"],
         "additionalProperties": False,
-        "properties": {"username": {"type": "string", "maxLength": 64},
-                       "password": {"type": "string", "maxLength": 256}},
+        "properties": {
+            "username": {"type": "string", "maxLength": 64},
+            "password": {"type": "string", "maxLength": 256},
+        },
     },
     "ProfilePatch": {
         "type": "object",
@@ -105,8 +116,11 @@ def build_document(routes: list[Route]) -> dict:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.0.3",
-        "info": {"title": "Photos API", "version": "1.0.0",
-                 "description": "Posts, feeds, likes, comments and stories on Cassandra, Kafka and Redis."},
+        "info": {
+            "title": "Photos API",
+            "version": "1.0.0",
+            "description": "Posts, feeds, likes, comments and stories on Cassandra, Kafka and Redis.",
+        },
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
@@ -126,8 +140,12 @@ def _operation(route: Route) -> dict:
     }
     if route.paged:
         operation["parameters"] += [
-            {"name": "limit", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}},
+            {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
+            },
             {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
         ]
     if route.request_body is not None:
@@ -157,8 +175,10 @@ def _response(route: Route, status: int, what: str) -> dict:
         schema = {
             "type": "object",
             "required": ["items", "next_cursor"],
-            "properties": {"items": {"type": "array", "items": schema},
-                           "next_cursor": {"type": "string", "nullable": True}},
+            "properties": {
+                "items": {"type": "array", "items": schema},
+                "next_cursor": {"type": "string", "nullable": True},
+            },
         }
     return {"description": what, "content": {"application/json": {"schema": schema}}}
 
@@ -172,6 +192,13 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 ROUTES = [
-    Route("GET", "/openapi.json", openapi_json, "This document", public=True,
-          responses={200: "The OpenAPI 3 document"}, tag="ops"),
+    Route(
+        "GET",
+        "/openapi.json",
+        openapi_json,
+        "This document",
+        public=True,
+        responses={200: "The OpenAPI 3 document"},
+        tag="ops",
+    ),
 ]

@@ -51,10 +51,11 @@ class Settings:
     # --- Kafka -------------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic_partitions: int = 8
+    kafka_replication_factor: int = 1  # production: 3, with min.insync.replicas=2 on the brokers
     kafka_topic_prefix: str = "photos."  # tests use their own prefix so they never feed a dev system
     kafka_send_timeout_s: float = 10.0
     streams_app_id: str = "photos-streams"
-    streams_web_port: int = 6066
+    streams_web_port: int = 0  # 0: the workers serve no HTTP; photos-stack then checks the process is alive
 
     # --- Accounts, sessions, rate limits ----------------------------------
     session_ttl_s: int = 30 * 24 * 3600

@@ -129,6 +129,8 @@ def is_installed(program: str) -> bool:
 
 
 def install_debian_packages(packages: list[str]) -> None:
+    if shutil.which("apt-get") is None:
+        raise StackError(f"not a Debian system: install {', '.join(packages)} yourself")
     print(f"installing {', '.join(packages)} with apt-get ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):

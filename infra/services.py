@@ -208,7 +208,7 @@ class Cassandra(JvmServer):
         logback = configs.render(configs.CASSANDRA_LOGBACK_XML, self.conf_dir / "logback.xml", log_file=self.main_log)
         flags = [
             "-Xss256k",
-            "-XX:+PerfDisableSharedMem",
+            "-XX:+PerfDisableSharedMem",  # no mmap'ed hsperfdata file: writes to it can stall GC
             "-Djava.net.preferIPv4Stack=true",
             "-Djdk.attach.allowAttachSelf=true",
             *(f"--add-exports={module}=ALL-UNNAMED" for module in JAVA17_EXPORTS),

@@ -88,9 +88,7 @@ async def measure(settings: Settings, ops: int, levels: list[int], rounds: int) 
 def report(results: list[Measurement]) -> str:
     lines = [f"{'op':<6} {'in-flight':>9} {'driver ops/s':>13} {'bridge ops/s':>13} {'bridge/driver':>14}"]
     for m in results:
-        lines.append(
-            f"{m.op:<6} {m.concurrency:>9} {m.driver_ops_s:>13,.0f} {m.bridge_ops_s:>13,.0f} {m.ratio:>14.2f}"
-        )
+        lines.append(f"{m.op:<6} {m.concurrency:>9} {m.driver_ops_s:>13,.0f} {m.bridge_ops_s:>13,.0f} {m.ratio:>14.2f}")
     return "\n".join(lines)
 
 

@@ -15,7 +15,6 @@ def create_app(settings: Settings) -> faust.App:
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",  # no agent keeps state in Faust tables: all state lives in Cassandra
         topic_partitions=settings.kafka_topic_partitions,
-        topic_allow_declare=False,  # topics are created by photos-migrate with the configured partitions
         web_enabled=False,
         autodiscover=False,
         producer_acks=-1,

@@ -112,7 +112,8 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
 
     @app.agent(topic, name="follow_graph")
     async def follow_graph(stream) -> None:
-        updater = FollowGraphUpdater(await FollowGraphStore(await resources.cassandra()).prepare(),
-                                     settings.followers_per_bucket)
+        updater = FollowGraphUpdater(
+            await FollowGraphStore(await resources.cassandra()).prepare(), settings.followers_per_bucket
+        )
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await updater.apply(batch)

@@ -93,9 +93,7 @@ class FollowRepository:
         self._followers_page = await p(
             "SELECT follower_id FROM followers WHERE user_id = ? AND bucket = ? AND follower_id > ? LIMIT ?"
         )
-        self._buckets_from = await p(
-            "SELECT bucket FROM follower_buckets WHERE user_id = ? AND bucket >= ? LIMIT 100"
-        )
+        self._buckets_from = await p("SELECT bucket FROM follower_buckets WHERE user_id = ? AND bucket >= ? LIMIT 100")
         return self
 
     async def claim_edge(self, follower_id: int, followee_id: int, at: datetime, bucket: int) -> int:

@@ -138,6 +138,7 @@ async def test_an_expired_token_is_401(http, api_url, migrated):
         token = await (await SessionStore(cass, ttl_s=1).prepare()).create(int(account.id))
     finally:
         await cassandra.shutdown(cluster)
+
     async def status() -> int:
         async with http.get(f"{api_url}/v1/me", headers={"Authorization": f"Bearer {token}"}) as response:
             return response.status

@@ -52,7 +52,8 @@ async def test_with_redis_and_kafka_down_reads_and_logins_work_and_follows_are_r
     async with http.get(f"{url}/readyz") as response:
         assert response.status == 200
         assert await response.json() == {
-            "status": "degraded", "checks": {"cassandra": "ok", "redis": "degraded", "kafka": "degraded"},
+            "status": "degraded",
+            "checks": {"cassandra": "ok", "redis": "degraded", "kafka": "degraded"},
         }
     alice = await register(http, url)  # registration and login need only Cassandra (limits fall back)
     bob = await register(http, api_url)

@@ -6,8 +6,8 @@ from tests.e2e.conftest import start_api, unique_username
 @pytest.fixture(scope="module")
 def strict_api(migrated):
     process, url = start_api(
-        "api-strict", {"PHOTOS_REGISTER_RATE_PER_ADDRESS": "3", "PHOTOS_LOGIN_RATE_PER_ADDRESS": "3",
-                       "PHOTOS_RATE_WINDOW_S": "3600"},
+        "api-strict",
+        {"PHOTOS_REGISTER_RATE_PER_ADDRESS": "3", "PHOTOS_LOGIN_RATE_PER_ADDRESS": "3", "PHOTOS_RATE_WINDOW_S": "3600"},
     )
     yield url
     process.stop()

@@ -13,4 +13,3 @@ async def cass(migrated: Settings):
     cluster, session = await cassandra.connect(migrated, migrated.cassandra_keyspace)
     yield session
     await cassandra.shutdown(cluster)
-

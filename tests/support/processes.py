@@ -22,8 +22,12 @@ class ManagedProcess:
         self.log_path: Path = LOG_DIR / f"{name}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, *args], env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT, start_new_session=True,
+            [sys.executable, *args],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            start_new_session=True,
         )
 
     def alive(self) -> bool:
