@@ -10,7 +10,7 @@ and turns overload into waiting instead of timeouts.
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,8 +20,6 @@ from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
 
 from app.settings import Settings
-
-log = logging.getLogger(__name__)
 
 try:  # the libev reactor is the driver's fast one; fall back where the wheel lacks it
     from cassandra.io.libevreactor import LibevConnection as _Connection
@@ -54,6 +52,12 @@ class CassandraSession:
     def __init__(self, session: Session, max_in_flight: int) -> None:
         self.session = session
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._handoff: _Handoff | None = None
+
+    def _handoff_for(self, loop: asyncio.AbstractEventLoop) -> _Handoff:
+        if self._handoff is None or self._handoff.loop is not loop:
+            self._handoff = _Handoff(loop)
+        return self._handoff
 
     async def prepare(self, cql: str) -> PreparedStatement:
         """Prepare a statement; call once per statement at start-up, never per request."""
@@ -83,7 +87,7 @@ class CassandraSession:
                 future = self.session.execute_async(bound, **kwargs)
             else:
                 future = self.session.execute_async(statement, params, **kwargs)
-            return await _bridge(loop, future, lambda f, rows: ResultSet(f, rows))
+            return await self._handoff_for(loop).track(future, ResultSet)
 
     async def rows(self, statement: PreparedStatement | str, params: Sequence[Any] | None = None) -> list:
         return (await self.execute(statement, params)).current_rows
@@ -93,25 +97,49 @@ class CassandraSession:
         return rows[0] if rows else None
 
 
-def _bridge(loop: asyncio.AbstractEventLoop, response_future, make_result) -> asyncio.Future:
-    result: asyncio.Future = loop.create_future()
+class _Handoff:
+    """Carries driver completions from the I/O thread to one event loop.
 
-    def resolve(value: Any) -> None:
-        if not result.done():
-            result.set_result(value)
+    Completions queue up in a deque and the loop is woken once per burst rather than once per
+    response: `call_soon_threadsafe` writes to the loop's self-pipe, and at thousands of
+    responses a second those system calls are a large share of the bridge's cost.
+    """
 
-    def reject(exc: BaseException) -> None:
-        if not result.done():
-            result.set_exception(exc)
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._done: deque[tuple[asyncio.Future, bool, Any]] = deque()
+        self._wakeup_pending = False
 
-    def on_success(rows: Any) -> None:  # driver I/O thread
-        loop.call_soon_threadsafe(resolve, make_result(response_future, rows))
+    def track(self, response_future, make_result) -> asyncio.Future:
+        result: asyncio.Future = self.loop.create_future()
 
-    def on_error(exc: BaseException) -> None:  # driver I/O thread
-        loop.call_soon_threadsafe(reject, exc)
+        def on_success(rows: Any) -> None:  # driver I/O thread
+            self._complete(result, True, make_result(response_future, rows))
 
-    response_future.add_callbacks(on_success, on_error)
-    return result
+        def on_error(exc: BaseException) -> None:  # driver I/O thread
+            self._complete(result, False, exc)
+
+        response_future.add_callbacks(on_success, on_error)
+        return result
+
+    def _complete(self, result: asyncio.Future, ok: bool, value: Any) -> None:
+        self._done.append((result, ok, value))
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:  # event loop thread
+        # reset before popping: a completion appended from now on either gets popped below or
+        # schedules another drain, so none is left waiting
+        self._wakeup_pending = False
+        while self._done:
+            result, ok, value = self._done.popleft()
+            if result.done():  # the awaiting coroutine was cancelled
+                continue
+            if ok:
+                result.set_result(value)
+            else:
+                result.set_exception(value)
 
 
 async def connect(settings: Settings, keyspace: str | None = None) -> tuple[Cluster, CassandraSession]:
