@@ -2,7 +2,7 @@
 # and `make test` (install what is missing, start the servers, run the whole test suite).
 VENV := .venv/bin
 
-.PHONY: install up down status test lint bench
+.PHONY: install up down status test lint check-scylla-driver
 
 install:
 	@infra/install.sh
@@ -23,3 +23,8 @@ test: install
 
 lint:
 	@$(VENV)/ruff check .
+
+# the driver-level tests again, in a second virtualenv where scylla-driver replaces cassandra-driver
+check-scylla-driver: install
+	@$(VENV)/photos-stack up --services cassandra,kafka,redis
+	@infra/check-scylla-driver.sh
