@@ -2,7 +2,7 @@
 # and `make test` (install what is missing, start the servers, run the whole test suite).
 VENV := .venv/bin
 
-.PHONY: install up down status test lint check-scylla-driver
+.PHONY: install up down status test lint bench check-scylla-driver
 
 install:
 	@infra/install.sh
@@ -23,6 +23,13 @@ test: install
 
 lint:
 	@$(VENV)/ruff check .
+
+# every benchmark, each printing its figures and its ratios against a baseline measured in the same run
+bench:
+	@infra/install.sh --bench
+	@$(VENV)/photos-stack up --services cassandra,kafka,redis
+	@$(VENV)/python -m loadtest.driver_ceiling
+	@$(VENV)/python -m loadtest.media_benchmark
 
 # the driver-level tests again, in a second virtualenv where scylla-driver replaces cassandra-driver
 check-scylla-driver: install

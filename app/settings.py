@@ -72,6 +72,22 @@ class Settings:
     max_following: int = 7_500  # bounds the `following` partition (Instagram's own cap)
     followers_per_bucket: int = 100_000  # bounds each `followers` partition
 
+    # --- Media ---------------------------------------------------------------
+    media_store: str = "local"  # "local" (a directory served by GET /v1/media/{key}) or "s3"
+    media_dir: str = str(REPO_ROOT / ".stack" / "media")
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000  # decoded size limit; larger images are refused as bombs
+    media_workers: int = 0  # image processes; 0: one per core
+    s3_bucket: str = "photos-media"
+    s3_region: str = "us-east-1"
+    s3_endpoint_url: str = ""  # empty: AWS; set for S3-compatible servers
+    media_cdn_base_url: str = ""  # public base URL of the bucket/CDN; empty: the API's /v1/media
+    media_sweep_grace_s: int = 3600  # media older than this with no post is collected by the sweeper
+
+    # --- Posts -----------------------------------------------------------------
+    max_caption_length: int = 2_200  # Instagram's limit
+    max_location_length: int = 100
+
     # --- Local stack (infra/stack.py) -------------------------------------
     stack_dir: str = str(REPO_ROOT / ".stack")  # data + logs, git-ignored
     cache_dir: str = field(default_factory=_default_cache_dir)  # downloaded jars

@@ -1,0 +1,1 @@
+"""Media: image processing in a process pool, filters, previews, and the media stores."""
