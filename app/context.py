@@ -10,6 +10,10 @@ from redis.asyncio import Redis
 from app.auth import SessionStore
 from app.cassandra import CassandraSession
 from app.events import EventPublisher
+from app.idempotency import IdempotencyStore
+from app.media.processor import ImageProcessor
+from app.media.store import MediaStore
+from app.posts.service import PostService
 from app.ratelimit import RateLimiter
 from app.settings import Settings
 from app.users.service import UserService
@@ -22,13 +26,17 @@ class Services:
     events: EventPublisher
     sessions: SessionStore
     limiter: RateLimiter
+    idempotency: IdempotencyStore
     users: UserService
+    posts: PostService
 
 
 SETTINGS = web.AppKey("settings", Settings)
 CASSANDRA = web.AppKey("cassandra", CassandraSession)
 REDIS = web.AppKey("redis", Redis)
 EVENTS = web.AppKey("events", EventPublisher)
+MEDIA_STORE = web.AppKey("media_store", MediaStore)
+IMAGE_PROCESSOR = web.AppKey("image_processor", ImageProcessor)
 SERVICES = web.AppKey("services", Services)
 ROUTE_LIST = web.AppKey("routes", list)
 

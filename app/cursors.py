@@ -44,6 +44,16 @@ class CursorCodec:
             raise _invalid()
         return body["p"]
 
+    def decode_ints(self, kind: str, cursor: str | None, *names: str) -> tuple[int, ...] | None:
+        """The named non-negative integers of a cursor's position; None for the first page."""
+        position = self.decode(kind, cursor)
+        if position is None:
+            return None
+        values = tuple(position.get(name) for name in names)
+        if not all(type(value) is int and value >= 0 for value in values):
+            raise _invalid()
+        return values
+
 
 def _invalid() -> BadRequest:
     return BadRequest("the cursor is not valid for this list", code="invalid_cursor")

@@ -38,9 +38,25 @@ class FollowChanged(Event):
     following: bool
 
 
+class PostCreated(Event):
+    """`actor_id` published `post_id`. Keyed by author."""
+
+    post_id: int
+    hashtags: list[str]
+    mentions: list[str]
+
+
+class PostDeleted(Event):
+    """`actor_id` deleted `post_id` (published before the rows go). Keyed by author."""
+
+    post_id: int
+    hashtags: list[str]
+
+
 # topic suffix -> what it is keyed by; every topic gets settings.kafka_topic_partitions partitions
 TOPICS: dict[str, str] = {
     "follows": "followee id",
+    "posts": "author id",
 }
 
 

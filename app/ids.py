@@ -61,7 +61,7 @@ class IdGenerator:
 
 def id_time(id_: int) -> datetime:
     """The creation instant encoded in an id."""
-    ms = (id_ >> (SHARD_BITS + SEQUENCE_BITS)) + ID_EPOCH_MS
+    ms = id_millis(id_) + ID_EPOCH_MS
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
@@ -71,3 +71,24 @@ def parse_id(text: str) -> int | None:
         return None
     value = int(text)
     return value if 0 < value <= MAX_ID else None
+
+
+def id_millis(id_: int) -> int:
+    """Milliseconds since ID_EPOCH at which the id was made."""
+    return id_ >> (SHARD_BITS + SEQUENCE_BITS)
+
+
+def hour_bucket(id_: int) -> int:
+    """Hours since ID_EPOCH of the id's time: the bucket of hourly-partitioned tables."""
+    return id_millis(id_) // 3_600_000
+
+
+def month_bucket(id_: int) -> int:
+    """Calendar months since 2026-01 of the id's time (UTC): the bucket of monthly-partitioned tables."""
+    created = id_time(id_)
+    return (created.year - 2026) * 12 + created.month - 1
+
+
+def smallest_id_at(bucket_start_ms: int) -> int:
+    """The smallest id made at or after `bucket_start_ms` (milliseconds since ID_EPOCH)."""
+    return bucket_start_ms << (SHARD_BITS + SEQUENCE_BITS)

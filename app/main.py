@@ -16,11 +16,28 @@ from redis.asyncio import Redis
 
 from app import cassandra, health, openapi
 from app.auth import Passwords, SessionStore
-from app.context import CASSANDRA, EVENTS, REDIS, ROUTE_LIST, SERVICES, SETTINGS, Services
+from app.context import (
+    CASSANDRA,
+    EVENTS,
+    IMAGE_PROCESSOR,
+    MEDIA_STORE,
+    REDIS,
+    ROUTE_LIST,
+    SERVICES,
+    SETTINGS,
+    Services,
+)
 from app.cursors import CursorCodec
 from app.events import EventPublisher
+from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator
+from app.media import routes as media_routes
+from app.media.processor import ImageProcessor
+from app.media.store import S3MediaStore, make_media_store
 from app.middleware import errors_as_json
+from app.posts import routes as post_routes
+from app.posts.repository import MediaSweepLog, PostRepository
+from app.posts.service import PostService
 from app.ratelimit import RateLimiter
 from app.settings import Settings
 from app.users import routes as user_routes
@@ -34,7 +51,7 @@ MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, 
 
 
 def all_routes() -> list[Route]:
-    return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES]
+    return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES, *post_routes.ROUTES, *media_routes.ROUTES]
 
 
 async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -63,20 +80,50 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
     await publisher.stop()
 
 
+async def media_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = make_media_store(settings)
+    if isinstance(store, S3MediaStore) and settings.s3_endpoint_url:
+        await store.ensure_bucket()  # a local S3-compatible server starts empty; AWS buckets are provisioned
+    processor = ImageProcessor(settings.media_workers, settings.max_image_pixels)
+    app[MEDIA_STORE] = store
+    app[IMAGE_PROCESSOR] = processor
+    yield
+    processor.close()
+    await store.close()
+
+
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     cass = app[CASSANDRA]
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     sessions = await SessionStore(cass, settings.session_ttl_s).prepare()
+    idempotency = await IdempotencyStore(cass, settings.idempotency_ttl_s).prepare()
+    ids = IdGenerator()
+    cursors = CursorCodec(settings.secret_key)
+    user_repository = await UserRepository(cass).prepare()
     users = UserService(
-        users=await UserRepository(cass).prepare(),
+        users=user_repository,
         follows=await FollowRepository(cass).prepare(),
         sessions=sessions,
         passwords=passwords,
         events=app[EVENTS],
-        ids=IdGenerator(),
-        cursors=CursorCodec(settings.secret_key),
+        ids=ids,
+        cursors=cursors,
         max_following=settings.max_following,
+    )
+    posts = PostService(
+        posts=await PostRepository(cass).prepare(),
+        sweep=await MediaSweepLog(cass).prepare(),
+        users=user_repository,
+        store=app[MEDIA_STORE],
+        processor=app[IMAGE_PROCESSOR],
+        events=app[EVENTS],
+        idempotency=idempotency,
+        ids=ids,
+        cursors=cursors,
+        max_caption_length=settings.max_caption_length,
+        max_location_length=settings.max_location_length,
     )
     app[SERVICES] = Services(
         cass=cass,
@@ -84,7 +131,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         events=app[EVENTS],
         sessions=sessions,
         limiter=RateLimiter(app[REDIS], settings.rate_window_s),
+        idempotency=idempotency,
         users=users,
+        posts=posts,
     )
     yield
     passwords.close()
@@ -98,7 +147,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     app[ROUTE_LIST] = routes
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
-    app.cleanup_ctx.extend([cassandra_ctx, redis_ctx, events_ctx, services_ctx])
+    app.cleanup_ctx.extend([cassandra_ctx, redis_ctx, events_ctx, media_ctx, services_ctx])
     return app
 
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from app.context import ROUTE_LIST
 from app.web import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Route, json_response
 
-_PARAM = re.compile(r"{(\w+)}")
+_PARAM = re.compile(r"{(\w+)(?::[^}]*)?}")  # aiohttp placeholders, with or without a pattern
 
 ERROR = {
     "type": "object",
@@ -88,6 +88,58 @@ SCHEMAS: dict[str, dict] = {
             "bio": {"type": "string", "maxLength": 500},
         },
     },
+    "MediaVariant": {
+        "type": "object",
+        "required": ["url", "width", "height"],
+        "properties": {"url": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}},
+    },
+    "Post": {
+        "type": "object",
+        "required": ["id", "author", "caption", "hashtags", "location", "filter", "media", "like_count",
+                     "comment_count", "liked_by_me", "created_at"],
+        "properties": {
+            "id": ID,
+            "author": {"type": "object", "properties": {"id": ID, "username": {"type": "string", "nullable": True}}},
+            "caption": {"type": "string"},
+            "hashtags": {"type": "array", "items": {"type": "string"}},
+            "mentions": {"type": "array", "items": {"type": "string"}},
+            "location": {"type": "string"},
+            "filter": {"type": "string", "nullable": True},
+            "media": {
+                "type": "object",
+                "required": ["original", "large", "medium", "thumbnail"],
+                "additionalProperties": {"$ref": "#/components/schemas/MediaVariant"},
+            },
+            "preview": {"type": "string", "nullable": True, "description": "BlurHash or tiny image to paint first"},
+            "like_count": {"type": "integer", "minimum": 0},
+            "comment_count": {"type": "integer", "minimum": 0},
+            "liked_by_me": {"type": "boolean"},
+            "created_at": TIME,
+        },
+    },
+    "NewPost": {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP, at most 20 MB"},
+            "caption": {"type": "string", "maxLength": 2200},
+            "location": {"type": "string", "maxLength": 100},
+            "filter": {"type": "string", "description": "a name from GET /v1/filters"},
+        },
+    },
+    "Filter": {
+        "type": "object",
+        "required": ["name", "description"],
+        "properties": {"name": {"type": "string"}, "description": {"type": "string"}},
+    },
+    "FilterList": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Filter"}},
+            "next_cursor": {"type": "string", "nullable": True},
+        },
+    },
     "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
     "Ready": {
         "type": "object",
@@ -113,7 +165,7 @@ _COMMON_ERRORS = {
 def build_document(routes: list[Route]) -> dict:
     paths: dict[str, dict] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -128,6 +180,11 @@ def build_document(routes: list[Route]) -> dict:
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def openapi_path(path: str) -> str:
+    """An aiohttp path as OpenAPI writes it: `{key:.+}` becomes `{key}`."""
+    return _PARAM.sub(r"{\1}", path)
 
 
 def _operation(route: Route) -> dict:
@@ -148,8 +205,16 @@ def _operation(route: Route) -> dict:
             },
             {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
         ]
+    if route.idempotency_key:
+        operation["parameters"].append(
+            {"name": "Idempotency-Key", "in": "header", "required": False,
+             "description": "The same key from the same user within 24 h returns the first result",
+             "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+        )
     if route.request_body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.request_body}}}
+        operation["requestBody"] = {
+            "required": True, "content": {route.body_content_type: {"schema": route.request_body}}
+        }
     for status, what in route.responses.items():
         operation["responses"][str(status)] = _response(route, status, what)
     for status, text in _COMMON_ERRORS.items():

@@ -27,7 +27,7 @@ class Settings:
     api_port: int = 8080
     api_workers: int = 1  # processes sharing the port (SO_REUSEPORT)
     max_json_body_bytes: int = 64 * 1024
-    public_base_url: str = "http://127.0.0.1:8080"
+    public_base_url: str = ""  # how clients reach the API; empty: http://<api_host>:<api_port>
     # signs cursors; set a long random value in production and share it between API processes
     secret_key: str = "local-development-secret"
 
@@ -99,6 +99,10 @@ class Settings:
     kafka_heap: str = "512M"
     kafka_controller_port: int = 9093
     redis_port: int = 6379
+
+    @property
+    def public_url(self) -> str:
+        return (self.public_base_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def kafka_port(self) -> int:

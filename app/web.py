@@ -123,7 +123,9 @@ class Route:
     handler: Handler
     summary: str
     public: bool = False  # served without a bearer token
-    request_body: dict | None = None  # OpenAPI schema of a JSON body
+    request_body: dict | None = None  # OpenAPI schema of the body
+    body_content_type: str = "application/json"
+    idempotency_key: bool = False  # accepts the Idempotency-Key header
     responses: dict[int, str] = field(default_factory=dict)  # status -> component schema name or description
     paged: bool = False
     tag: str = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import faust
 
 from app.settings import Settings
-from streams import follow_graph
+from streams import follow_graph, media_sweep, post_counts
 from streams.resources import Resources
 
 
@@ -23,4 +23,6 @@ def create_app(settings: Settings) -> faust.App:
     )
     resources = Resources(settings)
     follow_graph.register(app, settings, resources)
+    post_counts.register(app, settings, resources)
+    media_sweep.register(app, settings, resources)
     return app

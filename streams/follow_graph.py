@@ -16,6 +16,7 @@ import faust
 from app.cassandra import CassandraSession
 from app.events import FollowChanged, topic_name
 from app.settings import Settings
+from streams.recount import FOLLOWERS, BucketRecounter
 from streams.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -29,25 +30,21 @@ class FollowGraphStore:
 
     def __init__(self, cass: CassandraSession) -> None:
         self.cass = cass
+        self.followers = BucketRecounter(cass, FOLLOWERS)
 
     async def prepare(self) -> FollowGraphStore:
         p = self.cass.prepare
+        await self.followers.prepare()
         self.edge = await p("SELECT follower_bucket, followed_at FROM following WHERE user_id = ? AND followee_id = ?")
         self.write_mirror = await p(
             "INSERT INTO followers (user_id, bucket, follower_id, followed_at) VALUES (?, ?, ?, ?)"
         )
         self.mark_bucket = await p("INSERT INTO follower_buckets (user_id, bucket) VALUES (?, ?)")
         self.delete_mirror = await p("DELETE FROM followers WHERE user_id = ? AND bucket = ? AND follower_id = ?")
-        self.count_bucket = await p("SELECT COUNT(*) AS n FROM followers WHERE user_id = ? AND bucket = ?")
-        self.save_bucket_count = await p(
-            "UPDATE follower_buckets SET follower_count = ? WHERE user_id = ? AND bucket = ?"
-        )
-        self.bucket_counts = await p("SELECT bucket, follower_count FROM follower_buckets WHERE user_id = ?")
         self.count_following = await p("SELECT COUNT(*) AS n FROM following WHERE user_id = ?")
         self.current_bucket = await p("SELECT follower_bucket FROM users WHERE user_id = ?")
         self.open_bucket = await p("UPDATE users SET follower_bucket = ? WHERE user_id = ?")
-        # absolute counts stamped with the time they were read: the latest recount wins
-        self.save_follower_count = await p("UPDATE users USING TIMESTAMP ? SET follower_count = ? WHERE user_id = ?")
+        # stamped with the time the count was read: of two concurrent recounts the later one wins
         self.save_following_count = await p("UPDATE users USING TIMESTAMP ? SET following_count = ? WHERE user_id = ?")
         return self
 
@@ -63,7 +60,7 @@ class FollowGraphUpdater:
         dirty_buckets = {(e.followee_id, b) for e, b in zip(latest.values(), buckets, strict=True)}
         await asyncio.gather(*(self._recount_bucket(uid, b) for uid, b in dirty_buckets))
         await asyncio.gather(
-            *(self._sum_followers(uid) for uid in {uid for uid, _ in dirty_buckets}),
+            *(self.store.followers.save_total(uid) for uid in {uid for uid, _ in dirty_buckets}),
             *(self._recount_following(uid) for uid in {e.actor_id for e in latest.values()}),
         )
 
@@ -82,19 +79,12 @@ class FollowGraphUpdater:
 
     async def _recount_bucket(self, user_id: int, bucket: int) -> None:
         s = self.store
-        count = (await s.cass.one(s.count_bucket, (user_id, bucket))).n
-        await s.cass.execute(s.save_bucket_count, (count, user_id, bucket))
+        count = await s.followers.recount_bucket(user_id, bucket)
         if count >= self.followers_per_bucket:
             row = await s.cass.one(s.current_bucket, (user_id,))
             if row is not None and (row.follower_bucket or 0) <= bucket:
                 await s.cass.execute(s.open_bucket, (bucket + 1, user_id))
                 log.info("user %d: followers bucket %d is full, opening %d", user_id, bucket, bucket + 1)
-
-    async def _sum_followers(self, user_id: int) -> None:
-        s = self.store
-        read_at = _now_us()
-        rows = await s.cass.rows(s.bucket_counts, (user_id,))
-        await s.cass.execute(s.save_follower_count, (read_at, sum(r.follower_count or 0 for r in rows), user_id))
 
     async def _recount_following(self, user_id: int) -> None:
         s = self.store

@@ -7,6 +7,7 @@ The servers themselves (Cassandra, Kafka, Redis) are the real ones `photos-stack
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 TEST_ENV = {
     "PHOTOS_CASSANDRA_KEYSPACE": "photos_test",
@@ -17,6 +18,7 @@ TEST_ENV = {
     "PHOTOS_ARGON2_TIME_COST": "1",
     "PHOTOS_ARGON2_MEMORY_KIB": "8192",
     "PHOTOS_SECRET_KEY": "test-secret",
+    "PHOTOS_MEDIA_DIR": str(Path(__file__).resolve().parent.parent / ".stack" / "test-media"),
 }
 for _name, _value in TEST_ENV.items():
     os.environ.setdefault(_name, _value)

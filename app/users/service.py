@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from app.auth import Passwords, SessionStore
 from app.cursors import CursorCodec
-from app.errors import BadRequest, Conflict, Invalid, NotFound, Unauthorized
+from app.errors import Conflict, Invalid, NotFound, Unauthorized
 from app.events import EventPublisher, FollowChanged, new_event_fields
 from app.ids import IdGenerator
 from app.users.repository import FollowRepository, UserRepository
@@ -141,16 +141,14 @@ class UserService:
 
     async def following(self, user_id: int, viewer_id: int, limit: int, cursor: str | None) -> tuple[list, str | None]:
         await self._require_user(user_id)
-        position = self.cursors.decode("following", cursor)
-        after = _int_field(position, "a") if position else 0
+        (after,) = self.cursors.decode_ints("following", cursor, "a") or (0,)
         ids = await self.follows.following_page(user_id, after, limit)
         next_cursor = self.cursors.encode("following", {"a": ids[-1]}) if len(ids) == limit else None
         return await self.users_json(ids, viewer_id), next_cursor
 
     async def followers(self, user_id: int, viewer_id: int, limit: int, cursor: str | None) -> tuple[list, str | None]:
         await self._require_user(user_id)
-        position = self.cursors.decode("followers", cursor)
-        bucket, after = (_int_field(position, "b"), _int_field(position, "a")) if position else (0, 0)
+        bucket, after = self.cursors.decode_ints("followers", cursor, "b", "a") or (0, 0)
         ids, last_bucket = await self.follows.followers_page(user_id, bucket, after, limit)
         next_cursor = None
         if len(ids) == limit:
@@ -162,9 +160,3 @@ class UserService:
         if row is None or row.username is None:
             raise NotFound("no such user", code="user_not_found")
 
-
-def _int_field(position: dict, name: str) -> int:
-    value = position.get(name)
-    if type(value) is not int or value < 0:
-        raise BadRequest("the cursor is not valid for this list", code="invalid_cursor")
-    return value

@@ -147,8 +147,9 @@ async def test_an_expired_token_is_401(http, api_url, migrated):
     await eventually(status, lambda s: s == 401, timeout=10)
 
 
-def _concrete(path: str, user_id: str) -> str:
-    return re.sub(r"{user_id}", user_id, re.sub(r"{username}", "someone", path))
+def _concrete(path: str, some_id: str) -> str:
+    """The path with an id for every `{..._id}` placeholder and a name for the others."""
+    return re.sub(r"{(\w+)(?::[^}]*)?}", lambda m: some_id if m.group(1).endswith("_id") else "someone", path)
 
 
 async def test_every_route_that_needs_a_token_refuses_requests_without_one(http, api_url, account):

@@ -3,6 +3,7 @@ import pytest
 from app.main import all_routes
 from app.openapi import build_document
 from tests.e2e.conftest import register, start_api
+from tests.e2e.posting import form, user_posts
 from tests.support.polling import eventually
 from tests.support.ports import free_port
 from tests.support.tcp_proxy import TcpProxy
@@ -87,3 +88,12 @@ async def test_readyz_is_503_while_cassandra_is_unreachable_and_recovers(http, m
     finally:
         process.stop()
         proxy.close()
+
+
+async def test_with_kafka_down_an_upload_is_refused_and_creates_nothing(http, api_url, api_without_redis_and_kafka):
+    url = api_without_redis_and_kafka
+    author = await register(http, url)
+    async with http.post(f"{url}/v1/posts", data=form(), headers=author.auth) as response:
+        assert response.status == 503
+        assert int(response.headers["Retry-After"]) >= 1
+    assert await user_posts(http, api_url, author, author.id) == []

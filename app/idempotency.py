@@ -1,0 +1,67 @@
+"""`Idempotency-Key` for requests that create something: the same key from the same user within
+24 hours returns the first response and creates nothing new.
+
+The key is claimed in Cassandra with `IF NOT EXISTS` (so two concurrent retries cannot both
+create), marked pending with a short TTL while the first request runs, and replaced by the
+response with a 24-hour TTL when it succeeds. A failed first request releases the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from app.cassandra import CassandraSession
+from app.errors import BadRequest, Conflict
+
+PENDING_TTL_S = 120  # longer than any create takes; a crashed request frees its key after this
+MAX_KEY_LENGTH = 255
+
+Created = tuple[int, dict]
+
+
+class IdempotencyStore:
+    def __init__(self, cass: CassandraSession, ttl_s: int) -> None:
+        self._cass = cass
+        self._ttl_s = ttl_s
+
+    async def prepare(self) -> IdempotencyStore:
+        p = self._cass.prepare
+        self._claim = await p(
+            "INSERT INTO idempotency_keys (user_id, key, state) VALUES (?, ?, 'pending') IF NOT EXISTS"
+            f" USING TTL {PENDING_TTL_S}"
+        )
+        self._finish = await p(
+            "UPDATE idempotency_keys USING TTL ? SET state = 'done', status = ?, response = ?"
+            " WHERE user_id = ? AND key = ? IF state = 'pending'"
+        )
+        self._release = await p("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?")
+        return self
+
+    async def run(self, user_id: int, key: str | None, create: Callable[[], Awaitable[Created]]) -> Created:
+        """The response of `create()`, run at most once per (user, key)."""
+        if key is None:
+            return await create()
+        if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
+            raise BadRequest(
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
+                code="invalid_idempotency_key",
+            )
+        claim = await self._cass.execute(self._claim, (user_id, key))
+        if not claim.was_applied:
+            existing = claim.current_rows[0]
+            if existing.state == "done":
+                return existing.status, orjson.loads(existing.response)
+            raise Conflict(
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+                code="idempotency_key_in_use",
+                headers={"Retry-After": "1"},
+            )
+        try:
+            status, body = await create()
+        except BaseException:
+            await self._cass.execute(self._release, (user_id, key))
+            raise
+        await self._cass.execute(self._finish, (self._ttl_s, status, orjson.dumps(body).decode(), user_id, key))
+        return status, body

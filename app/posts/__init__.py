@@ -1,0 +1,1 @@
+"""Posts: creation with the media pipeline, reading, deleting, and per-user timelines."""

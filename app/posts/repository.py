@@ -1,0 +1,117 @@
+"""The CQL of posts, their timelines, and the media sweep log; every statement prepared once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.cassandra import CassandraSession
+from app.ids import ID_EPOCH_MS, hour_bucket, month_bucket
+from app.timelines import BucketedTimeline, TimelineTables
+
+POST_COLUMNS = (
+    "post_id, author_id, caption, hashtags, mentions, location, filter, media, preview, created_at,"
+    " like_count, comment_count"
+)
+SWEEP_SHARDS = 16
+SWEEP_LOOKBACK_HOURS = 7 * 24  # entries expire after this; the sweeper reads this far back
+
+USER_POSTS = TimelineTables(items="posts_by_user", key="author_id", item="post_id", buckets="user_post_buckets")
+HASHTAG_POSTS = TimelineTables(
+    items="posts_by_hashtag", key="tag", item="post_id", buckets="hashtag_buckets", extra=("author_id",)
+)
+
+
+class PostRepository:
+    def __init__(self, cass: CassandraSession) -> None:
+        self._cass = cass
+        self.by_user = BucketedTimeline(cass, USER_POSTS)
+        self.by_hashtag = BucketedTimeline(cass, HASHTAG_POSTS)
+
+    async def prepare(self) -> PostRepository:
+        p = self._cass.prepare
+        await self.by_user.prepare()
+        await self.by_hashtag.prepare()
+        self._insert = await p(
+            "INSERT INTO posts (post_id, author_id, caption, hashtags, mentions, location, filter, media, preview,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._get = await p(f"SELECT {POST_COLUMNS} FROM posts WHERE post_id = ?")
+        self._delete = await p("DELETE FROM posts WHERE post_id = ?")
+        return self
+
+    async def insert(
+        self, post_id: int, author_id: int, caption: str, hashtags: list[str], mentions: list[str],
+        location: str, filter_name: str | None, media: dict[str, tuple[str, int, int]], preview: str,
+        created_at: datetime,
+    ) -> None:
+        """The post row first, then its timelines: a timeline entry never points at a missing row."""
+        await self._cass.execute(
+            self._insert,
+            (post_id, author_id, caption, hashtags, mentions, location, filter_name, media, preview, created_at),
+        )
+        await asyncio.gather(
+            self.by_user.add(author_id, month_bucket(post_id), post_id),
+            *(self.by_hashtag.add(tag, hour_bucket(post_id), post_id, author_id) for tag in hashtags),
+        )
+
+    async def get(self, post_id: int):
+        return await self._cass.one(self._get, (post_id,))
+
+    async def get_many(self, post_ids: Iterable[int]) -> dict[int, object]:
+        rows = await asyncio.gather(*(self.get(pid) for pid in post_ids))
+        return {row.post_id: row for row in rows if row is not None}
+
+    async def delete(self, post) -> None:
+        """Timelines first, then the row, so a half-done delete is retried from the row."""
+        await asyncio.gather(
+            self.by_user.remove(post.author_id, month_bucket(post.post_id), post.post_id),
+            *(self.by_hashtag.remove(tag, hour_bucket(post.post_id), post.post_id) for tag in post.hashtags or ()),
+        )
+        await self._cass.execute(self._delete, (post.post_id,))
+
+
+class MediaSweepLog:
+    """`media_sweep`: media that may be left without a post, found again by the sweeper.
+
+    Entries are placed by the hour they are written in (not the post's age), so the sweeper
+    only ever reads recent hours."""
+
+    def __init__(self, cass: CassandraSession) -> None:
+        self._cass = cass
+
+    async def prepare(self) -> MediaSweepLog:
+        p = self._cass.prepare
+        self._record = await p(
+            "INSERT INTO media_sweep (bucket, shard, post_id, keys, reason, written_at) VALUES (?, ?, ?, ?, ?, ?)"
+            f" USING TTL {SWEEP_LOOKBACK_HOURS * 3600}"
+        )
+        self._forget = await p("DELETE FROM media_sweep WHERE bucket = ? AND shard = ? AND post_id = ?")
+        self._list = await p("SELECT post_id, keys, reason, written_at FROM media_sweep WHERE bucket = ? AND shard = ?")
+        return self
+
+    async def record(self, post_id: int, keys: Iterable[str], reason: str) -> SweepPlace:
+        place = SweepPlace(bucket=current_hour_bucket(), shard=post_id % SWEEP_SHARDS)
+        await self._cass.execute(
+            self._record, (place.bucket, place.shard, post_id, set(keys), reason, datetime.now(UTC))
+        )
+        return place
+
+    async def forget(self, place: SweepPlace, post_id: int) -> None:
+        await self._cass.execute(self._forget, (place.bucket, place.shard, post_id))
+
+    async def entries(self, place: SweepPlace) -> list:
+        return await self._cass.rows(self._list, (place.bucket, place.shard))
+
+
+@dataclass(frozen=True)
+class SweepPlace:
+    bucket: int
+    shard: int
+
+
+def current_hour_bucket(now: float | None = None) -> int:
+    return (int((time.time() if now is None else now) * 1000) - ID_EPOCH_MS) // 3_600_000

@@ -1,0 +1,164 @@
+"""Posts: create through the media pipeline, read, list, delete; the rules and their order.
+
+Creating a post writes in an order that never leaves a post pointing at missing media:
+  1. the image is decoded, filtered and resized (process pool);
+  2. the post id and media keys are recorded in `media_sweep`;
+  3. the variants are stored; 4. the post row and its timelines are written;
+  5. the event is published (a failure undoes 4 and answers 503); 6. the sweep entry is removed.
+Media of a request that died between 2 and 6 is collected by the sweeper (app/posts/sweeper.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.cursors import CursorCodec
+from app.errors import Forbidden, Invalid, NotFound, Unavailable
+from app.events import EventPublisher, PostCreated, PostDeleted, new_event_fields
+from app.idempotency import IdempotencyStore
+from app.ids import IdGenerator
+from app.media.filters import FILTERS
+from app.media.processing import ProcessedImage
+from app.media.processor import ImageProcessor
+from app.media.store import MediaStore
+from app.posts import text
+from app.posts.repository import MediaSweepLog, PostRepository
+from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND
+from app.users.repository import UserRepository
+from app.users.service import iso
+
+VARIANTS = ("original", "large", "medium", "thumbnail")
+
+
+@dataclass(frozen=True)
+class NewPost:
+    image: bytes
+    caption: str
+    location: str
+    filter_name: str | None
+
+
+@dataclass
+class PostService:
+    posts: PostRepository
+    sweep: MediaSweepLog
+    users: UserRepository
+    store: MediaStore
+    processor: ImageProcessor
+    events: EventPublisher
+    idempotency: IdempotencyStore
+    ids: IdGenerator
+    cursors: CursorCodec
+    max_caption_length: int
+    max_location_length: int
+
+    # --- create -------------------------------------------------------------
+    async def create(self, author_id: int, new: NewPost, idempotency_key: str | None) -> tuple[int, dict]:
+        self._check_text(new)
+        return await self.idempotency.run(author_id, idempotency_key, lambda: self._create(author_id, new))
+
+    def _check_text(self, new: NewPost) -> None:
+        if len(new.caption) > self.max_caption_length:
+            raise Invalid(f"caption must be at most {self.max_caption_length} characters", code="caption_too_long")
+        if len(new.location) > self.max_location_length:
+            raise Invalid(f"location must be at most {self.max_location_length} characters")
+        for name, value in (("caption", new.caption), ("location", new.location)):
+            if any((ord(ch) < 32 and ch not in "\n\t") or 0x7F <= ord(ch) < 0xA0 for ch in value):
+                raise Invalid(f"{name} must not contain control characters", code="control_characters")
+        if "\n" in new.location or "\t" in new.location:
+            raise Invalid("location must be one line", code="control_characters")
+        if new.filter_name is not None and new.filter_name not in FILTERS:
+            raise Invalid(f"unknown filter {new.filter_name!r}; GET /v1/filters lists them", code="unknown_filter")
+        if len(text.hashtags(new.caption)) > text.MAX_HASHTAGS:
+            raise Invalid(f"a caption may carry at most {text.MAX_HASHTAGS} hashtags", code="too_many_hashtags")
+
+    async def _create(self, author_id: int, new: NewPost) -> tuple[int, dict]:
+        if not self.events.connected:  # refuse before doing anything that would need undoing
+            raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
+        processed = await self.processor.process(new.image, new.filter_name)
+        post_id = self.ids.next_id()
+        keys = {name: f"p/{post_id}/{name}-{secrets.token_hex(6)}.jpg" for name in VARIANTS}
+        place = await self.sweep.record(post_id, keys.values(), "upload")
+        await self._store_media(processed, keys)
+        hashtags, mentions = text.hashtags(new.caption), text.mentions(new.caption)
+        media = {name: (keys[name], processed.variants[name].width, processed.variants[name].height) for name in keys}
+        created_at = datetime.now(UTC)
+        await self.posts.insert(
+            post_id, author_id, new.caption, hashtags, mentions, new.location, new.filter_name, media,
+            processed.preview, created_at,
+        )
+        event = PostCreated(**new_event_fields(author_id), post_id=post_id, hashtags=hashtags, mentions=mentions)
+        try:
+            await self.events.publish("posts", author_id, event)
+        except Unavailable:
+            await self.posts.delete(await self.posts.get(post_id))  # the sweeper then removes the media
+            raise
+        await self.sweep.forget(place, post_id)
+        return 201, await self.get(post_id, viewer_id=author_id)
+
+    async def _store_media(self, processed: ProcessedImage, keys: dict[str, str]) -> None:
+        for name, key in keys.items():  # one at a time: bounded memory and store connections per upload
+            variant = processed.variants[name]
+            await self.store.put(key, variant.data, variant.content_type)
+
+    # --- read ---------------------------------------------------------------
+    async def get(self, post_id: int, viewer_id: int) -> dict:
+        posts = await self.hydrate([post_id], viewer_id)
+        if not posts:
+            raise NotFound("no such post", code="post_not_found")
+        return posts[0]
+
+    async def hydrate(self, post_ids: list[int], viewer_id: int) -> list[dict]:
+        """Posts as the API shows them, in the given order; missing (deleted) ones left out."""
+        rows = await self.posts.get_many(post_ids)
+        authors = await self.users.get_many({row.author_id for row in rows.values()})
+        return [self._post_json(rows[pid], authors.get(rows[pid].author_id)) for pid in post_ids if pid in rows]
+
+    def _post_json(self, row, author) -> dict:
+        media = row.media or {}
+        return {
+            "id": str(row.post_id),
+            "author": {"id": str(row.author_id), "username": author.username if author else None},
+            "caption": row.caption or "",
+            "hashtags": list(row.hashtags or ()),
+            "mentions": list(row.mentions or ()),
+            "location": row.location or "",
+            "filter": row.filter,
+            "media": {
+                name: {"url": self.store.url(v.key), "width": v.width, "height": v.height}
+                for name, v in media.items()
+            },
+            "preview": row.preview,
+            "like_count": row.like_count or 0,
+            "comment_count": row.comment_count or 0,
+            "liked_by_me": False,
+            "created_at": iso(row.created_at),
+        }
+
+    async def list_by_user(self, user_id: int, viewer_id: int, limit: int, cursor: str | None):
+        user = await self.users.get(user_id)
+        if user is None or user.username is None:
+            raise NotFound("no such user", code="user_not_found")
+        bucket, before = self.cursors.decode_ints("user-posts", cursor, "b", "a") or (LATEST_BUCKET, NO_UPPER_BOUND)
+        ids, last_bucket = await self.posts.by_user.page(user_id, bucket, before, limit)
+        next_cursor = self.cursors.encode("user-posts", {"b": last_bucket, "a": ids[-1]}) if len(ids) == limit else None
+        return await self.hydrate(ids, viewer_id), next_cursor
+
+    # --- delete -------------------------------------------------------------
+    async def delete(self, user_id: int, post_id: int) -> None:
+        post = await self.posts.get(post_id)
+        if post is None:
+            raise NotFound("no such post", code="post_not_found")
+        if post.author_id != user_id:
+            raise Forbidden("only the author can delete a post", code="not_post_author")
+        keys = [variant.key for variant in (post.media or {}).values()]
+        place = await self.sweep.record(post_id, keys, "delete")
+        # published first: with Kafka down nothing is deleted and the client gets 503
+        event = PostDeleted(**new_event_fields(user_id), post_id=post_id, hashtags=list(post.hashtags or ()))
+        await self.events.publish("posts", user_id, event)
+        await self.posts.delete(post)
+        await self.store.delete_many(keys)
+        await self.sweep.forget(place, post_id)
+

@@ -1,0 +1,94 @@
+"""The media sweeper: removes media that no post points at.
+
+Every upload and every delete records its media keys in `media_sweep` before touching the
+store and removes the record when it is done. Records that outlive the grace period belong to
+requests that died midway: if their post exists the media is in use and the record is dropped,
+otherwise the media is deleted. Run by the stream workers every few minutes and by
+`photos-sweep-media`; safe to run anywhere, any number of times, concurrently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC
+
+from app import cassandra
+from app.media.store import MediaStore, make_media_store
+from app.posts.repository import (
+    SWEEP_LOOKBACK_HOURS,
+    SWEEP_SHARDS,
+    MediaSweepLog,
+    PostRepository,
+    SweepPlace,
+    current_hour_bucket,
+)
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    checked: int = 0
+    kept: int = 0
+    removed_keys: int = 0
+
+
+class MediaSweeper:
+    def __init__(self, sweep: MediaSweepLog, posts: PostRepository, store: MediaStore, grace_s: int) -> None:
+        self._sweep = sweep
+        self._posts = posts
+        self._store = store
+        self._grace_s = grace_s  # younger records may belong to requests still running
+
+    async def run(self) -> SweepReport:
+        report = SweepReport()
+        cutoff = time.time() - self._grace_s
+        newest = current_hour_bucket(cutoff)
+        for bucket in range(newest, newest - SWEEP_LOOKBACK_HOURS, -1):
+            places = [SweepPlace(bucket, shard) for shard in range(SWEEP_SHARDS)]
+            for entries, place in zip(await asyncio.gather(*map(self._sweep.entries, places)), places, strict=True):
+                for entry in entries:
+                    if entry.written_at.replace(tzinfo=UTC).timestamp() <= cutoff:
+                        await self._settle(place, entry, report)
+        if report.removed_keys:
+            log.info("media sweep: %d records, %d kept, %d keys removed", report.checked, report.kept,
+                     report.removed_keys)
+        return report
+
+    async def _settle(self, place: SweepPlace, entry, report: SweepReport) -> None:
+        report.checked += 1
+        if await self._posts.get(entry.post_id) is not None:
+            report.kept += 1  # the post committed (or its delete failed): the media is in use
+        else:
+            keys = list(entry.keys or ())
+            await self._store.delete_many(keys)
+            report.removed_keys += len(keys)
+        await self._sweep.forget(place, entry.post_id)
+
+
+async def sweep_once(settings: Settings) -> SweepReport:
+    cluster, cass = await cassandra.connect(settings, settings.cassandra_keyspace)
+    store = make_media_store(settings)
+    try:
+        sweeper = MediaSweeper(
+            await MediaSweepLog(cass).prepare(), await PostRepository(cass).prepare(), store,
+            settings.media_sweep_grace_s,
+        )
+        return await sweeper.run()
+    finally:
+        await store.close()
+        await cassandra.shutdown(cluster)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="photos-sweep-media", description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    report = asyncio.run(sweep_once(Settings.from_env()))
+    print(f"checked {report.checked} records, kept {report.kept}, removed {report.removed_keys} media keys")
+    return 0

@@ -1,0 +1,47 @@
+"""Publishing posts over HTTP, for the e2e tests."""
+
+import io
+
+import aiohttp
+from PIL import Image
+
+
+def photo(width: int = 1600, height: int = 1200, colour=(200, 120, 40)) -> bytes:
+    image = Image.new("RGB", (width, height), colour)
+    for x in range(0, width, 50):  # some structure so variants differ from a flat colour
+        image.paste((x % 255, 80, 160), (x, 0, x + 10, height))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+PHOTO = photo()
+
+
+def form(image: bytes = PHOTO, **fields: str) -> aiohttp.FormData:
+    data = aiohttp.FormData()
+    data.add_field("image", image, filename="photo.jpg", content_type="image/jpeg")
+    for name, value in fields.items():
+        data.add_field(name, value)
+    return data
+
+
+async def publish(http, api_url, account, headers=None, **fields) -> dict:
+    async with http.post(
+        f"{api_url}/v1/posts", data=form(**fields), headers={**account.auth, **(headers or {})}
+    ) as response:
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+
+async def user_posts(http, api_url, viewer, user_id, limit=20) -> list[dict]:
+    items, cursor = [], None
+    while True:
+        params = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+        async with http.get(f"{api_url}/v1/users/{user_id}/posts", params=params, headers=viewer.auth) as r:
+            assert r.status == 200, await r.text()
+            page = await r.json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items

@@ -1,0 +1,93 @@
+"""Posts tables, timelines and the media sweeper against real Cassandra and a real media store."""
+
+from datetime import UTC, datetime
+
+import pytest
+from app.media.store import LocalMediaStore
+
+from app.ids import IdGenerator, hour_bucket, month_bucket
+from app.posts.repository import MediaSweepLog, PostRepository
+from app.posts.sweeper import MediaSweeper
+from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND
+
+ids = IdGenerator()
+
+
+@pytest.fixture(scope="module")
+async def posts(cass):
+    return await PostRepository(cass).prepare()
+
+
+@pytest.fixture(scope="module")
+async def sweep_log(cass):
+    return await MediaSweepLog(cass).prepare()
+
+
+@pytest.fixture
+def store(tmp_path):
+    return LocalMediaStore(tmp_path, "http://127.0.0.1:8080")
+
+
+async def insert_post(posts: PostRepository, author: int, hashtags=(), media=None) -> int:
+    post_id = ids.next_id()
+    await posts.insert(
+        post_id, author, "caption", list(hashtags), [], "", None, media or {"thumbnail": ("k", 1, 1)}, "",
+        datetime.now(UTC),
+    )
+    return post_id
+
+
+async def test_a_post_is_in_its_authors_and_its_hashtags_timelines_until_deleted(posts):
+    author, tag = ids.next_id(), f"tag{ids.next_id()}"
+    post_id = await insert_post(posts, author, hashtags=[tag])
+    assert (await posts.by_user.page(author, LATEST_BUCKET, NO_UPPER_BOUND, 10)) == ([post_id], month_bucket(post_id))
+    assert (await posts.by_hashtag.page(tag, LATEST_BUCKET, NO_UPPER_BOUND, 10)) == ([post_id], hour_bucket(post_id))
+    await posts.delete(await posts.get(post_id))
+    assert await posts.get(post_id) is None
+    assert (await posts.by_user.page(author, LATEST_BUCKET, NO_UPPER_BOUND, 10))[0] == []
+    assert (await posts.by_hashtag.page(tag, LATEST_BUCKET, NO_UPPER_BOUND, 10))[0] == []
+
+
+async def test_timeline_pages_walk_across_buckets_newest_first(posts):
+    author = ids.next_id()
+    created = [await insert_post(posts, author) for _ in range(5)]
+    # the same author's posts in two older months, written straight into the timeline
+    old = [((month_bucket(created[0]) - k), created[0] - k * 10**12) for k in (1, 3)]
+    for bucket, post_id in old:
+        await posts.by_user.add(author, bucket, post_id)
+    seen, bucket, before = [], LATEST_BUCKET, NO_UPPER_BOUND
+    while True:
+        page, last_bucket = await posts.by_user.page(author, bucket, before, 2)
+        seen += page
+        if len(page) < 2:
+            break
+        bucket, before = last_bucket, page[-1]
+    assert seen == list(reversed(created)) + [post_id for _, post_id in old]
+
+
+async def test_the_sweeper_removes_media_of_uploads_that_never_became_posts(posts, sweep_log, store):
+    orphan_id = ids.next_id()
+    await store.put(f"p/{orphan_id}/thumbnail-x.jpg", b"jpeg bytes", "image/jpeg")
+    place = await sweep_log.record(orphan_id, [f"p/{orphan_id}/thumbnail-x.jpg"], "upload")  # the request died
+
+    kept_key = "p/kept/thumbnail-y.jpg"
+    live_id = await insert_post(posts, ids.next_id(), media={"thumbnail": (kept_key, 1, 1)})
+    await store.put(kept_key, b"jpeg bytes", "image/jpeg")
+    live_place = await sweep_log.record(live_id, [kept_key], "upload")  # the post committed, no cleanup ran
+
+    report = await MediaSweeper(sweep_log, posts, store, grace_s=0).run()
+    assert report.removed_keys >= 1
+    assert not await store.exists(f"p/{orphan_id}/thumbnail-x.jpg")
+    assert await store.exists(kept_key)
+    # each record is settled once, whichever way
+    assert orphan_id not in {entry.post_id for entry in await sweep_log.entries(place)}
+    assert live_id not in {entry.post_id for entry in await sweep_log.entries(live_place)}
+
+
+async def test_the_sweeper_leaves_records_younger_than_the_grace_period(posts, sweep_log, store):
+    orphan_id = ids.next_id()
+    key = f"p/{orphan_id}/thumbnail-z.jpg"
+    await store.put(key, b"jpeg bytes", "image/jpeg")
+    await sweep_log.record(orphan_id, [key], "upload")  # may belong to an upload still running
+    await MediaSweeper(sweep_log, posts, store, grace_s=3600).run()
+    assert await store.exists(key)
