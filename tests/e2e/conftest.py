@@ -78,6 +78,21 @@ async def register(http: aiohttp.ClientSession, api_url: str, username: str | No
     return Account(id=body["user"]["id"], username=username, password=password, token=body["token"])
 
 
+async def list_all(http, api_url, viewer, path: str, limit: int) -> list[dict]:
+    """Every item of a paged list, following next_cursor to the end."""
+    items, cursor = [], None
+    while True:
+        params = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+        async with http.get(f"{api_url}{path}", params=params, headers=viewer.auth) as response:
+            assert response.status == 200, await response.text()
+            page = await response.json()
+        assert len(page["items"]) <= limit
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+
+
 @pytest.fixture
 async def account(http, api_url) -> Account:
     return await register(http, api_url)

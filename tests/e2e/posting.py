@@ -5,6 +5,8 @@ import io
 import aiohttp
 from PIL import Image
 
+from tests.e2e.conftest import list_all
+
 
 def photo(width: int = 1600, height: int = 1200, colour=(200, 120, 40)) -> bytes:
     image = Image.new("RGB", (width, height), colour)
@@ -35,13 +37,4 @@ async def publish(http, api_url, account, headers=None, **fields) -> dict:
 
 
 async def user_posts(http, api_url, viewer, user_id, limit=20) -> list[dict]:
-    items, cursor = [], None
-    while True:
-        params = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
-        async with http.get(f"{api_url}/v1/users/{user_id}/posts", params=params, headers=viewer.auth) as r:
-            assert r.status == 200, await r.text()
-            page = await r.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
+    return await list_all(http, api_url, viewer, f"/v1/users/{user_id}/posts", limit)

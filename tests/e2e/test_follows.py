@@ -1,6 +1,6 @@
 import asyncio
 
-from tests.e2e.conftest import register
+from tests.e2e.conftest import list_all, register
 from tests.support.polling import eventually
 
 
@@ -18,20 +18,6 @@ async def counts(http, api_url, viewer, user_id) -> tuple[int, int]:
 async def follow(http, api_url, who, whom_id, method="PUT") -> int:
     async with http.request(method, f"{api_url}/v1/users/{whom_id}/follow", headers=who.auth) as response:
         return response.status
-
-
-async def list_all(http, api_url, viewer, path, limit) -> list[dict]:
-    items, cursor = [], None
-    while True:
-        params = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
-        async with http.get(f"{api_url}{path}", params=params, headers=viewer.auth) as response:
-            assert response.status == 200, await response.text()
-            page = await response.json()
-        assert len(page["items"]) <= limit
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
 
 
 async def test_follow_shows_in_both_lists_and_in_followed_by_me(http, api_url, streams_worker):
