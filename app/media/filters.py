@@ -52,9 +52,12 @@ class Filter:
 
 def saturation(amount: float) -> tuple[float, ...]:
     """Scale each pixel's distance from its own grey: 0 is black and white, 1 unchanged, above 1 richer."""
-    rows = [[weight * (1 - amount) + (amount if row == column else 0.0) for column, weight in enumerate(LUMA)]
-            for row in range(3)]
-    return tuple(value for row in rows for value in (*row, 0.0))
+    coefficients: list[float] = []
+    for row in range(3):
+        for column, weight in enumerate(LUMA):
+            coefficients.append(weight * (1 - amount) + (amount if row == column else 0.0))
+        coefficients.append(0.0)  # no offset
+    return tuple(coefficients)
 
 
 # --- tone curves -----------------------------------------------------------------
@@ -85,16 +88,21 @@ def s_curve(strength: float) -> Curve:
     return curve
 
 
-def tone(*every: Curve, red: Sequence[Curve] = (), green: Sequence[Curve] = (), blue: Sequence[Curve] = ()
-         ) -> tuple[int, ...]:
-    """The lookup table of the curves in `every` followed by each channel's own, applied in order."""
+def tone(
+    *every: Curve, red: Sequence[Curve] = (), green: Sequence[Curve] = (), blue: Sequence[Curve] = ()
+) -> tuple[int, ...]:
+    """The lookup table of the curves in `every` and then each channel's own, applied in order.
+
+    Each step clips to 0..255, as the same steps applied one after the other to an 8-bit image
+    would, so "contrast, then lift the blacks" does lift them.
+    """
     table: list[int] = []
     for own in (red, green, blue):
         for value in range(256):
             v = float(value)
             for curve in (*every, *own):
-                v = curve(v)
-            table.append(max(0, min(255, round(v))))
+                v = min(255.0, max(0.0, curve(v)))
+            table.append(round(v))
     return tuple(table)
 
 

@@ -1,12 +1,13 @@
-"""The preview stored with a post: a BlurHash (https://blurha.sh), about 30 characters of text.
+"""The preview stored with a post: a BlurHash (https://blurha.sh), 28 characters of text.
 
 A client paints the blurred colours while the real image loads. BlurHash is chosen over a tiny
-inline JPEG because it is text that fits a Cassandra column and a JSON field as it is, is five
-to ten times smaller than the smallest useful JPEG, and has decoders for every client platform.
+inline JPEG because it is text that fits a Cassandra column and a JSON field as it is, is about
+15 times smaller (a 16x12 JPEG is 430 characters of base64, its header tables being most of it),
+and has decoders for every client platform.
 
 The encoder works on a copy of at most 32 px a side, which keeps its pure-Python sums to a few
-thousand multiplications (about a millisecond): the colours of a 4x3-component hash do not
-change visibly above that size.
+thousand multiplications (1 to 2 ms with the downscale): the colours of a 4x3-component hash do
+not change visibly above that size.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def blurhash(image: Image.Image, x_components: int, y_components: int) -> str:
     factors = _cosine_factors(image, x_components, y_components)
     dc, ac = factors[0], factors[1:]
     size_flag = (x_components - 1) + (y_components - 1) * 9
-    if ac:
+    if ac:  # the largest AC amplitude, in 83 steps, is the scale every AC component is quantised against
         quantised_max = max(0, min(82, math.floor(max(abs(c) for f in ac for c in f) * 166 - 0.5)))
         max_value = (quantised_max + 1) / 166
     else:
@@ -85,6 +86,7 @@ def _encode_dc(rgb: tuple[float, ...]) -> int:
 
 
 def _encode_ac(rgb: tuple[float, ...], max_value: float) -> int:
+    """Each channel in 19 levels on a square-root scale, which keeps more steps for faint components."""
     r, g, b = (max(0, min(18, math.floor(_sign_sqrt(c / max_value) * 9 + 9.5))) for c in rgb)
     return r * 19 * 19 + g * 19 + b
 

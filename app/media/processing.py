@@ -25,21 +25,26 @@ from functools import lru_cache
 from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
 from app.errors import Invalid, TooLarge, UnsupportedMedia
-from app.media.filters import find_filter
+from app.media.filters import Filter, find_filter
 from app.media.preview import preview
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")  # Pillow's plugin ids; a JPEG with MPF data opens as "MPO"
-MIN_EDGE = 32  # px, the shortest side accepted: below it the variants would be unreadable
-# Each progressive scan is a pass over every DCT block; thousands of tiny scans make a small
-# file cost minutes to decode. Encoders write about 10, and 100 leaves room for odd ones.
+MIN_EDGE = 32  # px: the shortest side accepted; below it there is no picture left to show
+# Each progressive scan is a pass over every DCT block, so thousands of tiny scans make a small
+# file cost seconds of CPU or more. Encoders write about 10; 100 leaves room for odd ones.
 MAX_JPEG_SCANS = 100
 JPEG_QUALITY = 82
-# Bicubic instead of Lanczos: 40% less work on the big first step, and within 49 dB PSNR of it
-# (indistinguishable); figures in docs/media.md.
+DRAFT_SLACK = 0.95  # a DCT-scaled decode down to 95% of the original's edge is used as the original
+# Bicubic rather than Lanczos: a third less time on the big first resize, at about 50 dB PSNR from
+# Lanczos, which no eye tells apart (loadtest/media_benchmark.py measures both).
 RESAMPLE = Image.Resampling.BICUBIC
-REDUCING_GAP = 2.0  # steps of 2x or more start with an exact box reduce(), which Pillow proves harmless
+# Resizes of 6x or more (large PNG and WebP sources; JPEGs shrink while decoding) start with a box
+# reduce() by an integer factor, leaving at least 3x to resample, which Pillow documents as
+# indistinguishable from a full resample in most cases.
+REDUCING_GAP = 3.0
 WHITE = (255, 255, 255)
 
+# what Pillow's parsers and decoders raise for malformed data
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 _SOURCE_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp"}
 _UPRIGHT = {  # EXIF orientation -> the transpose that shows the picture upright
@@ -52,7 +57,9 @@ _UPRIGHT = {  # EXIF orientation -> the transpose that shows the picture upright
     8: Image.Transpose.ROTATE_90,
 }
 _SWAPS_SIDES = frozenset({5, 6, 7, 8})
-_START_OF_SCAN = b"\xff\xda"  # 0xFF is escaped as FF 00 inside entropy-coded data, so this is always a marker
+# In entropy-coded data 0xFF is always followed by 00 or a restart marker, so these two bytes only
+# occur as a scan's marker or, rarely, inside metadata: counting them can only overestimate.
+_START_OF_SCAN = b"\xff\xda"
 
 StageTimer = Callable[[str], AbstractContextManager[object]]
 
@@ -125,31 +132,17 @@ def process_image(data: bytes, filter_name: str | None, max_pixels: int, timer: 
     photo_filter = find_filter(filter_name)  # an unknown name is refused before any decoding
     with timer("decode"):
         image = open_image(data, max_pixels)
-        source_format, (width, height) = _SOURCE_FORMATS[image.format or ""], image.size
+        source_format, source_size = _SOURCE_FORMATS[image.format or ""], image.size
         decode(image)
     orientation = _orientation(image)
-    icc_profile = image.info.get("icc_profile")
-    with timer("convert"):
-        image = _flatten(image)
-        image.info = {}  # derived images copy `info`, and the JPEG encoder writes its comment: no metadata leaks
-    with timer("resize original"):
-        image = _fit(image, ORIGINAL.edge)
-    with timer("convert"):
-        image = _to_srgb(image, icc_profile)
-    with timer("orient"):
-        image = _upright(image, orientation)
-    if photo_filter is not None:
-        with timer("filter"):
-            image = photo_filter.apply(image)
-    images = _resize_cascade(image, timer)
+    images = _resize_cascade(_original(image, orientation, photo_filter, timer), timer)
     variants = {}
     for name, variant in images.items():
         with timer(f"encode {name}"):
             variants[name] = Variant(name, encode_jpeg(variant), *variant.size)
     with timer("preview"):
         blurred = preview(images["medium"])
-    if orientation in _SWAPS_SIDES:
-        width, height = height, width
+    width, height = source_size[::-1] if orientation in _SWAPS_SIDES else source_size
     return ProcessedImage(variants, blurred, source_format, width, height, filter_name)
 
 
@@ -172,6 +165,7 @@ def open_image(data: bytes, max_pixels: int) -> ImageFile.ImageFile:
 
 
 def _check_header(image: ImageFile.ImageFile, data: bytes, max_pixels: int) -> None:
+    """Refuse what the header already shows: too many or too few pixels, animation, a scan bomb."""
     width, height = image.size
     if width * height > max_pixels:
         raise _too_large(max_pixels, image.size)
@@ -181,43 +175,23 @@ def _check_header(image: ImageFile.ImageFile, data: bytes, max_pixels: int) -> N
         )
     # an MPO is a phone JPEG carrying extra images (depth map, preview): its first frame is the photo
     if image.format != "MPO" and getattr(image, "n_frames", 1) > 1:
-        raise UnsupportedImage("animated images are not accepted; upload a still JPEG, PNG or WebP", code="animated_image")
+        raise UnsupportedImage("animated images are not accepted; upload a still image", code="animated_image")
     if image.format in ("JPEG", "MPO") and data.count(_START_OF_SCAN) > MAX_JPEG_SCANS:
         raise InvalidImage(f"the JPEG has more than {MAX_JPEG_SCANS} scans", code="too_many_scans")
 
 
 def decode(image: ImageFile.ImageFile) -> None:
-    """Decode the pixels; a JPEG at the smallest DCT scale that still covers the original variant."""
-    image.draft(None, fitted_size(image.size, ORIGINAL.edge))  # JPEG only, a no-op for the others
+    """Decode the pixels; a JPEG at the smallest DCT scale that still covers the original variant.
+
+    "Covers" allows DRAFT_SLACK: a 4032 px phone photo decodes at half scale to 2016 px and
+    becomes the original as it is, instead of being decoded whole and resized to 2048. The
+    original's long edge is "at most 2048"; a 1.6% smaller one saves two thirds of the work.
+    """
+    image.draft(None, fitted_size(image.size, int(ORIGINAL.edge * DRAFT_SLACK)))  # JPEG only
     try:
         image.load()
     except _DECODE_ERRORS as exc:
         raise _corrupt() from exc
-
-
-def encode_jpeg(image: Image.Image) -> bytes:
-    """A progressive JPEG (4:2:0, optimised Huffman tables, which progressive mode implies), no metadata."""
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=JPEG_QUALITY, progressive=True)
-    return buffer.getvalue()
-
-
-def fitted_size(size: tuple[int, int], edge: int) -> tuple[int, int]:
-    """`size` scaled down so its long edge is at most `edge`, aspect ratio kept; never scaled up."""
-    width, height = size
-    scale = edge / max(width, height)
-    if scale >= 1:
-        return size
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _too_large(max_pixels: int, size: tuple[int, int] | None = None) -> ImageTooLarge:
-    found = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else "more pixels than allowed"
-    return ImageTooLarge(f"the image has {found}; the limit is {max_pixels:,} pixels")
-
-
-def _corrupt() -> InvalidImage:
-    return InvalidImage("the image could not be decoded: it is truncated or corrupt", code="corrupt_image")
 
 
 def _orientation(image: Image.Image) -> int:
@@ -226,14 +200,35 @@ def _orientation(image: Image.Image) -> int:
     return orientation if isinstance(orientation, int) and orientation in _UPRIGHT else 1
 
 
+def _original(image: Image.Image, orientation: int, photo_filter: Filter | None, timer: StageTimer) -> Image.Image:
+    """The original variant of the decoded image: fitted to its edge, sRGB, upright, filtered, without metadata.
+
+    Fitting comes first, so the other steps work on at most 2048 px instead of the full source.
+    """
+    icc_profile = image.info.get("icc_profile")
+    with timer("convert"):
+        image = _flatten(image)
+        image.info = {}  # derived images copy `info`, and the JPEG encoder writes its comment: no metadata leaks
+    with timer("resize original"):
+        image = _fit(image, ORIGINAL.edge)
+    with timer("convert"):
+        image = _to_srgb(image, icc_profile)
+    with timer("orient"):
+        image = _upright(image, orientation)
+    if photo_filter is None:
+        return image
+    with timer("filter"):
+        return photo_filter.apply(image)
+
+
 def _flatten(image: Image.Image) -> Image.Image:
     """The image as RGB, L or CMYK: transparency composited on white, palettes expanded, 16 bits scaled to 8."""
     if image.mode.startswith("I"):  # 16-bit greyscale: convert("L") would clip, not scale
         return image.convert("I").point(lambda v: v / 257).convert("L")
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         flat = Image.new("RGB", image.size, WHITE)
-        flat.paste(rgba, mask=rgba.getchannel("A"))
+        flat.paste(rgba, mask=rgba)  # an RGBA mask means its alpha band
         return flat
     if image.mode in ("RGB", "L", "CMYK"):
         return image
@@ -245,17 +240,6 @@ def _fit(image: Image.Image, edge: int) -> Image.Image:
     if size == image.size:
         return image
     return image.resize(size, RESAMPLE, reducing_gap=REDUCING_GAP)
-
-
-def _square(image: Image.Image, edge: int) -> Image.Image:
-    """The centre square, `edge` px a side or the short side when that is smaller."""
-    width, height = image.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    box = (left, top, left + side, top + side)
-    if side <= edge:
-        return image.crop(box)
-    return image.resize((edge, edge), RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
 
 
 def _to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
@@ -295,3 +279,39 @@ def _smallest_covering(made: list[Image.Image], spec: VariantSpec) -> Image.Imag
     """The last (smallest) of `made` large enough for `spec`; the first (largest) when none is."""
     covering = [image for image in made if (min(image.size) if spec.square else max(image.size)) >= spec.edge]
     return covering[-1] if covering else made[0]
+
+
+def _square(image: Image.Image, edge: int) -> Image.Image:
+    """The centre square, `edge` px a side or the short side when that is smaller."""
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    box = (left, top, left + side, top + side)
+    if side <= edge:
+        return image.crop(box)
+    return image.resize((edge, edge), RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
+
+
+def encode_jpeg(image: Image.Image) -> bytes:
+    """A progressive JPEG (4:2:0, optimised Huffman tables, which progressive mode implies), no metadata."""
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=JPEG_QUALITY, progressive=True)
+    return buffer.getvalue()
+
+
+def fitted_size(size: tuple[int, int], edge: int) -> tuple[int, int]:
+    """`size` scaled down so its long edge is at most `edge`, aspect ratio kept; never scaled up."""
+    width, height = size
+    scale = edge / max(width, height)
+    if scale >= 1:
+        return size
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _too_large(max_pixels: int, size: tuple[int, int] | None = None) -> ImageTooLarge:
+    found = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else "more pixels than allowed"
+    return ImageTooLarge(f"the image has {found}; the limit is {max_pixels:,} pixels")
+
+
+def _corrupt() -> InvalidImage:
+    return InvalidImage("the image could not be decoded: it is truncated or corrupt", code="corrupt_image")

@@ -45,6 +45,8 @@ class ProcessorRestarted(Unavailable):
 
 
 class ImageProcessor:
+    """`process_image` for the event loop: run in worker processes, behind a bounded queue."""
+
     def __init__(self, workers: int, max_pixels: int, max_waiting: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.max_pixels = max_pixels

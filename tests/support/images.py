@@ -4,6 +4,8 @@ Accepted: `make_jpeg` (EXIF orientation, GPS and other metadata, CMYK, ICC profi
 `make_mpo` (a phone JPEG with a second image), `make_png` (any mode, with transparency),
 `make_webp`. Refused: `make_gif`, animated `make_png`/`make_webp`, `png_bomb` (30000x30000 in
 about 100 KB), `truncated_jpeg`, `jpeg_with_scan_markers`, `HEIC_HEADER`, `TEXT_FILE`, b"".
+Profiles to embed: `srgb_icc`, `display_p3_icc`, `swapped_primaries_icc` (which shows whether
+a profile was honoured).
 
 `photo_like` draws the content: smooth colour fields, hard-edged detail and grain, so the
 encoders and resamplers have the work a real photo gives them.
@@ -21,29 +23,30 @@ from PIL import ExifTags, Image, ImageChops, ImageCms, ImageFilter, ImageOps
 MARKER = (255, 0, 0)  # the colour `corner_marker` paints in the stored top-left corner
 GREY = (128, 128, 128)
 TEXT_FILE = b"name,caption\nalice,hello world\n"
-# the start of an HEIC file (an ISO-BMFF `ftyp` box), what an iPhone sends when not asked for JPEG
+# the start of an HEIC file (an ISO-BMFF `ftyp` box), the format iPhones store photos in
 HEIC_HEADER = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
 # sRGB's red, green and blue colorants, adapted to the D50 white of the ICC connection space
 SRGB_COLORANTS = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+# Display P3's, as Apple's profile carries them
+DISPLAY_P3_COLORANTS = ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841))
 D50 = (0.9642, 1.0, 0.8249)
 
 
 def photo_like(width: int, height: int) -> Image.Image:
     """An RGB picture with a photo's mix of smooth areas, sharp edges and grain."""
-    small = (max(1, width // 16), max(1, height // 16))
-    fields = Image.merge(
-        "RGB",
-        [
-            ImageOps.autocontrast(Image.effect_noise(small, 100).filter(ImageFilter.GaussianBlur(3)))
-            .resize((width, height), Image.Resampling.BICUBIC)
-            for _ in range(3)
-        ],
-    )
+    fields = Image.merge("RGB", [_smooth_field(width, height) for _ in range(3)])
     fractal = Image.effect_mandelbrot((width // 2, height // 2), (-0.79, 0.13, -0.73, 0.175), 60)
     detail = fractal.resize((width, height), Image.Resampling.BILINEAR)
     tinted = Image.merge("RGB", (detail, detail.point(lambda v: v * 3 // 4), ImageChops.invert(detail)))
     grain = Image.effect_noise((width, height), 6)
     return ImageChops.add(Image.blend(fields, tinted, 0.4), Image.merge("RGB", (grain, grain, grain)), offset=-128)
+
+
+def _smooth_field(width: int, height: int) -> Image.Image:
+    """Blotches of light and dark a sixteenth of the image across, as skies, skin and foliage give."""
+    noise = Image.effect_noise((max(1, width // 16), max(1, height // 16)), 100)
+    blotches = ImageOps.autocontrast(noise.filter(ImageFilter.GaussianBlur(3)))
+    return blotches.resize((width, height), Image.Resampling.BICUBIC)
 
 
 def encode(image: Image.Image, image_format: str, **params) -> bytes:
@@ -213,6 +216,11 @@ def swapped_primaries_icc() -> bytes:
     """
     red, green, blue = SRGB_COLORANTS
     return matrix_icc("channels swapped test profile", red=green, green=red, blue=blue, gamma=2.2)
+
+
+def display_p3_icc() -> bytes:
+    """The wide-gamut profile iPhones tag their photos with (its tone curve simplified to gamma 2.2)."""
+    return matrix_icc("Display P3 test profile", *DISPLAY_P3_COLORANTS, gamma=2.2)
 
 
 def matrix_icc(
