@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 
 import pytest
-from app.media.store import LocalMediaStore
 
 from app.ids import IdGenerator, hour_bucket, month_bucket
+from app.media.store import LocalMediaStore
 from app.posts.repository import MediaSweepLog, PostRepository
 from app.posts.sweeper import MediaSweeper
 from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND
