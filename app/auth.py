@@ -67,7 +67,7 @@ def bearer_token(request: web.Request) -> str | None:
         return None
     token = header[len(_BEARER) :].strip()
     # our tokens are 43 url-safe characters; anything else cannot be one
-    if not 20 <= len(token) <= 128 or not token.replace("-", "").replace("_", "").isalnum():
+    if not 20 <= len(token) <= 128 or not (token.isascii() and token.replace("-", "").replace("_", "").isalnum()):
         return None
     return token
 

@@ -38,7 +38,7 @@ EVENTS = web.AppKey("events", EventPublisher)
 MEDIA_STORE = web.AppKey("media_store", MediaStore)
 IMAGE_PROCESSOR = web.AppKey("image_processor", ImageProcessor)
 SERVICES = web.AppKey("services", Services)
-ROUTE_LIST = web.AppKey("routes", list)
+OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)  # built once, served as is
 
 _USER_ID = "photos.user_id"
 

@@ -69,13 +69,17 @@ async def _check_redis(request: web.Request) -> bool:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several API processes: sum their files
+    # several API processes: their metric files are read and summed, off the event loop
+    body = await asyncio.get_running_loop().run_in_executor(None, _exposition)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _exposition() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        body = generate_latest(registry)
-    else:
-        body = generate_latest()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return generate_latest(registry)
+    return generate_latest()
 
 
 ROUTES = [

@@ -8,6 +8,7 @@ response with a 24-hour TTL when it succeeds. A failed first request releases th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -19,6 +20,7 @@ PENDING_TTL_S = 120  # longer than any create takes; a crashed request frees its
 MAX_KEY_LENGTH = 255
 
 Created = tuple[int, dict]
+log = logging.getLogger(__name__)
 
 
 class IdempotencyStore:
@@ -36,7 +38,8 @@ class IdempotencyStore:
             "UPDATE idempotency_keys USING TTL ? SET state = 'done', status = ?, response = ?"
             " WHERE user_id = ? AND key = ? IF state = 'pending'"
         )
-        self._release = await p("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?")
+        # conditional like the claim: a plain DELETE could lose to the claim's Paxos timestamp
+        self._release = await p("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? IF state = 'pending'")
         return self
 
     async def run(self, user_id: int, key: str | None, create: Callable[[], Awaitable[Created]]) -> Created:
@@ -59,9 +62,13 @@ class IdempotencyStore:
                 headers={"Retry-After": "1"},
             )
         try:
-            status, body = await create()
+            status, body = await create()  # raises only when nothing was created
         except BaseException:
             await self._cass.execute(self._release, (user_id, key))
             raise
-        await self._cass.execute(self._finish, (self._ttl_s, status, orjson.dumps(body).decode(), user_id, key))
+        finished = await self._cass.execute(
+            self._finish, (self._ttl_s, status, orjson.dumps(body).decode(), user_id, key)
+        )
+        if not finished.was_applied:  # the pending claim expired while creating: a retry may repeat it
+            log.warning("Idempotency-Key of user %d expired before its request finished", user_id)
         return status, body

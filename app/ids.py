@@ -67,7 +67,7 @@ def id_time(id_: int) -> datetime:
 
 def parse_id(text: str) -> int | None:
     """The id in a path or body string, or None when it is not one of ours."""
-    if not text.isdigit() or len(text) > 19:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:  # isdigit() alone accepts '¹' and '٣'
         return None
     value = int(text)
     return value if 0 < value <= MAX_ID else None

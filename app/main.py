@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 
+import orjson
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -21,8 +22,8 @@ from app.context import (
     EVENTS,
     IMAGE_PROCESSOR,
     MEDIA_STORE,
+    OPENAPI_DOCUMENT,
     REDIS,
-    ROUTE_LIST,
     SERVICES,
     SETTINGS,
     Services,
@@ -144,7 +145,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_UPLOAD_BYTES)
     app[SETTINGS] = settings or Settings.from_env()
     routes = all_routes()
-    app[ROUTE_LIST] = routes
+    app[OPENAPI_DOCUMENT] = orjson.dumps(openapi.build_document(routes))
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
     app.cleanup_ctx.extend([cassandra_ctx, redis_ctx, events_ctx, media_ctx, services_ctx])

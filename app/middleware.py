@@ -6,19 +6,25 @@ import logging
 import time
 
 from aiohttp import web
-from cassandra import OperationTimedOut, ReadTimeout, WriteTimeout
+from botocore.exceptions import BotoCoreError, ClientError
+from cassandra import OperationTimedOut, ReadFailure, ReadTimeout, WriteFailure, WriteTimeout
 from cassandra import Unavailable as CassandraUnavailable
 from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionException
 from redis.exceptions import RedisError
 
 from app.errors import AppError
 from app.health import observe
+from app.media.store import MediaStoreError
 from app.web import json_response
 
 log = logging.getLogger(__name__)
 
-# the driver's "cannot reach enough replicas in time" family: retryable, so 503
-DEPENDENCY_DOWN = (NoHostAvailable, OperationTimedOut, ReadTimeout, WriteTimeout, CassandraUnavailable, RedisError)
+# a store the request needs did not answer in time or failed: retryable, so 503
+DEPENDENCY_DOWN = (
+    NoHostAvailable, OperationTimedOut, ReadTimeout, WriteTimeout, ReadFailure, WriteFailure, CassandraUnavailable,
+    ConnectionException, RedisError, BotoCoreError, ClientError, MediaStoreError,
+)
 
 _HTTP_CODES = {
     400: "bad_request",

@@ -10,8 +10,8 @@ import re
 
 from aiohttp import web
 
-from app.context import ROUTE_LIST
-from app.web import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Route, json_response
+from app.context import OPENAPI_DOCUMENT
+from app.web import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Route
 
 _PARAM = re.compile(r"{(\w+)(?::[^}]*)?}")  # aiohttp placeholders, with or without a pattern
 
@@ -253,7 +253,7 @@ def _error_response(text: str) -> dict:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return json_response(build_document(request.app[ROUTE_LIST]))
+    return web.Response(body=request.app[OPENAPI_DOCUMENT], content_type="application/json")
 
 
 ROUTES = [

@@ -87,8 +87,13 @@ def _check_text(name: str, value: str, rule: Field) -> None:
         raise Invalid(f"{name} must be at most {rule.max_length} characters")
     if rule.pattern is not None and not rule.pattern.fullmatch(value):
         raise Invalid(f"{name} {rule.pattern_hint or 'has an invalid format'}")
-    if any(ord(ch) < 32 and ch not in "\n\t" for ch in value) or "\x7f" in value:
-        raise Invalid(f"{name} must not contain control characters")
+    if has_control_characters(value):
+        raise Invalid(f"{name} must not contain control characters", code="control_characters")
+
+
+def has_control_characters(text: str) -> bool:
+    """True when text holds a C0 or C1 control character other than newline and tab."""
+    return any((ord(ch) < 32 and ch not in "\n\t") or 0x7F <= ord(ch) < 0xA0 for ch in text)
 
 
 def _type_name(kind: type) -> str:
@@ -106,7 +111,7 @@ def page_request(request: web.Request) -> PageRequest:
     raw = request.query.get("limit")
     if raw is None:
         limit = DEFAULT_PAGE_SIZE
-    elif raw.isdigit() and 1 <= int(raw) <= MAX_PAGE_SIZE:
+    elif raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGE_SIZE:
         limit = int(raw)
     else:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}", code="invalid_limit")

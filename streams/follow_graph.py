@@ -18,6 +18,7 @@ from app.events import FollowChanged, topic_name
 from app.settings import Settings
 from streams.recount import FOLLOWERS, BucketRecounter
 from streams.resources import Resources
+from streams.retry import until_done
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ class FollowGraphUpdater:
     async def apply(self, events: list[FollowChanged]) -> None:
         latest = {(e.actor_id, e.followee_id): e for e in events}
         buckets = await asyncio.gather(*(self._repair_mirror(e) for e in latest.values()))
+        # every bucket the batch touched: an edge may have moved between buckets within the batch
         dirty_buckets = {(e.followee_id, b) for e, b in zip(latest.values(), buckets, strict=True)}
+        dirty_buckets |= {(e.followee_id, e.bucket) for e in events}
         await asyncio.gather(*(self._recount_bucket(uid, b) for uid, b in dirty_buckets))
         await asyncio.gather(
             *(self.store.followers.save_total(uid) for uid in {uid for uid, _ in dirty_buckets}),
@@ -106,4 +109,4 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
             await FollowGraphStore(await resources.cassandra()).prepare(), settings.followers_per_bucket
         )
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await updater.apply(batch)
+            await until_done("follow_graph", lambda: updater.apply(batch))  # noqa: B023 - awaited at once

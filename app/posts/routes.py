@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import aiohttp
+import aiohttp.http_exceptions
 from aiohttp import BodyPartReader, web
 
 from app.context import SERVICES, current_user, settings_of
-from app.errors import Invalid, NotFound, TooLarge, UnsupportedMedia
+from app.errors import BadRequest, Invalid, NotFound, TooLarge, UnsupportedMedia
 from app.ids import parse_id
 from app.media.filters import filter_catalogue
 from app.posts.service import NewPost
@@ -31,6 +33,14 @@ async def read_new_post(request: web.Request) -> NewPost:
     max_bytes = settings_of(request).max_upload_bytes
     if request.content_length is not None and request.content_length > max_bytes + MAX_TEXT_FIELD_BYTES:
         raise TooLarge(f"an upload may be at most {max_bytes // (1024 * 1024)} MB")
+    try:
+        return await _read_form(request, max_bytes)
+    except (ValueError, aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError):
+        # aiohttp's multipart parser reports a malformed body (no boundary, truncated part) this way
+        raise BadRequest("the multipart body is malformed", code="malformed_multipart") from None
+
+
+async def _read_form(request: web.Request, max_bytes: int) -> NewPost:
     image: bytes | None = None
     fields: dict[str, str] = {}
     reader = await request.multipart()

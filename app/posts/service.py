@@ -10,9 +10,11 @@ Media of a request that died between 2 and 6 is collected by the sweeper (app/po
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
@@ -28,8 +30,37 @@ from app.posts.repository import MediaSweepLog, PostRepository
 from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND
 from app.users.repository import UserRepository
 from app.users.service import iso
+from app.web import has_control_characters
+
+log = logging.getLogger(__name__)
 
 VARIANTS = ("original", "large", "medium", "thumbnail")
+
+
+class MediaRow(NamedTuple):
+    """A `media_variant` value, as the driver returns it."""
+
+    key: str
+    width: int
+    height: int
+
+
+@dataclass
+class PostRow:
+    """A `posts` row, as the driver returns it: built in hand while a post is being created."""
+
+    post_id: int
+    author_id: int
+    caption: str
+    hashtags: list[str]
+    mentions: list[str]
+    location: str
+    filter: str | None
+    media: dict[str, MediaRow]
+    preview: str
+    created_at: datetime
+    like_count: int = 0
+    comment_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,7 +96,7 @@ class PostService:
         if len(new.location) > self.max_location_length:
             raise Invalid(f"location must be at most {self.max_location_length} characters")
         for name, value in (("caption", new.caption), ("location", new.location)):
-            if any((ord(ch) < 32 and ch not in "\n\t") or 0x7F <= ord(ch) < 0xA0 for ch in value):
+            if has_control_characters(value):
                 raise Invalid(f"{name} must not contain control characters", code="control_characters")
         if "\n" in new.location or "\t" in new.location:
             raise Invalid("location must be one line", code="control_characters")
@@ -82,21 +113,40 @@ class PostService:
         keys = {name: f"p/{post_id}/{name}-{secrets.token_hex(6)}.jpg" for name in VARIANTS}
         place = await self.sweep.record(post_id, keys.values(), "upload")
         await self._store_media(processed, keys)
-        hashtags, mentions = text.hashtags(new.caption), text.mentions(new.caption)
-        media = {name: (keys[name], processed.variants[name].width, processed.variants[name].height) for name in keys}
-        created_at = datetime.now(UTC)
-        await self.posts.insert(
-            post_id, author_id, new.caption, hashtags, mentions, new.location, new.filter_name, media,
-            processed.preview, created_at,
+        author = await self.users.get(author_id)
+        post = PostRow(
+            post_id=post_id, author_id=author_id, caption=new.caption, hashtags=text.hashtags(new.caption),
+            mentions=text.mentions(new.caption), location=new.location, filter=new.filter_name,
+            media={name: MediaRow(keys[name], processed.variants[name].width, processed.variants[name].height)
+                   for name in keys},
+            preview=processed.preview, created_at=datetime.now(UTC),
         )
-        event = PostCreated(**new_event_fields(author_id), post_id=post_id, hashtags=hashtags, mentions=mentions)
+        await self.posts.insert(
+            post.post_id, author_id, post.caption, post.hashtags, post.mentions, post.location, post.filter,
+            {name: tuple(variant) for name, variant in post.media.items()}, post.preview, post.created_at,
+        )
+        event = PostCreated(**new_event_fields(author_id), post_id=post_id, hashtags=post.hashtags,
+                            mentions=post.mentions)
         try:
             await self.events.publish("posts", author_id, event)
-        except Unavailable:
-            await self.posts.delete(await self.posts.get(post_id))  # the sweeper then removes the media
-            raise
-        await self.sweep.forget(place, post_id)
-        return 201, await self.get(post_id, viewer_id=author_id)
+        except Exception as exc:
+            await self._undo_create(post)
+            if isinstance(exc, Unavailable):
+                raise
+            raise Unavailable("the post could not be published; retry shortly") from exc
+        # committed: nothing below may fail the request, or a retry with the same Idempotency-Key would
+        # create the post again
+        try:
+            await self.sweep.forget(place, post_id)
+        except Exception:  # the sweeper settles the record later: the post exists, so its media is kept
+            log.warning("post %d: could not clear its media_sweep record", post_id, exc_info=True)
+        return 201, self._post_json(post, author)
+
+    async def _undo_create(self, post: PostRow) -> None:
+        try:
+            await self.posts.delete(post)  # the sweeper then removes the media
+        except Exception:
+            log.exception("post %d: written but neither published nor undone", post.post_id)
 
     async def _store_media(self, processed: ProcessedImage, keys: dict[str, str]) -> None:
         for name, key in keys.items():  # one at a time: bounded memory and store connections per upload

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from app.auth import Passwords, SessionStore
 from app.cursors import CursorCodec
-from app.errors import Conflict, Invalid, NotFound, Unauthorized
+from app.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from app.events import EventPublisher, FollowChanged, new_event_fields
 from app.ids import IdGenerator
 from app.users.repository import FollowRepository, UserRepository
@@ -106,6 +106,8 @@ class UserService:
     async def follow(self, follower_id: int, followee_id: int) -> None:
         if follower_id == followee_id:
             raise Invalid("you cannot follow yourself", code="cannot_follow_self")
+        if not self.events.connected:  # refuse before writing an edge no worker would hear of
+            raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
         followee = await self.users.get(followee_id)
         if followee is None or followee.username is None:
             raise NotFound("no such user", code="user_not_found")

@@ -84,7 +84,11 @@ async def test_users_are_found_by_id_and_by_username(http, api_url, account):
         assert (await r.json())["id"] == other.id
     async with http.get(f"{api_url}/v1/users/{other.id}", headers=account.auth) as r:
         assert (await r.json())["username"] == other.username
-    for missing in ("/v1/users/123456789", "/v1/users/not-an-id", f"/v1/users/by-username/{unique_username()}"):
+    missing_paths = (
+        "/v1/users/123456789", "/v1/users/not-an-id", "/v1/users/%C2%B9", "/v1/users/%D9%A3",
+        f"/v1/users/by-username/{unique_username()}",
+    )
+    for missing in missing_paths:
         async with http.get(f"{api_url}{missing}", headers=account.auth) as r:
             assert r.status == 404
             assert (await r.json())["error"]["code"] == "user_not_found"

@@ -108,6 +108,12 @@ async def test_only_the_author_deletes_a_post_and_it_disappears_with_its_media(
     async with http.delete(f"{api_url}/v1/posts/{post['id']}", headers=account.auth) as response:
         assert response.status == 404
 
+    async def post_count():
+        async with http.get(f"{api_url}/v1/users/{account.id}", headers=account.auth) as r:
+            return (await r.json())["post_count"]
+
+    await eventually(post_count, lambda n: n == 0)
+
 
 async def test_filters_are_listed_with_descriptions(http, api_url):
     async with http.get(f"{api_url}/v1/filters") as response:

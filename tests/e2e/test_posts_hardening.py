@@ -117,3 +117,14 @@ async def test_a_garbage_post_id_is_404(http, api_url, author):
     for post_id in ("abc", "-1", "99999999999999999999", "0"):
         async with http.get(f"{api_url}/v1/posts/{post_id}", headers=author.auth) as response:
             await expect_error(response, 404, "post_not_found")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"no boundary at all", b"--wrong\r\nContent-Disposition: form-data; name=image\r\n\r\ntruncated"],
+)
+async def test_a_malformed_multipart_body_is_400(http, api_url, author, body):
+    headers = {**author.auth, "Content-Type": "multipart/form-data; boundary=xyz"}
+    async with http.post(f"{api_url}/v1/posts", data=body, headers=headers) as response:
+        await expect_error(response, 400, "malformed_multipart")
+    assert await user_posts(http, api_url, author, author.id) == []

@@ -9,6 +9,7 @@ from app.media.store import LocalMediaStore
 from app.posts.repository import MediaSweepLog, PostRepository
 from app.posts.sweeper import MediaSweeper
 from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND
+from tests.support.polling import eventually
 
 ids = IdGenerator()
 
@@ -89,5 +90,12 @@ async def test_the_sweeper_leaves_records_younger_than_the_grace_period(posts, s
     key = f"p/{orphan_id}/thumbnail-z.jpg"
     await store.put(key, b"jpeg bytes", "image/jpeg")
     await sweep_log.record(orphan_id, [key], "upload")  # may belong to an upload still running
-    await MediaSweeper(sweep_log, posts, store, grace_s=3600).run()
+    sweeper = MediaSweeper(sweep_log, posts, store, grace_s=2)
+    await sweeper.run()  # the record's hour is read, but the record is younger than the grace
     assert await store.exists(key)
+    await eventually(lambda: _swept(sweeper, store, key), lambda gone: gone, timeout=15, interval=0.5)
+
+
+async def _swept(sweeper: MediaSweeper, store: LocalMediaStore, key: str) -> bool:
+    await sweeper.run()
+    return not await store.exists(key)

@@ -27,7 +27,8 @@ def test_a_valid_body_passes_through():
         ({"name": "ab"}, "validation_failed"),
         ({"name": "abcdef"}, "validation_failed"),
         ({"name": "ABC"}, "validation_failed"),
-        ({"name": "abc", "note": "bell\x07"}, "validation_failed"),
+        ({"name": "abc", "note": "bell\x07"}, "control_characters"),
+        ({"name": "abc", "note": "next line\x85"}, "control_characters"),
         ({"name": None}, "wrong_type"),
     ],
 )
