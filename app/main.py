@@ -100,7 +100,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     sessions = await SessionStore(cass, settings.session_ttl_s).prepare()
     idempotency = await IdempotencyStore(cass, settings.idempotency_ttl_s).prepare()
-    ids = IdGenerator()
+    ids = IdGenerator(shard=None if settings.id_shard < 0 else settings.id_shard)
     cursors = CursorCodec(settings.secret_key)
     user_repository = await UserRepository(cass).prepare()
     users = UserService(
@@ -173,7 +173,15 @@ def run_workers(settings: Settings, count: int) -> int:
     """Start `count` worker processes and stop them all when this one is told to stop."""
     env = dict(os.environ)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="photos-metrics-"))
-    workers = [subprocess.Popen([sys.executable, "-m", "app.main", "--worker"], env=env) for _ in range(count)]
+
+    def worker_env(index: int) -> dict[str, str]:
+        if settings.id_shard < 0:
+            return env
+        return {**env, "PHOTOS_ID_SHARD": str(settings.id_shard + index)}  # no two workers share a shard
+
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "app.main", "--worker"], env=worker_env(i)) for i in range(count)
+    ]
     log.info("API on http://%s:%d with %d worker processes", settings.api_host, settings.api_port, count)
 
     def stop(signum, frame):

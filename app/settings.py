@@ -28,6 +28,10 @@ class Settings:
     api_workers: int = 1  # processes sharing the port (SO_REUSEPORT)
     max_json_body_bytes: int = 64 * 1024
     public_base_url: str = ""  # how clients reach the API; empty: http://<api_host>:<api_port>
+    # the 13-bit shard of this process's ids (app/ids.py). -1: derived from host name and pid, which
+    # is fine on one host; with many hosts give every process its own (photos-api --workers N takes
+    # N consecutive shards from this one)
+    id_shard: int = -1
     # signs cursors; set a long random value in production and share it between API processes
     secret_key: str = "local-development-secret"
 

@@ -1,6 +1,7 @@
 import asyncio
 
-from tests.e2e.conftest import register, unique_username
+from app.ids import SEQUENCE_BITS, SHARD_BITS
+from tests.e2e.conftest import register, start_api, unique_username
 
 
 async def test_registration_returns_the_new_user(http, api_url):
@@ -109,3 +110,13 @@ async def test_login_attempts_per_username_are_rate_limited(http, api_url, setti
     body = {"username": account.username, "password": account.password}
     async with http.post(f"{api_url}/v1/sessions", json=body) as response:
         assert response.status == 429
+
+
+async def test_api_workers_take_consecutive_id_shards_from_the_setting(http, migrated):
+    process, url = start_api("api-sharded", {"PHOTOS_ID_SHARD": "4000"}, workers=2)
+    try:
+        accounts = [await register(http, url) for _ in range(8)]
+    finally:
+        process.stop()
+    shards = {(int(a.id) >> SEQUENCE_BITS) & ((1 << SHARD_BITS) - 1) for a in accounts}
+    assert shards <= {4000, 4001} and shards
