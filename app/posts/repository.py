@@ -16,7 +16,8 @@ POST_COLUMNS = (
     "post_id, author_id, caption, hashtags, mentions, location, filter, media, preview, created_at,"
     " like_count, comment_count"
 )
-SWEEP_SHARDS = 16
+SWEEP_SHARDS = 256  # an hour of uploads at 1,150/s leaves ~16k rows and tombstones per partition
+SWEEP_PAGE = 1000
 SWEEP_LOOKBACK_HOURS = 7 * 24  # entries expire after this; the sweeper reads this far back
 
 USER_POSTS = TimelineTables(items="posts_by_user", key="author_id", item="post_id", buckets="user_post_buckets")
@@ -91,6 +92,8 @@ class MediaSweepLog:
         )
         self._forget = await p("DELETE FROM media_sweep WHERE bucket = ? AND shard = ? AND post_id = ?")
         self._list = await p("SELECT post_id, keys, reason, written_at FROM media_sweep WHERE bucket = ? AND shard = ?")
+        self._settled = await p("SELECT settled_bucket FROM media_sweep_progress WHERE name = 'media'")
+        self._mark_settled = await p("UPDATE media_sweep_progress SET settled_bucket = ? WHERE name = 'media'")
         return self
 
     async def record(self, post_id: int, keys: Iterable[str], reason: str) -> SweepPlace:
@@ -104,7 +107,23 @@ class MediaSweepLog:
         await self._cass.execute(self._forget, (place.bucket, place.shard, post_id))
 
     async def entries(self, place: SweepPlace) -> list:
-        return await self._cass.rows(self._list, (place.bucket, place.shard))
+        """Every record of one partition, page by page."""
+        rows, paging_state = [], None
+        while True:
+            page = await self._cass.execute(
+                self._list, (place.bucket, place.shard), fetch_size=SWEEP_PAGE, paging_state=paging_state
+            )
+            rows += page.current_rows
+            paging_state = page.paging_state
+            if paging_state is None:
+                return rows
+
+    async def settled_bucket(self) -> int | None:
+        row = await self._cass.one(self._settled)
+        return row.settled_bucket if row else None
+
+    async def mark_settled(self, bucket: int) -> None:
+        await self._cass.execute(self._mark_settled, (bucket,))
 
 
 @dataclass(frozen=True)

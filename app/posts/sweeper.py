@@ -29,6 +29,7 @@ from app.posts.repository import (
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+SHARDS = range(SWEEP_SHARDS)
 
 
 @dataclass
@@ -46,19 +47,29 @@ class MediaSweeper:
         self._grace_s = grace_s  # younger records may belong to requests still running
 
     async def run(self) -> SweepReport:
+        """Settle the records older than the grace period.
+
+        Each hour bucket is read until it has been read once whole after the grace period, then
+        never again (`media_sweep_progress`); so a run reads about two hours of partitions, and a
+        sweeper that was down catches up over at most the 7 days the records live."""
         report = SweepReport()
         cutoff = time.time() - self._grace_s
-        newest = current_hour_bucket(cutoff)
-        for bucket in range(newest, newest - SWEEP_LOOKBACK_HOURS, -1):
-            places = [SweepPlace(bucket, shard) for shard in range(SWEEP_SHARDS)]
-            for entries, place in zip(await asyncio.gather(*map(self._sweep.entries, places)), places, strict=True):
-                for entry in entries:
-                    if entry.written_at.replace(tzinfo=UTC).timestamp() <= cutoff:
-                        await self._settle(place, entry, report)
+        newest = current_hour_bucket(cutoff)  # may still receive records younger than the cutoff
+        settled = await self._sweep.settled_bucket()
+        first = newest - 1 if settled is None else max(settled + 1, newest - SWEEP_LOOKBACK_HOURS + 1)
+        for bucket in range(first, newest + 1):
+            await asyncio.gather(*(self._settle_place(SweepPlace(bucket, s), cutoff, report) for s in SHARDS))
+            if bucket < newest:  # a whole hour before the cutoff: nothing can be added to it any more
+                await self._sweep.mark_settled(bucket)
         if report.removed_keys:
             log.info("media sweep: %d records, %d kept, %d keys removed", report.checked, report.kept,
                      report.removed_keys)
         return report
+
+    async def _settle_place(self, place: SweepPlace, cutoff: float, report: SweepReport) -> None:
+        for entry in await self._sweep.entries(place):
+            if entry.written_at.replace(tzinfo=UTC).timestamp() <= cutoff:
+                await self._settle(place, entry, report)
 
     async def _settle(self, place: SweepPlace, entry, report: SweepReport) -> None:
         report.checked += 1
