@@ -10,7 +10,6 @@ from redis.asyncio import Redis
 from app.auth import SessionStore
 from app.cassandra import CassandraSession
 from app.events import EventPublisher
-from app.idempotency import IdempotencyStore
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
 from app.posts.service import PostService
@@ -21,12 +20,8 @@ from app.users.service import UserService
 
 @dataclass
 class Services:
-    cass: CassandraSession
-    redis: Redis
-    events: EventPublisher
     sessions: SessionStore
     limiter: RateLimiter
-    idempotency: IdempotencyStore
     users: UserService
     posts: PostService
 

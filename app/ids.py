@@ -88,7 +88,3 @@ def month_bucket(id_: int) -> int:
     created = id_time(id_)
     return (created.year - 2026) * 12 + created.month - 1
 
-
-def smallest_id_at(bucket_start_ms: int) -> int:
-    """The smallest id made at or after `bucket_start_ms` (milliseconds since ID_EPOCH)."""
-    return bucket_start_ms << (SHARD_BITS + SEQUENCE_BITS)

@@ -127,12 +127,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         max_location_length=settings.max_location_length,
     )
     app[SERVICES] = Services(
-        cass=cass,
-        redis=app[REDIS],
-        events=app[EVENTS],
         sessions=sessions,
         limiter=RateLimiter(app[REDIS], settings.rate_window_s),
-        idempotency=idempotency,
         users=users,
         posts=posts,
     )

@@ -16,6 +16,7 @@ import faust
 from app.cassandra import CassandraSession
 from app.events import FollowChanged, topic_name
 from app.settings import Settings
+from app.users.repository import FollowRepository
 from streams.recount import FOLLOWERS, BucketRecounter
 from streams.resources import Resources
 from streams.retry import until_done
@@ -31,17 +32,13 @@ class FollowGraphStore:
 
     def __init__(self, cass: CassandraSession) -> None:
         self.cass = cass
+        self.follows = FollowRepository(cass)  # the edge and mirror statements the API uses too
         self.followers = BucketRecounter(cass, FOLLOWERS)
 
     async def prepare(self) -> FollowGraphStore:
         p = self.cass.prepare
+        await self.follows.prepare()
         await self.followers.prepare()
-        self.edge = await p("SELECT follower_bucket, followed_at FROM following WHERE user_id = ? AND followee_id = ?")
-        self.write_mirror = await p(
-            "INSERT INTO followers (user_id, bucket, follower_id, followed_at) VALUES (?, ?, ?, ?)"
-        )
-        self.mark_bucket = await p("INSERT INTO follower_buckets (user_id, bucket) VALUES (?, ?)")
-        self.delete_mirror = await p("DELETE FROM followers WHERE user_id = ? AND bucket = ? AND follower_id = ?")
         self.count_following = await p("SELECT COUNT(*) AS n FROM following WHERE user_id = ?")
         self.current_bucket = await p("SELECT follower_bucket FROM users WHERE user_id = ?")
         self.open_bucket = await p("UPDATE users SET follower_bucket = ? WHERE user_id = ?")
@@ -69,15 +66,12 @@ class FollowGraphUpdater:
 
     async def _repair_mirror(self, event: FollowChanged) -> int:
         """Make the mirror row match the `following` edge as it is now; returns the bucket touched."""
-        s = self.store
-        edge = await s.cass.one(s.edge, (event.actor_id, event.followee_id))
+        follows = self.store.follows
+        edge = await follows.edge(event.actor_id, event.followee_id)
         if edge is None:
-            await s.cass.execute(s.delete_mirror, (event.followee_id, event.bucket, event.actor_id))
+            await follows.delete_mirror(event.followee_id, event.bucket, event.actor_id)
             return event.bucket
-        await asyncio.gather(
-            s.cass.execute(s.mark_bucket, (event.followee_id, edge.follower_bucket)),
-            s.cass.execute(s.write_mirror, (event.followee_id, edge.follower_bucket, event.actor_id, edge.followed_at)),
-        )
+        await follows.write_mirror(event.followee_id, edge.follower_bucket, event.actor_id, edge.followed_at)
         return edge.follower_bucket
 
     async def _recount_bucket(self, user_id: int, bucket: int) -> None:

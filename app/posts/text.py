@@ -8,7 +8,7 @@ MAX_HASHTAGS = 30  # Instagram's limit per post
 MAX_TAG_LENGTH = 100
 
 # a tag is letters, digits and underscores in any script; it ends at anything else
-_HASHTAG = re.compile(r"(?<![\w&#])#(\w{1,100})(?!\w)")
+_HASHTAG = re.compile(rf"(?<![\w&#])#(\w{{1,{MAX_TAG_LENGTH}}})(?!\w)")
 _MENTION = re.compile(r"(?<![\w@.])@([A-Za-z0-9._]{3,30})(?![\w])")
 
 

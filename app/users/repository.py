@@ -81,6 +81,9 @@ class FollowRepository:
             " VALUES (?, ?, ?, ?) IF NOT EXISTS"
         )
         self._edge = await p("SELECT follower_bucket, followed_at FROM following WHERE user_id = ? AND followee_id = ?")
+        self._following_among = await p(
+            "SELECT followee_id FROM following WHERE user_id = ? AND followee_id IN ?"
+        )
         self._delete_edge = await p("DELETE FROM following WHERE user_id = ? AND followee_id = ? IF EXISTS")
         self._insert_mirror = await p(
             "INSERT INTO followers (user_id, bucket, follower_id, followed_at) VALUES (?, ?, ?, ?)"
@@ -107,9 +110,11 @@ class FollowRepository:
         return await self._cass.one(self._edge, (follower_id, followee_id))
 
     async def is_following(self, follower_id: int, followee_ids: Iterable[int]) -> set[int]:
+        """Which of `followee_ids` (a page, at most 100) the follower follows: one partition read."""
         ids = list(followee_ids)
-        rows = await asyncio.gather(*(self.edge(follower_id, fid) for fid in ids))
-        return {fid for fid, row in zip(ids, rows, strict=True) if row is not None}
+        if not ids:
+            return set()
+        return {row.followee_id for row in await self._cass.rows(self._following_among, (follower_id, ids))}
 
     async def delete_edge(self, follower_id: int, followee_id: int) -> None:
         await self._cass.execute(self._delete_edge, (follower_id, followee_id))
