@@ -7,6 +7,7 @@ while Redis is down.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 
@@ -17,6 +18,24 @@ from app.errors import RateLimited
 
 log = logging.getLogger(__name__)
 _LOCAL_KEYS_MAX = 100_000
+
+
+def client_address(remote: str | None) -> str:
+    """The rate-limit subject for a peer address: an IPv4 address, or the /64 of an IPv6 one.
+
+    One IPv6 subscriber usually holds a whole /64, so limiting single IPv6 addresses limits nothing.
+    """
+    if not remote:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class RateLimiter:

@@ -10,6 +10,7 @@ from app.auth import bearer_token
 from app.context import SERVICES, current_user, settings_of
 from app.errors import NotFound
 from app.ids import parse_id
+from app.ratelimit import client_address
 from app.users.service import USERNAME
 from app.web import Field, Route, json_response, page_request, page_response, read_json, validate
 
@@ -43,7 +44,9 @@ def user_id_in_path(request: web.Request) -> int:
 async def create_account(request: web.Request) -> web.Response:
     settings = settings_of(request)
     body = validate(await read_json(request, settings.max_json_body_bytes), NEW_ACCOUNT)
-    await request.app[SERVICES].limiter.hit("registration", request.remote or "?", settings.register_rate_per_address)
+    await request.app[SERVICES].limiter.hit(
+        "registration", client_address(request.remote), settings.register_rate_per_address
+    )
     user = await request.app[SERVICES].users.register(body["username"], body["password"], body.get("display_name"))
     return json_response(user, status=201)
 
@@ -52,7 +55,7 @@ async def create_session(request: web.Request) -> web.Response:
     settings = settings_of(request)
     body = validate(await read_json(request, settings.max_json_body_bytes), NEW_SESSION)
     limiter = request.app[SERVICES].limiter
-    await limiter.hit("login-address", request.remote or "?", settings.login_rate_per_address)
+    await limiter.hit("login-address", client_address(request.remote), settings.login_rate_per_address)
     await limiter.hit("login-username", body["username"].strip().lower(), settings.login_rate_per_username)
     return json_response(await request.app[SERVICES].users.login(body["username"], body["password"]), status=201)
 

@@ -2,7 +2,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.errors import RateLimited
-from app.ratelimit import RateLimiter
+from app.ratelimit import RateLimiter, client_address
 
 
 class DownRedis:
@@ -20,3 +20,17 @@ async def test_with_redis_down_limits_still_hold_in_process_memory():
         await limiter.hit("login", "alice", limit=3)
     assert int(err.value.headers["Retry-After"]) >= 1
     await limiter.hit("login", "bob", limit=3)  # another subject has its own count
+
+
+@pytest.mark.parametrize(
+    ("remote", "subject"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::9", "2001:db8:1:2::/64"),  # same subscriber, same subject
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        (None, "unknown"),
+    ],
+)
+def test_ipv6_clients_are_limited_by_their_64_prefix(remote, subject):
+    assert client_address(remote) == subject
