@@ -53,6 +53,7 @@ class CassandraSession:
         self.session = session
         self._slots = asyncio.Semaphore(max_in_flight)
         self._handoff: _Handoff | None = None
+        self._ping: PreparedStatement | None = None
 
     def _handoff_for(self, loop: asyncio.AbstractEventLoop) -> _Handoff:
         if self._handoff is None or self._handoff.loop is not loop:
@@ -88,6 +89,12 @@ class CassandraSession:
             else:
                 future = self.session.execute_async(statement, params, **kwargs)
             return await self._handoff_for(loop).track(future, ResultSet)
+
+    async def ping(self, timeout: float) -> None:
+        """One cheap round trip to a coordinator (readiness checks); prepared on first use, then reused."""
+        if self._ping is None:
+            self._ping = await self.prepare("SELECT release_version FROM system.local")
+        await self.execute(self._ping, timeout=timeout)
 
     async def rows(self, statement: PreparedStatement | str, params: Sequence[Any] | None = None) -> list:
         return (await self.execute(statement, params)).current_rows

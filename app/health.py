@@ -55,7 +55,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _check_cassandra(request: web.Request) -> bool:
     try:
-        await request.app[CASSANDRA].execute("SELECT release_version FROM system.local", timeout=2.0)
+        await request.app[CASSANDRA].ping(timeout=2.0)
     except Exception:  # any failure means "cannot serve", whatever the driver raised
         return False
     return True

@@ -58,6 +58,7 @@ def all_routes() -> list[Route]:
 async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     cluster, session = await cassandra.connect(settings, settings.cassandra_keyspace)
+    await session.ping(timeout=settings.cassandra_request_timeout_s)  # prepares the readiness check now
     app[CASSANDRA] = session
     yield
     await cassandra.shutdown(cluster)
