@@ -99,6 +99,19 @@ class CassandraSession:
     async def rows(self, statement: PreparedStatement | str, params: Sequence[Any] | None = None) -> list:
         return (await self.execute(statement, params)).current_rows
 
+    async def all_rows(
+        self, statement: PreparedStatement, params: Sequence[Any] | None = None, *, fetch_size: int = 1000
+    ) -> list:
+        """Every row of a bounded query, fetched page by page (each page one round trip)."""
+        rows: list = []
+        paging_state = None
+        while True:
+            page = await self.execute(statement, params, fetch_size=fetch_size, paging_state=paging_state)
+            rows += page.current_rows
+            paging_state = page.paging_state
+            if paging_state is None:
+                return rows
+
     async def one(self, statement: PreparedStatement | str, params: Sequence[Any] | None = None):
         rows = await self.rows(statement, params)
         return rows[0] if rows else None

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from app.auth import SessionStore
 from app.cassandra import CassandraSession
 from app.events import EventPublisher
+from app.feed.service import FeedService
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
 from app.posts.service import PostService
@@ -24,6 +25,7 @@ class Services:
     limiter: RateLimiter
     users: UserService
     posts: PostService
+    feed: FeedService
 
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -50,7 +50,17 @@ async def readyz(request: web.Request) -> web.Response:
     if not cassandra:
         return json_response({"status": "unavailable", "checks": checks}, status=503, headers={"Retry-After": "5"})
     degraded = [name for name, state in checks.items() if state != "ok"]
-    return json_response({"status": "degraded" if degraded else "ok", "checks": checks})
+    body: dict = {"status": "degraded" if degraded else "ok", "checks": checks}
+    if degraded:
+        body["effects"] = {name: DEGRADED_EFFECTS[name] for name in degraded}
+    return json_response(body)
+
+
+# what still works while a dependency other than Cassandra is down (README "When a dependency is down")
+DEGRADED_EFFECTS = {
+    "redis": "the feed cache is bypassed: every feed read comes from Cassandra; rate limits count per process",
+    "kafka": "writes that publish events (posts, follows) answer 503; reads are served",
+}
 
 
 async def _check_cassandra(request: web.Request) -> bool:

@@ -88,3 +88,8 @@ def month_bucket(id_: int) -> int:
     created = id_time(id_)
     return (created.year - 2026) * 12 + created.month - 1
 
+
+
+def first_id_at(unix_ms: int) -> int:
+    """The smallest id made at or after `unix_ms`: ids older than a moment are `< first_id_at(moment)`."""
+    return max(0, unix_ms - ID_EPOCH_MS) << (SHARD_BITS + SEQUENCE_BITS)

@@ -30,6 +30,12 @@ from app.context import (
 )
 from app.cursors import CursorCodec
 from app.events import EventPublisher
+from app.feed import routes as feed_routes
+from app.feed.cache import FeedCache
+from app.feed.ranking import SeedRanker
+from app.feed.repository import FeedRepository
+from app.feed.service import FeedService
+from app.feed.writer import FeedWriter
 from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator
 from app.media import routes as media_routes
@@ -52,7 +58,8 @@ MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, 
 
 
 def all_routes() -> list[Route]:
-    return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES, *post_routes.ROUTES, *media_routes.ROUTES]
+    return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES, *post_routes.ROUTES, *feed_routes.ROUTES,
+            *media_routes.ROUTES]
 
 
 async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -104,9 +111,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     ids = IdGenerator(shard=None if settings.id_shard < 0 else settings.id_shard)
     cursors = CursorCodec(settings.secret_key)
     user_repository = await UserRepository(cass).prepare()
+    follow_repository = await FollowRepository(cass).prepare()
     users = UserService(
         users=user_repository,
-        follows=await FollowRepository(cass).prepare(),
+        follows=follow_repository,
         sessions=sessions,
         passwords=passwords,
         events=app[EVENTS],
@@ -114,24 +122,42 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         cursors=cursors,
         max_following=settings.max_following,
     )
+    post_repository = await PostRepository(cass).prepare()
+    feed_cache = FeedCache.for_settings(settings, app[REDIS])
     posts = PostService(
-        posts=await PostRepository(cass).prepare(),
+        posts=post_repository,
         sweep=await MediaSweepLog(cass).prepare(),
         users=user_repository,
         store=app[MEDIA_STORE],
         processor=app[IMAGE_PROCESSOR],
         events=app[EVENTS],
         idempotency=idempotency,
+        feed_cache=feed_cache,
         ids=ids,
         cursors=cursors,
         max_caption_length=settings.max_caption_length,
         max_location_length=settings.max_location_length,
+    )
+    feed_repository = await FeedRepository(cass).prepare()
+    feed = FeedService(
+        feed=feed_repository,
+        writer=FeedWriter.for_settings(settings, feed_repository, post_repository.by_user, feed_cache),
+        cache=feed_cache,
+        follows=follow_repository,
+        post_rows=post_repository,
+        posts=posts,
+        ranker=SeedRanker(),
+        ids=ids,
+        cursors=cursors,
+        rank_window=settings.feed_rank_window,
+        snapshot_ttl_s=settings.feed_snapshot_ttl_s,
     )
     app[SERVICES] = Services(
         sessions=sessions,
         limiter=RateLimiter(app[REDIS], settings.rate_window_s),
         users=users,
         posts=posts,
+        feed=feed,
     )
     yield
     passwords.close()

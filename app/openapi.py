@@ -205,6 +205,9 @@ def _operation(route: Route) -> dict:
             },
             {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
         ]
+    operation["parameters"] += [
+        {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in route.query.items()
+    ]
     if route.idempotency_key:
         operation["parameters"].append(
             {"name": "Idempotency-Key", "in": "header", "required": False,

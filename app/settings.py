@@ -60,6 +60,8 @@ class Settings:
     kafka_send_timeout_s: float = 10.0
     streams_app_id: str = "photos-streams"
     streams_web_port: int = 0  # 0: the workers serve no HTTP; photos-stack then checks the process is alive
+    # how long Kafka waits for a silent worker before giving its partitions to the others
+    streams_session_timeout_s: float = 30.0
 
     # --- Accounts, sessions, rate limits ----------------------------------
     session_ttl_s: int = 30 * 24 * 3600
@@ -75,6 +77,19 @@ class Settings:
     # --- Follow graph -------------------------------------------------------
     max_following: int = 7_500  # bounds the `following` partition (Instagram's own cap)
     followers_per_bucket: int = 100_000  # bounds each `followers` partition
+
+    # --- Home feed (README "Home feed"; cql/TABLES.md) ------------------------
+    # authors with at least this many followers are pulled at read time instead of pushed; they go
+    # back to push below 90% of it, so an author near the line does not flip back and forth
+    feed_celebrity_followers: int = 10_000
+    feed_max_entries: int = 800  # newest pushed entries kept per reader
+    feed_ttl_days: int = 30  # the feed horizon: pushed rows expire, pulled posts older are left out
+    feed_inactive_after_days: int = 7  # readers idle this long get no pushes; their feed is rebuilt on return
+    feed_rank_window: int = 100  # the newest candidates a ranked feed orders; older ones follow by time
+    feed_backfill_posts: int = 20  # recent posts copied into a feed on follow and on rebuild
+    feed_cache_ttl_s: int = 60  # the cached first page; fan-out invalidates it sooner
+    feed_snapshot_ttl_s: int = 6 * 3600  # how long the cursors of a ranked feed stay valid
+    feed_fanout_concurrency: int = 128  # feed writes in flight per fan-out worker
 
     # --- Media ---------------------------------------------------------------
     media_store: str = "local"  # "local" (a directory served by GET /v1/media/{key}) or "s3"

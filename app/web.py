@@ -133,4 +133,5 @@ class Route:
     idempotency_key: bool = False  # accepts the Idempotency-Key header
     responses: dict[int, str] = field(default_factory=dict)  # status -> component schema name or description
     paged: bool = False
+    query: dict[str, dict] = field(default_factory=dict)  # further query parameters: name -> OpenAPI schema
     tag: str = ""

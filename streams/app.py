@@ -5,7 +5,7 @@ from __future__ import annotations
 import faust
 
 from app.settings import Settings
-from streams import follow_graph, media_sweep, post_counts
+from streams import fanout, follow_graph, media_sweep, post_counts
 from streams.resources import Resources
 
 
@@ -20,9 +20,11 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         broker_commit_every=100,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.streams_session_timeout_s,
     )
     resources = Resources(settings)
     follow_graph.register(app, settings, resources)
     post_counts.register(app, settings, resources)
+    fanout.register(app, settings, resources)
     media_sweep.register(app, settings, resources)
     return app

@@ -1,8 +1,9 @@
-"""Follow events -> the `followers` mirror repaired from the truth, and exact follow counts.
+"""Follow events -> the `followers` mirror repaired from the truth, exact follow counts, feed effects.
 
 Counts are never incremented: for each batch the agent recounts what changed from the
 edge tables and writes absolute values. A redelivered or duplicated event therefore
-changes nothing, and a worker killed mid-batch simply recounts after restart.
+changes nothing, and a worker killed mid-batch simply recounts after restart. The batch's
+effects on feeds (streams/feed_graph.py) come last, from the edges and counts as they are now.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from app.cassandra import CassandraSession
 from app.events import FollowChanged, topic_name
 from app.settings import Settings
 from app.users.repository import FollowRepository
+from streams.fanout import make_fanout
+from streams.feed_graph import FeedGraph, FollowState
 from streams.recount import FOLLOWERS, BucketRecounter
 from streams.resources import Resources
 from streams.retry import until_done
@@ -48,31 +51,39 @@ class FollowGraphStore:
 
 
 class FollowGraphUpdater:
-    def __init__(self, store: FollowGraphStore, followers_per_bucket: int) -> None:
+    def __init__(self, store: FollowGraphStore, followers_per_bucket: int, feeds: FeedGraph) -> None:
         self.store = store
         self.followers_per_bucket = followers_per_bucket
+        self.feeds = feeds
 
     async def apply(self, events: list[FollowChanged]) -> None:
         latest = {(e.actor_id, e.followee_id): e for e in events}
-        buckets = await asyncio.gather(*(self._repair_mirror(e) for e in latest.values()))
+        repaired = await asyncio.gather(*(self._repair_mirror(e) for e in latest.values()))
         # every bucket the batch touched: an edge may have moved between buckets within the batch
-        dirty_buckets = {(e.followee_id, b) for e, b in zip(latest.values(), buckets, strict=True)}
+        dirty_buckets = {(e.followee_id, b) for e, (b, _) in zip(latest.values(), repaired, strict=True)}
         dirty_buckets |= {(e.followee_id, e.bucket) for e in events}
         await asyncio.gather(*(self._recount_bucket(uid, b) for uid, b in dirty_buckets))
-        await asyncio.gather(
-            *(self.store.followers.save_total(uid) for uid in {uid for uid, _ in dirty_buckets}),
+        followees = sorted({uid for uid, _ in dirty_buckets})
+        totals, *_ = await asyncio.gather(
+            asyncio.gather(*(self.store.followers.save_total(uid) for uid in followees)),
             *(self._recount_following(uid) for uid in {e.actor_id for e in latest.values()}),
         )
+        states = [
+            FollowState(e.actor_id, e.followee_id, following)
+            for e, (_, following) in zip(latest.values(), repaired, strict=True)
+        ]
+        await self.feeds.apply(states, dict(zip(followees, totals, strict=True)))
 
-    async def _repair_mirror(self, event: FollowChanged) -> int:
-        """Make the mirror row match the `following` edge as it is now; returns the bucket touched."""
+    async def _repair_mirror(self, event: FollowChanged) -> tuple[int, bool]:
+        """Make the mirror row match the `following` edge as it is now; returns the bucket touched and
+        whether the edge exists."""
         follows = self.store.follows
         edge = await follows.edge(event.actor_id, event.followee_id)
         if edge is None:
             await follows.delete_mirror(event.followee_id, event.bucket, event.actor_id)
-            return event.bucket
+            return event.bucket, False
         await follows.write_mirror(event.followee_id, edge.follower_bucket, event.actor_id, edge.followed_at)
-        return edge.follower_bucket
+        return edge.follower_bucket, True
 
     async def _recount_bucket(self, user_id: int, bucket: int) -> None:
         s = self.store
@@ -99,8 +110,9 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
 
     @app.agent(topic, name="follow_graph")
     async def follow_graph(stream) -> None:
-        updater = FollowGraphUpdater(
-            await FollowGraphStore(await resources.cassandra()).prepare(), settings.followers_per_bucket
-        )
+        store = await FollowGraphStore(await resources.cassandra()).prepare()
+        fanout = await make_fanout(settings, resources)
+        feeds = FeedGraph(fanout.writer, store.follows, settings.feed_celebrity_followers)
+        updater = FollowGraphUpdater(store, settings.followers_per_bucket, feeds)
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("follow_graph", lambda: updater.apply(batch))  # noqa: B023 - awaited at once

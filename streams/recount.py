@@ -47,7 +47,10 @@ class BucketRecounter:
         await self._cass.execute(self._save_bucket, (count, key, bucket))
         return count
 
-    async def save_total(self, key: int) -> None:
+    async def save_total(self, key: int) -> int:
+        """Sum the buckets' counts into `users`; returns the total written."""
         read_at = time.time_ns() // 1000
         rows = await self._cass.rows(self._bucket_counts, (key,))
-        await self._cass.execute(self._save_total, (read_at, sum(row.n or 0 for row in rows), key))
+        total = sum(row.n or 0 for row in rows)
+        await self._cass.execute(self._save_total, (read_at, total, key))
+        return total

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from redis.asyncio import Redis
+
 from app import cassandra
 from app.cassandra import CassandraSession
 from app.media.store import MediaStore, make_media_store
@@ -16,6 +18,7 @@ class Resources:
         self._lock = asyncio.Lock()
         self._cassandra: CassandraSession | None = None
         self._media_store: MediaStore | None = None
+        self._redis: Redis | None = None
 
     async def cassandra(self) -> CassandraSession:
         async with self._lock:
@@ -28,3 +31,13 @@ class Resources:
             if self._media_store is None:
                 self._media_store = make_media_store(self._settings)
             return self._media_store
+
+    def redis(self) -> Redis:
+        """The Redis client (it connects on first command, so making it cannot fail)."""
+        if self._redis is None:
+            self._redis = Redis.from_url(
+                self._settings.redis_url,
+                socket_timeout=self._settings.redis_timeout_s,
+                socket_connect_timeout=self._settings.redis_timeout_s,
+            )
+        return self._redis

@@ -18,6 +18,9 @@ TEST_ENV = {
     "PHOTOS_ARGON2_TIME_COST": "1",
     "PHOTOS_ARGON2_MEMORY_KIB": "8192",
     "PHOTOS_SECRET_KEY": "test-secret",
+    # small enough that the e2e tests cross them: 4 followers make a celebrity, a ranked snapshot holds 8
+    "PHOTOS_FEED_CELEBRITY_FOLLOWERS": "4",
+    "PHOTOS_FEED_RANK_WINDOW": "8",
     "PHOTOS_MEDIA_DIR": str(Path(__file__).resolve().parent.parent / ".stack" / "test-media"),
 }
 for _name, _value in TEST_ENV.items():
@@ -50,3 +53,22 @@ def migrated(settings: Settings) -> Settings:
         cluster.shutdown()
     asyncio.run(ensure_topics(settings))
     return settings
+
+
+@pytest.fixture(scope="session")
+async def cass(migrated: Settings):
+    """A Cassandra session on the test keyspace, for checking what the services wrote."""
+    from app import cassandra
+
+    cluster, session = await cassandra.connect(migrated, migrated.cassandra_keyspace)
+    yield session
+    await cassandra.shutdown(cluster)
+
+
+@pytest.fixture(scope="session")
+async def redis_client(settings: Settings):
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()

@@ -108,15 +108,7 @@ class MediaSweepLog:
 
     async def entries(self, place: SweepPlace) -> list:
         """Every record of one partition, page by page."""
-        rows, paging_state = [], None
-        while True:
-            page = await self._cass.execute(
-                self._list, (place.bucket, place.shard), fetch_size=SWEEP_PAGE, paging_state=paging_state
-            )
-            rows += page.current_rows
-            paging_state = page.paging_state
-            if paging_state is None:
-                return rows
+        return await self._cass.all_rows(self._list, (place.bucket, place.shard), fetch_size=SWEEP_PAGE)
 
     async def settled_bucket(self) -> int | None:
         row = await self._cass.one(self._settled)

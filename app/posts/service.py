@@ -19,6 +19,7 @@ from typing import NamedTuple
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import EventPublisher, PostCreated, PostDeleted, new_event_fields
+from app.feed.cache import FeedCache
 from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator
 from app.media.filters import FILTERS
@@ -80,6 +81,7 @@ class PostService:
     processor: ImageProcessor
     events: EventPublisher
     idempotency: IdempotencyStore
+    feed_cache: FeedCache
     ids: IdGenerator
     cursors: CursorCodec
     max_caption_length: int
@@ -160,9 +162,14 @@ class PostService:
             raise NotFound("no such post", code="post_not_found")
         return posts[0]
 
-    async def hydrate(self, post_ids: list[int], viewer_id: int) -> list[dict]:
-        """Posts as the API shows them, in the given order; missing (deleted) ones left out."""
-        rows = await self.posts.get_many(post_ids)
+    async def hydrate(self, post_ids: list[int], viewer_id: int, rows: dict | None = None) -> list[dict]:
+        """Posts as the API shows them, in the given order; missing (deleted) ones left out.
+
+        `rows` are `posts` rows the caller already read (post id -> row); the others are read here."""
+        rows = dict(rows or {})
+        missing = [pid for pid in post_ids if pid not in rows]
+        if missing:
+            rows.update(await self.posts.get_many(missing))
         authors = await self.users.get_many({row.author_id for row in rows.values()})
         return [self._post_json(rows[pid], authors.get(rows[pid].author_id)) for pid in post_ids if pid in rows]
 
@@ -209,6 +216,7 @@ class PostService:
         event = PostDeleted(**new_event_fields(user_id), post_id=post_id, hashtags=list(post.hashtags or ()))
         await self.events.publish("posts", user_id, event)
         await self.posts.delete(post)
+        await self.feed_cache.note_deleted(post_id)  # cached feed pages stop showing it at once
         await self.store.delete_many(keys)
         await self.sweep.forget(place, post_id)
 

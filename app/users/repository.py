@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 
 from app.cassandra import CassandraSession
@@ -90,6 +90,7 @@ class FollowRepository:
         )
         self._delete_mirror = await p("DELETE FROM followers WHERE user_id = ? AND bucket = ? AND follower_id = ?")
         self._mark_bucket = await p("INSERT INTO follower_buckets (user_id, bucket) VALUES (?, ?)")
+        self._all_following = await p("SELECT followee_id FROM following WHERE user_id = ?")
         self._following_page = await p(
             "SELECT followee_id FROM following WHERE user_id = ? AND followee_id > ? LIMIT ?"
         )
@@ -127,6 +128,22 @@ class FollowRepository:
 
     async def delete_mirror(self, followee_id: int, bucket: int, follower_id: int) -> None:
         await self._cass.execute(self._delete_mirror, (followee_id, bucket, follower_id))
+
+    async def all_following(self, user_id: int) -> list[int]:
+        """Everyone the user follows (at most max_following rows)."""
+        rows = await self._cass.all_rows(self._all_following, (user_id,), fetch_size=5000)
+        return [row.followee_id for row in rows]
+
+    async def follower_pages(self, user_id: int, page_size: int = 1000) -> AsyncIterator[list[int]]:
+        """Every follower id, a page at a time, bucket by bucket (fan-out walks these)."""
+        bucket, after = 0, 0
+        while True:
+            ids, last_bucket = await self.followers_page(user_id, bucket, after, page_size)
+            if ids:
+                yield ids
+            if len(ids) < page_size:
+                return
+            bucket, after = last_bucket, ids[-1]
 
     async def following_page(self, user_id: int, after: int, limit: int) -> list[int]:
         rows = await self._cass.rows(self._following_page, (user_id, after, limit))

@@ -1,0 +1,1 @@
+"""The home feed: fan-out writes, the pull of celebrities, ranking, cache and paging."""

@@ -1,0 +1,65 @@
+"""Ranking the feed: the features of a candidate post and the model that orders them.
+
+`Ranker` is the seam: anything with `rank(candidates, now_ms)` can replace `SeedRanker`, a
+learned model included, because the feed only ever asks for an order. `SeedRanker` is the
+seed design's hand-tuned score (../shared/SEED.md, "calculate_post_score"):
+
+    score = recency + engagement + relationship
+    recency      = 100 * exp(-age_hours / 24)                  newer is better, halving in ~17 h
+    engagement   = 25 * ln(1 + likes + 3 * comments)           comments weigh three likes
+    relationship = 50 * min(interactions / 10, 3)              how often the reader engaged the author
+
+One change from the seed: engagement is logarithmic. The seed adds `0.5 * likes` linearly, so
+a post with 10,000 likes would outrank everything for days; with the logarithm each tenfold
+in engagement adds the same ~58 points, comparable to a day of recency.
+Ties go to the newer post, so an order never depends on anything but the inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.ids import ID_EPOCH_MS, id_millis
+
+
+@dataclass(frozen=True)
+class Candidate:
+    post_id: int
+    author_id: int
+    like_count: int
+    comment_count: int
+    interactions: int  # the reader's recent likes and comments on this author's posts
+
+    @property
+    def created_ms(self) -> int:
+        return id_millis(self.post_id) + ID_EPOCH_MS
+
+
+class Ranker(Protocol):
+    def rank(self, candidates: list[Candidate], now_ms: int) -> list[Candidate]:
+        """The candidates, best first."""
+        ...
+
+
+@dataclass(frozen=True)
+class SeedRanker:
+    recency_weight: float = 100.0
+    recency_hours: float = 24.0
+    engagement_weight: float = 25.0
+    comment_weight: float = 3.0
+    relationship_weight: float = 50.0
+    relationship_cap: float = 3.0
+
+    def score(self, candidate: Candidate, now_ms: int) -> float:
+        age_hours = max(0.0, (now_ms - candidate.created_ms) / 3_600_000)
+        recency = self.recency_weight * math.exp(-age_hours / self.recency_hours)
+        engagement = self.engagement_weight * math.log1p(
+            max(0, candidate.like_count) + self.comment_weight * max(0, candidate.comment_count)
+        )
+        relationship = self.relationship_weight * min(max(0, candidate.interactions) / 10, self.relationship_cap)
+        return recency + engagement + relationship
+
+    def rank(self, candidates: list[Candidate], now_ms: int) -> list[Candidate]:
+        return sorted(candidates, key=lambda c: (self.score(c, now_ms), c.post_id), reverse=True)

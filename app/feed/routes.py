@@ -1,0 +1,30 @@
+"""HTTP route of the home feed."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.context import SERVICES, current_user
+from app.errors import BadRequest
+from app.feed.service import ORDERS, RANKED
+from app.web import Route, page_request, page_response
+
+
+async def get_feed(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    order = request.query.get("order", RANKED)
+    if order not in ORDERS:
+        raise BadRequest(f"order must be one of: {', '.join(ORDERS)}", code="invalid_order")
+    page_of = page_request(request)
+    page = await request.app[SERVICES].feed.read(me, order, page_of.limit, page_of.cursor)
+    response = page_response(page.items, page.next_cursor)
+    response.headers["X-Feed-Cache"] = page.cache
+    return response
+
+
+ROUTES = [
+    Route("GET", "/v1/feed", get_feed,
+          "The home feed: posts of followed accounts, ranked (default) or newest first (?order=chronological)",
+          responses={200: "Post"}, paged=True, tag="feed",
+          query={"order": {"type": "string", "enum": list(ORDERS), "default": RANKED}}),
+]

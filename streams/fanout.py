@@ -1,0 +1,92 @@
+"""Post events -> followers' feeds (push), unless the author is a celebrity (pulled at read time).
+
+For each PostCreated, the author's followers are walked a page at a time; the active ones (those
+who opened their feed within feed_inactive_after_days, app/feed/cache.py) get a `feed_items` row.
+Writes run concurrently, at most feed_fanout_concurrency in flight, each a single-partition insert
+(never a multi-partition batch). Rows are keyed by (reader, post id): a batch replayed after a
+crash writes the same rows again, so nothing is lost and nothing doubles.
+
+A PostDeleted removes the post from every follower's feed. Readers stop seeing it at once anyway
+(a feed read drops posts whose row is gone); this cleans the rows up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import faust
+
+from app.events import PostCreated, PostDeleted, topic_name
+from app.feed.cache import FeedCache
+from app.feed.repository import Entry, FeedRepository
+from app.feed.writer import FeedWriter
+from app.posts.repository import USER_POSTS
+from app.settings import Settings
+from app.timelines import BucketedTimeline
+from app.users.repository import FollowRepository
+from streams.resources import Resources
+from streams.retry import until_done
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+BATCH_SECONDS = 0.2
+FOLLOWER_PAGE = 1000
+
+
+class FanOut:
+    def __init__(self, writer: FeedWriter, follows: FollowRepository) -> None:
+        self.writer = writer
+        self.feed = writer.feed
+        self.cache = writer.cache
+        self.follows = follows
+
+    async def apply(self, events: list[PostCreated | PostDeleted]) -> None:
+        deleted = [e for e in events if isinstance(e, PostDeleted)]
+        gone = {e.post_id for e in deleted}
+        created = [e for e in events if isinstance(e, PostCreated) and e.post_id not in gone]
+        await asyncio.gather(
+            *(self.push(e.actor_id, e.post_id) for e in created),
+            *(self.withdraw(e.actor_id, e.post_id) for e in deleted),
+        )
+
+    async def push(self, author_id: int, post_id: int) -> int:
+        """Write the post into the feeds of the author's active followers; returns how many."""
+        if await self.feed.is_celebrity(author_id):
+            return 0  # pulled at read time
+        started, readers = time.perf_counter(), 0
+        entry = Entry(post_id, author_id)
+        async for page in self.follows.follower_pages(author_id, FOLLOWER_PAGE):
+            active = await self.cache.active_among(page)
+            targets = page if active is None else [reader for reader in page if reader in active]
+            await self.writer.push(targets, entry)
+            readers += len(targets)
+        log.info("post %d: pushed to %d feeds in %.3f s", post_id, readers, time.perf_counter() - started)
+        return readers
+
+    async def withdraw(self, author_id: int, post_id: int) -> None:
+        if await self.feed.is_celebrity(author_id):
+            return  # never pushed since the author became one; older rows age out with the feed TTL
+        async for page in self.follows.follower_pages(author_id, FOLLOWER_PAGE):
+            await self.writer.remove(page, post_id)
+
+
+async def make_fanout(settings: Settings, resources: Resources) -> FanOut:
+    cass = await resources.cassandra()
+    feed = await FeedRepository(cass).prepare()
+    posts_by_user = await BucketedTimeline(cass, USER_POSTS).prepare()
+    cache = FeedCache.for_settings(settings, resources.redis())
+    writer = FeedWriter.for_settings(settings, feed, posts_by_user, cache)
+    return FanOut(writer, await FollowRepository(cass).prepare())
+
+
+def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+    topic = app.topic(topic_name(settings, "posts"))  # PostCreated and PostDeleted, keyed by author
+
+    @app.agent(topic, name="feed_fanout")
+    async def feed_fanout(stream) -> None:
+        fanout = await make_fanout(settings, resources)
+        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
+            await until_done("feed_fanout", lambda: fanout.apply(batch))  # noqa: B023 - awaited at once
