@@ -10,8 +10,8 @@ seed design's hand-tuned score (../shared/SEED.md, "calculate_post_score"):
     relationship = 50 * min(interactions / 10, 3)              how often the reader engaged the author
 
 One change from the seed: engagement is logarithmic. The seed adds `0.5 * likes` linearly, so
-a post with 10,000 likes would outrank everything for days; with the logarithm each tenfold
-in engagement adds the same ~58 points, comparable to a day of recency.
+a post with 10,000 likes would outrank everything for weeks; with the logarithm each tenfold
+in engagement adds the same ~58 points, what a post loses in recency over its first 20 hours.
 Ties go to the newer post, so an order never depends on anything but the inputs.
 """
 

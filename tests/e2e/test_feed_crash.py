@@ -1,0 +1,116 @@
+"""A stream worker killed with SIGKILL in the middle of a fan-out, then restarted, loses and doubles nothing.
+
+It runs its own API and worker on their own topics and consumer group, so killing this worker
+disturbs no other test. Fan-out is slowed to one write in flight so the kill lands mid-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from app.events import ensure_topics
+from app.feed.cache import FeedCache
+from app.ids import IdGenerator
+from app.settings import Settings
+from app.users.repository import FollowRepository
+from tests.e2e.conftest import register, start_api
+from tests.e2e.feeds import active_reader, feed_ids, follow, post
+from tests.support.polling import eventually
+from tests.support.processes import ManagedProcess, wait_log_line
+
+SEEDED_FOLLOWERS = 4000
+CRASH_ENV = {
+    "PHOTOS_KAFKA_TOPIC_PREFIX": "photos-test-crash.",
+    "PHOTOS_STREAMS_APP_ID": "photos-test-crash-streams",
+    "PHOTOS_FEED_FANOUT_CONCURRENCY": "1",
+    "PHOTOS_FEED_CELEBRITY_FOLLOWERS": "100000",  # this author stays pushed
+    "PHOTOS_STREAMS_SESSION_TIMEOUT_S": "6",  # the killed member's partitions are handed over soon
+}
+
+
+@pytest.fixture(scope="module")
+def crash_api(migrated):
+    asyncio.run(ensure_topics(Settings.from_env({**os.environ, **CRASH_ENV})))
+    process, url = start_api("api-crash", CRASH_ENV)
+    yield url
+    process.stop()
+
+
+def start_worker(name: str) -> ManagedProcess:
+    worker = ManagedProcess(name, ["-m", "streams"], CRASH_ENV)
+    wait_log_line(worker, "Ready")
+    return worker
+
+
+async def seed_followers(cass, redis_client, settings: Settings, author_id: int) -> list[int]:
+    """Followers written straight into the mirror fan-out reads, each marked as an active reader."""
+    follows = await FollowRepository(cass).prepare()
+    ids = IdGenerator()
+    followers = sorted(ids.next_id() for _ in range(SEEDED_FOLLOWERS))
+    now = datetime.now(UTC)
+    semaphore = asyncio.Semaphore(64)
+
+    async def add(follower: int) -> None:
+        async with semaphore:
+            await follows.write_mirror(author_id, 0, follower, now)
+
+    await asyncio.gather(*(add(f) for f in followers))
+    cache = FeedCache.for_settings(settings, redis_client)
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for follower in followers:
+            pipe.set(cache.active_key(follower), b"1", ex=3600)
+        await pipe.execute()
+    return followers
+
+
+async def holders(cass, readers: list[int], post_id: int) -> list[int]:
+    """Which readers have the post in `feed_items`."""
+    semaphore = asyncio.Semaphore(64)
+
+    async def has(reader: int) -> bool:
+        async with semaphore:
+            rows = await cass.rows(
+                "SELECT post_id FROM feed_items WHERE user_id = %s AND post_id = %s", (reader, post_id)
+            )
+            return len(rows) == 1
+
+    found = await asyncio.gather(*(has(r) for r in readers))
+    return [r for r, yes in zip(readers, found, strict=True) if yes]
+
+
+async def test_sigkill_mid_fanout_then_restart_loses_and_duplicates_nothing(
+    http, crash_api, cass, redis_client, settings
+):
+    author, reader = await register(http, crash_api), await active_reader(http, crash_api)
+    worker = start_worker("streams-crash")
+    try:
+        await follow(http, crash_api, reader, author)
+        followers = await seed_followers(cass, redis_client, settings, int(author.id))
+        post_id = await post(http, crash_api, author, "through a crash")
+        first, last = followers[0], followers[-1]
+
+        async def progress() -> tuple[bool, bool]:
+            return bool(await holders(cass, [first], int(post_id))), bool(await holders(cass, [last], int(post_id)))
+
+        # fan-out walks followers in id order: the first has it and the last not yet = mid-way
+        await eventually(progress, lambda p: p[0], timeout=60, interval=0.02)
+        worker.kill()  # SIGKILL: no shutdown, no offset commit
+        done_before_kill = len(await holders(cass, followers, int(post_id)))
+        assert 0 < done_before_kill < SEEDED_FOLLOWERS, "the kill did not land mid fan-out"
+
+        worker = start_worker("streams-crash-restarted")
+        await eventually(
+            lambda: holders(cass, followers, int(post_id)), lambda h: len(h) == SEEDED_FOLLOWERS, timeout=120,
+            interval=1.0,
+        )
+        # nothing doubled: every sampled reader holds exactly this one entry, once
+        for sample in (first, followers[SEEDED_FOLLOWERS // 2], last):
+            rows = await cass.rows("SELECT post_id FROM feed_items WHERE user_id = %s", (sample,))
+            assert [row.post_id for row in rows] == [int(post_id)]
+        assert await feed_ids(http, crash_api, reader) == [post_id]
+    finally:
+        worker.stop()
