@@ -112,18 +112,19 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     cursors = CursorCodec(settings.secret_key)
     user_repository = await UserRepository(cass).prepare()
     follow_repository = await FollowRepository(cass).prepare()
+    feed_cache = FeedCache.for_settings(settings, app[REDIS])
     users = UserService(
         users=user_repository,
         follows=follow_repository,
         sessions=sessions,
         passwords=passwords,
         events=app[EVENTS],
+        feed_cache=feed_cache,
         ids=ids,
         cursors=cursors,
         max_following=settings.max_following,
     )
     post_repository = await PostRepository(cass).prepare()
-    feed_cache = FeedCache.for_settings(settings, app[REDIS])
     posts = PostService(
         posts=post_repository,
         sweep=await MediaSweepLog(cass).prepare(),

@@ -156,7 +156,7 @@ class FeedService:
         while len(items) < limit and offset < len(ids):
             chunk = ids[offset : offset + limit - len(items)]
             offset += len(chunk)
-            items += await self.posts.hydrate(chunk, viewer, rows)
+            items += await self._hydrate(viewer, chunk, rows)
         if offset < len(ids):
             return items, self.cursors.encode(RANKED, {"s": snapshot.snapshot_id, "o": offset})
         if snapshot.boundary > self.writer.horizon_id():  # older posts remain below the snapshot
@@ -177,13 +177,20 @@ class FeedService:
             merged = newest_first([*pushed, *(e for posts in pulled for e in posts)])[:want]
             page = [e for e in merged if e.post_id >= horizon]
             if page:
-                items += await self.posts.hydrate([e.post_id for e in page], viewer)
+                items += await self._hydrate(viewer, [e.post_id for e in page], {})
             if len(page) < want:  # nothing older is left
                 return items, None
             before = page[-1].post_id
             if len(items) == limit:
                 break
         return items, before
+
+    async def _hydrate(self, viewer: int, post_ids: list[int], rows: dict) -> list[dict]:
+        """The posts as the API shows them, minus deleted ones and those of authors the reader no
+        longer follows (an unfollow takes effect at once; the worker removes the rows later)."""
+        items = await self.posts.hydrate(post_ids, viewer, rows)
+        followed = await self.follows.is_following(viewer, {int(item["author"]["id"]) for item in items})
+        return [item for item in items if int(item["author"]["id"]) in followed]
 
     def _time_cursor(self, kind: str, before: int | None) -> str | None:
         return None if before is None else self.cursors.encode(kind, {"a": before})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from app.feed.cache import FeedCache
@@ -26,7 +26,7 @@ T = TypeVar("T")
 TRIM_EVERY = 64
 
 
-async def for_each(items: Iterable[T], action: Callable[[T], Awaitable[object]], concurrency: int) -> None:
+async def for_each(items: Sequence[T], action: Callable[[T], Awaitable[object]], concurrency: int) -> None:
     """Run `action` on every item with at most `concurrency` running at once; the first error propagates."""
     pending = iter(items)
 
@@ -34,7 +34,7 @@ async def for_each(items: Iterable[T], action: Callable[[T], Awaitable[object]],
         for item in pending:  # the workers share one iterator: each item is taken exactly once
             await action(item)
 
-    await asyncio.gather(*(work() for _ in range(max(1, concurrency))))
+    await asyncio.gather(*(work() for _ in range(max(1, min(concurrency, len(items))))))
 
 
 def trims_here(reader_id: int, post_id: int) -> bool:

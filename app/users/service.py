@@ -10,6 +10,7 @@ from app.auth import Passwords, SessionStore
 from app.cursors import CursorCodec
 from app.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from app.events import EventPublisher, FollowChanged, new_event_fields
+from app.feed.cache import FeedCache
 from app.ids import IdGenerator
 from app.users.repository import FollowRepository, UserRepository
 
@@ -49,6 +50,7 @@ class UserService:
     sessions: SessionStore
     passwords: Passwords
     events: EventPublisher
+    feed_cache: FeedCache
     ids: IdGenerator
     cursors: CursorCodec
     max_following: int
@@ -132,6 +134,7 @@ class UserService:
             bucket = edge.follower_bucket
             await self.follows.delete_mirror(followee_id, bucket, follower_id)
             await self.follows.delete_edge(follower_id, followee_id)
+            await self.feed_cache.invalidate([follower_id])  # the next feed read leaves the author out
         # published even when nothing changed: a retry after a failed publish must reach the workers
         await self._publish(follower_id, followee_id, bucket, following=False)
 

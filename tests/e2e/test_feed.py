@@ -57,13 +57,17 @@ async def test_a_reader_who_is_away_gets_no_push_and_a_rebuilt_feed_on_return(ht
     assert await pushed(cass, away, post_id)
 
 
-async def test_follow_copies_recent_posts_in_and_unfollow_takes_them_out(http, api_url):
+async def test_follow_copies_recent_posts_in_and_unfollow_takes_them_out(http, api_url, cass):
     author, reader = await register(http, api_url), await active_reader(http, api_url)
     older, newer = await post(http, api_url, author), await post(http, api_url, author)
     await follow(http, api_url, reader, author)
     await eventually(lambda: feed_ids(http, api_url, reader), lambda ids: ids == [newer, older], timeout=30)
+    await read_feed(http, api_url, reader)  # cached
     await unfollow(http, api_url, reader, author)
-    await eventually(lambda: feed_ids(http, api_url, reader), lambda ids: ids == [], timeout=30)
+    for order in ("ranked", "chronological"):  # at once, cached page included
+        page, _ = await read_feed(http, api_url, reader, order=order)
+        assert page["items"] == []
+    await eventually(lambda: pushed(cass, reader, newer), lambda present: not present, timeout=30)  # cleaned up
 
 
 async def test_a_deleted_post_leaves_every_feed_at_once(http, api_url, cass):

@@ -76,7 +76,7 @@ async def test_for_each_bounds_concurrency_and_visits_every_item_once():
         seen.append(item)
         running -= 1
 
-    await for_each(range(100), action, 7)
+    await for_each(list(range(100)), action, 7)
     assert sorted(seen) == list(range(100))
     assert peak == 7
 
@@ -87,4 +87,4 @@ async def test_for_each_propagates_the_first_error():
             raise ValueError(item)
 
     with pytest.raises(ValueError):
-        await for_each(range(50), action, 4)
+        await for_each(list(range(50)), action, 4)
