@@ -37,6 +37,7 @@ from app.users.repository import FollowRepository
 RANKED = "ranked"
 CHRONOLOGICAL = "chronological"
 ORDERS = (RANKED, CHRONOLOGICAL)
+UNCACHED = "uncached"
 PULL_PER_AUTHOR = 25  # a celebrity's newest posts read per ranked snapshot
 FILL_ROUNDS = 4  # reads per page when deleted posts leave holes to fill
 
@@ -45,7 +46,9 @@ FILL_ROUNDS = 4  # reads per page when deleted posts leave holes to fill
 class Page:
     items: list[dict]
     next_cursor: str | None
-    cache: str  # "hit", "miss" or "bypass" (Redis unavailable): reported in X-Feed-Cache
+    # reported in X-Feed-Cache: the ranked first page is "hit", "miss", or "bypass" (Redis unavailable);
+    # later pages and the chronological order are never cached: "uncached"
+    cache: str
 
 
 @dataclass(frozen=True)
@@ -78,20 +81,20 @@ class FeedService:
             else:
                 before = _int_field(position, "a")
             items, next_before = await self._by_time(viewer, before, limit)
-            return Page(items, self._time_cursor(CHRONOLOGICAL, next_before), "bypass")
+            return Page(items, self._time_cursor(CHRONOLOGICAL, next_before), UNCACHED)
         position = self.cursors.decode(RANKED, cursor)
         if position is None:
             return await self._first_ranked_page(viewer, limit)
         if "a" in position:  # past the snapshot: the older posts, newest first
             items, next_before = await self._by_time(viewer, _int_field(position, "a"), limit)
-            return Page(items, self._time_cursor(RANKED, next_before), "bypass")
+            return Page(items, self._time_cursor(RANKED, next_before), UNCACHED)
         snapshot_id, offset = _int_field(position, "s"), _int_field(position, "o")
         stored = await self.feed.snapshot(viewer, snapshot_id)
         if stored is None:
             raise BadRequest("this feed cursor has expired; load the feed again", code="cursor_expired")
         snapshot = Snapshot(snapshot_id, *stored)
         items, next_cursor = await self._snapshot_page(viewer, snapshot, offset, limit, rows={})
-        return Page(items, next_cursor, "bypass")
+        return Page(items, next_cursor, UNCACHED)
 
     # --- ranked ----------------------------------------------------------------
     async def _first_ranked_page(self, viewer: int, limit: int) -> Page:
