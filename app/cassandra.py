@@ -16,6 +16,7 @@ from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResultSet, Session
+from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
 
@@ -89,6 +90,20 @@ class CassandraSession:
             else:
                 future = self.session.execute_async(statement, params, **kwargs)
             return await self._handoff_for(loop).track(future, ResultSet)
+
+    async def execute_many(self, statement: PreparedStatement, params: Sequence[Sequence[Any]], concurrency: int):
+        """Run one statement for many parameter tuples, at most `concurrency` in flight; raise the first error.
+
+        For bulk work (feed fan-out): the driver's own `execute_concurrent_with_args` runs in a worker
+        thread and the loop waits on a single future, which costs far less per statement than one
+        asyncio hand-off each. Not bounded by the per-process semaphore: callers bound their calls."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None,
+            lambda: execute_concurrent_with_args(
+                self.session, statement, params, concurrency=concurrency, raise_on_first_error=True
+            ),
+        )
 
     async def ping(self, timeout: float) -> None:
         """One cheap round trip to a coordinator (readiness checks); prepared on first use, then reused."""

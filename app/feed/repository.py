@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -52,6 +52,14 @@ class FeedRepository:
     # --- feed_items ----------------------------------------------------------
     async def add(self, user_id: int, entry: Entry, ttl_s: int) -> None:
         await self._cass.execute(self._insert, (user_id, entry.post_id, entry.author_id, ttl_s))
+
+    async def add_to_many(self, user_ids: Sequence[int], entry: Entry, ttl_s: int, concurrency: int) -> None:
+        """The same entry into many feeds (fan-out): single-partition inserts, `concurrency` in flight."""
+        params = [(uid, entry.post_id, entry.author_id, ttl_s) for uid in user_ids]
+        await self._cass.execute_many(self._insert, params, concurrency)
+
+    async def remove_from_many(self, user_ids: Sequence[int], post_id: int, concurrency: int) -> None:
+        await self._cass.execute_many(self._delete, [(uid, post_id) for uid in user_ids], concurrency)
 
     async def remove(self, user_id: int, post_id: int) -> None:
         await self._cass.execute(self._delete, (user_id, post_id))

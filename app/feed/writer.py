@@ -24,6 +24,7 @@ T = TypeVar("T")
 # partition's newest ids costs ~feed_max_entries rows, so trimming on every push would cost more
 # than the push; at 1 in 64 a partition holds at most about feed_max_entries + a few hundred rows
 TRIM_EVERY = 64
+TRIM_CONCURRENCY = 16
 
 
 async def for_each(items: Sequence[T], action: Callable[[T], Awaitable[object]], concurrency: int) -> None:
@@ -61,7 +62,8 @@ class FeedWriter:
         self.ttl_s = ttl_s
         self.backfill_posts = backfill_posts
         self.concurrency = concurrency
-        self._slots = asyncio.Semaphore(concurrency)  # feed writes in flight, across all callers
+        self._slots = asyncio.Semaphore(concurrency)  # single feed writes in flight, across all callers
+        self._bulk = asyncio.Semaphore(1)  # one bulk write at a time, each with `concurrency` in flight
 
     @classmethod
     def for_settings(
@@ -88,26 +90,20 @@ class FeedWriter:
 
     # --- push and remove one post -------------------------------------------
     async def push(self, readers: list[int], entry: Entry) -> None:
-        """Write `entry` into every reader's feed, then drop their cached first pages."""
+        """Write `entry` into every reader's feed, trim the feeds whose turn it is, then make the
+        readers' cached first pages stale."""
         ttl_s = self.ttl_for(entry.post_id)
         if ttl_s <= 0 or not readers:
             return
-
-        async def write(reader: int) -> None:
-            async with self._slots:
-                await self.feed.add(reader, entry, ttl_s)
-            if trims_here(reader, entry.post_id):
-                await self.trim(reader)
-
-        await for_each(readers, write, self.concurrency)
+        async with self._bulk:
+            await self.feed.add_to_many(readers, entry, ttl_s, self.concurrency)
+        trimming = [reader for reader in readers if trims_here(reader, entry.post_id)]
+        await for_each(trimming, self.trim, TRIM_CONCURRENCY)
         await self.cache.invalidate(readers)
 
     async def remove(self, readers: list[int], post_id: int) -> None:
-        async def delete(reader: int) -> None:
-            async with self._slots:
-                await self.feed.remove(reader, post_id)
-
-        await for_each(readers, delete, self.concurrency)
+        async with self._bulk:
+            await self.feed.remove_from_many(readers, post_id, self.concurrency)
         await self.cache.invalidate(readers)
 
     async def trim(self, reader: int) -> None:

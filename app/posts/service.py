@@ -170,7 +170,7 @@ class PostService:
         missing = [pid for pid in post_ids if pid not in rows]
         if missing:
             rows.update(await self.posts.get_many(missing))
-        authors = await self.users.get_many({row.author_id for row in rows.values()})
+        authors = await self.users.get_many({rows[pid].author_id for pid in post_ids if pid in rows})
         return [self._post_json(rows[pid], authors.get(rows[pid].author_id)) for pid in post_ids if pid in rows]
 
     def _post_json(self, row, author) -> dict:
