@@ -53,16 +53,31 @@ class FanOut:
         )
 
     async def push(self, author_id: int, post_id: int) -> int:
-        """Write the post into the feeds of the author's active followers; returns how many."""
+        """Write the post into the feeds of the author's active followers; returns how many.
+
+        Pipelined: while one page's rows are written, the next page of followers is read and the
+        previous page is trimmed and its cached first pages made stale."""
         if await self.feed.is_celebrity(author_id):
             return 0  # pulled at read time
         started, readers = time.perf_counter(), 0
         entry = Entry(post_id, author_id)
-        async for page in self.follows.follower_pages(author_id, FOLLOWER_PAGE):
-            active = await self.cache.active_among(page)
-            targets = page if active is None else [reader for reader in page if reader in active]
-            await self.writer.push(targets, entry)
-            readers += len(targets)
+        pages = self.follows.follower_pages(author_id, FOLLOWER_PAGE)
+        next_page = asyncio.ensure_future(anext(pages, None))
+        settling: list[asyncio.Future] = []
+        try:
+            while (page := await next_page) is not None:
+                next_page = asyncio.ensure_future(anext(pages, None))
+                active = await self.cache.active_among(page)
+                targets = page if active is None else [reader for reader in page if reader in active]
+                if await self.writer.insert(targets, entry):
+                    settling.append(asyncio.ensure_future(self.writer.settle(targets, entry)))
+                readers += len(targets)
+        finally:
+            next_page.cancel()
+            results = await asyncio.gather(*settling, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         log.info("post %d: pushed to %d feeds in %.3f s", post_id, readers, time.perf_counter() - started)
         return readers
 

@@ -6,7 +6,8 @@ Nothing here is the truth. A lost, flushed or unreachable Redis costs work, neve
   increments `feedver:<user>` when it pushes to the reader, which makes the entry stale at once
   (a plain delete could lose to a reader storing a page built just before the push).
   A miss builds the page from Cassandra. A deleted post is noted in `deleted:<post>` for as long
-  as a cached page may hold it, and filtered out of cached pages.
+  as a cached page may hold it; the read script (OPEN_FEED) checks the page's ids (`feedids:<user>`)
+  against those keys in the same round trip and the post is left out.
 - `active:<user>` exists while the reader has opened their feed within feed_inactive_after_days.
   Fan-out pushes only to active readers; a reader without the key gets their feed rebuilt on
   their next read (Mastodon's approach), so a flushed Redis means rebuilds, not missing posts.
@@ -34,6 +35,25 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BREAKER_OPEN_S = 2.0
 
+# One round trip for a feed read: refresh the activity mark (returning the old one), fetch the cached
+# first page, its version, and which of its posts were deleted since it was cached.
+# KEYS: active, feed, feedver, feedids; ARGV: active TTL, prefix of the deleted-post keys.
+# The deleted-post keys are not in KEYS, so the script needs a single (non-Cluster) Redis, as the
+# local stack and a primary/replica pair with Sentinel are.
+OPEN_FEED = """
+local was_active = redis.call('SET', KEYS[1], '1', 'EX', ARGV[1], 'GET')
+local page = redis.call('GET', KEYS[2])
+local version = redis.call('GET', KEYS[3])
+local gone = {}
+local ids = page and redis.call('GET', KEYS[4])
+if ids then
+  for id in string.gmatch(ids, '%d+') do
+    if redis.call('EXISTS', ARGV[2] .. id) == 1 then gone[#gone + 1] = id end
+  end
+end
+return {was_active, page, version, gone}
+"""
+
 
 class FeedCache:
     def __init__(self, redis: Redis, namespace: str, first_page_ttl_s: int, active_ttl_s: int) -> None:
@@ -43,6 +63,7 @@ class FeedCache:
         self._version_ttl_s = 2 * first_page_ttl_s
         self._active_ttl_s = active_ttl_s
         self._closed_until = 0.0  # monotonic time before which Redis is not asked
+        self._open_feed = redis.register_script(OPEN_FEED)
 
     @classmethod
     def for_settings(cls, settings: Settings, redis: Redis) -> FeedCache:
@@ -58,6 +79,9 @@ class FeedCache:
 
     def version_key(self, user_id: int) -> str:
         return f"{self._ns}:feedver:{user_id}"
+
+    def ids_key(self, user_id: int) -> str:
+        return f"{self._ns}:feedids:{user_id}"
 
     def deleted_key(self, post_id: int) -> str:
         return f"{self._ns}:deleted:{post_id}"
@@ -87,29 +111,20 @@ class FeedCache:
         still matches). (None, None, 0) when Redis cannot answer: activity unknown, nothing cached."""
 
         async def run() -> tuple[bool | None, dict | None, int]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(self.active_key(user_id), b"1", ex=self._active_ttl_s, get=True)
-                pipe.get(self.feed_key(user_id))
-                pipe.get(self.version_key(user_id))
-                was_active, cached, version = await pipe.execute()
+            keys = [self.active_key(user_id), self.feed_key(user_id), self.version_key(user_id), self.ids_key(user_id)]
+            was_active, cached, version, gone = await self._open_feed(
+                keys=keys, args=[self._active_ttl_s, f"{self._ns}:deleted:"]
+            )
             version = int(version or 0)
             page = orjson.loads(cached) if cached else None
             if page is not None and page.get("v") != version:
                 page = None
+            if page is not None and gone:
+                deleted = {item.decode() for item in gone}
+                page["items"] = [item for item in page["items"] if item["id"] not in deleted]
             return was_active is not None, page, version
 
         return await self._call("open_feed", run, (None, None, 0))
-
-    async def deleted_among(self, post_ids: list[int]) -> set[int]:
-        """Which of these posts were deleted within feed_cache_ttl_s (cached pages may still show them)."""
-        if not post_ids:
-            return set()
-
-        async def run() -> set[int]:
-            values = await self._redis.mget([self.deleted_key(pid) for pid in post_ids])
-            return {pid for pid, value in zip(post_ids, values, strict=True) if value is not None}
-
-        return await self._call("deleted_among", run, set())
 
     async def active_among(self, user_ids: list[int]) -> set[int] | None:
         """Which of the readers are active (one round trip); None when Redis cannot say."""
@@ -130,6 +145,8 @@ class FeedCache:
         async def run() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(self.feed_key(user_id), orjson.dumps({**value, "v": version}), ex=self._first_page_ttl_s)
+                ids = " ".join(item["id"] for item in value["items"])
+                pipe.set(self.ids_key(user_id), ids, ex=self._first_page_ttl_s)
                 pipe.expire(self.version_key(user_id), self._version_ttl_s)  # outlives the entry it guards
                 await pipe.execute()
 

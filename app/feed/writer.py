@@ -90,13 +90,21 @@ class FeedWriter:
 
     # --- push and remove one post -------------------------------------------
     async def push(self, readers: list[int], entry: Entry) -> None:
-        """Write `entry` into every reader's feed, trim the feeds whose turn it is, then make the
-        readers' cached first pages stale."""
+        """Write `entry` into every reader's feed, then trim and make cached first pages stale."""
+        if await self.insert(readers, entry):
+            await self.settle(readers, entry)
+
+    async def insert(self, readers: list[int], entry: Entry) -> bool:
+        """The feed rows alone (bulk, `concurrency` in flight); False when the post is past the horizon."""
         ttl_s = self.ttl_for(entry.post_id)
         if ttl_s <= 0 or not readers:
-            return
+            return False
         async with self._bulk:
             await self.feed.add_to_many(readers, entry, ttl_s, self.concurrency)
+        return True
+
+    async def settle(self, readers: list[int], entry: Entry) -> None:
+        """After `insert`: trim the feeds whose turn it is, and make the readers' cached first pages stale."""
         trimming = [reader for reader in readers if trims_here(reader, entry.post_id)]
         await for_each(trimming, self.trim, TRIM_CONCURRENCY)
         await self.cache.invalidate(readers)

@@ -126,7 +126,11 @@ async def test_an_unreachable_redis_answers_unknown_fast_and_is_left_alone_for_a
         await client.aclose()
 
 
-async def test_deleted_posts_are_remembered_for_cached_pages(cache):
-    kept, deleted = ids.next_id(), ids.next_id()
+async def test_a_cached_page_leaves_out_posts_deleted_after_it_was_cached(cache):
+    reader, kept, deleted = ids.next_id(), ids.next_id(), ids.next_id()
+    _, _, version = await cache.open_feed(reader)
+    items = [{"id": str(kept)}, {"id": str(deleted)}]
+    await cache.store_first_page(reader, {"items": items, "limit": 20}, version)
     await cache.note_deleted(deleted)
-    assert await cache.deleted_among([kept, deleted]) == {deleted}
+    _, cached, _ = await cache.open_feed(reader)
+    assert cached["items"] == [{"id": str(kept)}]
