@@ -54,14 +54,11 @@ import os
 import re
 import signal
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import orjson
@@ -78,7 +75,7 @@ from app.settings import REPO_ROOT, Settings
 from loadtest import driver_ceiling
 from loadtest.seed_feed import Reader, ReadWorld, Seeder
 from tests.support.ports import free_port
-from tests.support.processes import wait_http_ok, wait_log_line
+from tests.support.processes import ManagedProcess, wait_http_ok, wait_log_line
 
 KEYSPACE = "photos_bench_feed"
 BENCH_ENV = {
@@ -110,43 +107,15 @@ EXPECTED_CACHE = {"warm": "hit", "cold": "bypass", "cold chrono": "uncached", FL
 
 
 # --- child processes and CPU ------------------------------------------------------
-class BenchProcess:
-    """A child in its own process group, logging to .stack/bench-logs/<name>.log; it has what
-    tests.support.processes' wait_http_ok / wait_log_line expect."""
+class BenchProcess(ManagedProcess):
+    """A child in its own process group, logging to .stack/bench-logs/<name>.log."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.name = name
+        super().__init__(name, args, env, log_dir=LOG_DIR)
         self.url = ""  # an API's base URL
-        self.log_path: Path = LOG_DIR / f"{name}.log"
-        self._log = open(self.log_path, "wb")  # closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, *args],
-            env={**os.environ, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self._log.close()
 
     def processes(self) -> list[psutil.Process]:
         try:

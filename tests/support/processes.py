@@ -16,10 +16,10 @@ LOG_DIR = REPO_ROOT / ".stack" / "test-logs"
 
 
 class ManagedProcess:
-    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path = LOG_DIR) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
-        self.log_path: Path = LOG_DIR / f"{name}.log"
+        self.log_path: Path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, *args],
