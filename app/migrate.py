@@ -106,6 +106,18 @@ def migrate(session: Session, settings: Settings, keyspace: str, migrations: lis
     return done
 
 
+def prepare_storage(settings: Settings, keyspace: str | None = None) -> list[int]:
+    """Migrate the keyspace and create the Kafka topics: everything a fresh system needs before it
+    runs. Returns the migrations applied. (Tests and benchmarks call this for their own keyspace.)"""
+    cluster = make_cluster(settings)
+    try:
+        done = migrate(cluster.connect(), settings, keyspace or settings.cassandra_keyspace, load_migrations())
+    finally:
+        cluster.shutdown()
+    asyncio.run(ensure_topics(settings))
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="photos-migrate", description=__doc__.splitlines()[0])
     parser.add_argument("--keyspace", help="keyspace to migrate (default: settings.cassandra_keyspace)")

@@ -68,9 +68,8 @@ from PIL import Image
 from redis.asyncio import Redis
 
 from app.cassandra import CassandraSession, make_cluster
-from app.events import ensure_topics
 from app.feed.writer import for_each
-from app.migrate import load_migrations, migrate
+from app.migrate import prepare_storage
 from app.settings import REPO_ROOT, Settings
 from loadtest import driver_ceiling
 from loadtest.seed_feed import Reader, ReadWorld, Seeder
@@ -182,16 +181,6 @@ def start_api(name: str, workers: int, extra: dict[str, str]) -> BenchProcess:
 
 
 # --- storage ----------------------------------------------------------------------
-def prepare_storage(settings: Settings) -> None:
-    """The benchmark keyspace migrated and its topics created, as tests/conftest.py `migrated` does."""
-    cluster = make_cluster(settings)
-    try:
-        migrate(cluster.connect(), settings, settings.cassandra_keyspace, load_migrations())
-    finally:
-        cluster.shutdown()
-    asyncio.run(ensure_topics(settings))
-
-
 def prepare_ceiling_tables(session, settings: Settings) -> None:
     """driver_ceiling's keyspace and kv table, plus a table shaped like feed_items (cql/migrations/0004_feed.cql)."""
     driver_ceiling.setup(session, settings)

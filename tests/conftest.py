@@ -27,7 +27,6 @@ for _name, _value in TEST_ENV.items():
     os.environ.setdefault(_name, _value)
 
 
-import asyncio  # noqa: E402 - after the environment is set, so settings read it
 
 import pytest  # noqa: E402
 
@@ -42,16 +41,9 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def migrated(settings: Settings) -> Settings:
     """The test keyspace migrated and the test topics created, once per run."""
-    from app.cassandra import make_cluster
-    from app.events import ensure_topics
-    from app.migrate import load_migrations, migrate
+    from app.migrate import prepare_storage
 
-    cluster = make_cluster(settings)
-    try:
-        migrate(cluster.connect(), settings, settings.cassandra_keyspace, load_migrations())
-    finally:
-        cluster.shutdown()
-    asyncio.run(ensure_topics(settings))
+    prepare_storage(settings)
     return settings
 
 
