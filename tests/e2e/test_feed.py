@@ -146,7 +146,7 @@ async def test_paging_while_posts_arrive_neither_repeats_nor_skips(http, api_url
         existing += arrived
 
 
-async def test_ranked_order_puts_engagement_and_recency_first(http, api_url):
+async def test_ranked_order_with_equal_engagement_is_newest_first(http, api_url):
     # with no likes yet (issue 5) every post has the same engagement: the ranked order is by recency
     author, reader = await register(http, api_url), await active_reader(http, api_url)
     await follow(http, api_url, reader, author)
