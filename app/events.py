@@ -53,10 +53,39 @@ class PostDeleted(Event):
     hashtags: list[str]
 
 
+class LikeChanged(Event):
+    """`actor_id` liked (`liked=True`) or unliked `post_id`, written by `post_author_id`. Keyed by post.
+
+    `bucket` is the `post_likers` bucket of the edge the request wrote or removed; None when the
+    request found no edge (a retried unlike), and the worker then looks in every bucket."""
+
+    post_id: int
+    post_author_id: int
+    bucket: int | None
+    liked: bool
+
+
+class CommentChanged(Event):
+    """`actor_id` wrote (`created=True`) or deleted comment `comment_id` on `post_id`. Keyed by post.
+
+    A reply names its parent comment and that comment's author; `mentions` are the usernames the
+    text mentions (without "@")."""
+
+    post_id: int
+    post_author_id: int
+    comment_id: int
+    parent_id: int | None
+    parent_author_id: int | None
+    mentions: list[str]
+    created: bool
+
+
 # topic suffix -> what it is keyed by; every topic gets settings.kafka_topic_partitions partitions
 TOPICS: dict[str, str] = {
     "follows": "followee id",
     "posts": "author id",
+    "likes": "post id",
+    "comments": "post id",
 }
 
 

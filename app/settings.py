@@ -91,6 +91,21 @@ class Settings:
     feed_snapshot_ttl_s: int = 6 * 3600  # how long the cursors of a ranked feed stay valid
     feed_fanout_concurrency: int = 128  # feed writes in flight per fan-out worker
 
+    # --- Likes (README "Likes"; cql/TABLES.md) ---------------------------------
+    likes_per_bucket: int = 100_000  # bounds each `post_likers` partition
+    like_rate_per_user: int = 600  # likes and unlikes per user per rate window
+    like_count_cache_ttl_s: int = 24 * 3600  # the Redis count a like's reply carries
+
+    # --- Comments (README "Comments") -------------------------------------------
+    max_comment_length: int = 2_200
+    comment_rate_per_user: int = 120  # comments per user per rate window
+
+    # --- Notifications (README "Notifications") ---------------------------------
+    notification_ttl_days: int = 30
+    notification_ws_heartbeat_s: float = 20.0  # WebSocket ping interval
+    notification_ws_max_queued: int = 256  # notifications buffered per slow client before it is dropped
+    notification_ticket_ttl_s: int = 60  # lifetime of the one-time WebSocket ticket
+
     # --- Media ---------------------------------------------------------------
     media_store: str = "local"  # "local" (a directory served by GET /v1/media/{key}) or "s3"
     media_dir: str = str(REPO_ROOT / ".stack" / "media")
