@@ -74,8 +74,12 @@ class CassandraSession:
         fetch_size: int | None = None,
         paging_state: bytes | None = None,
         timeout: float | None = None,
+        consistency: int | None = None,
     ) -> ResultSet:
-        """Run one statement and return its first page (`current_rows`, `paging_state`)."""
+        """Run one statement and return its first page (`current_rows`, `paging_state`).
+
+        `consistency` overrides the profile's level for this request (e.g. LOCAL_SERIAL, to read
+        what a conditional write committed)."""
         loop = asyncio.get_running_loop()
         async with self._slots:
             kwargs: dict[str, Any] = {}
@@ -83,9 +87,12 @@ class CassandraSession:
                 kwargs["paging_state"] = paging_state
             if timeout is not None:
                 kwargs["timeout"] = timeout
-            if fetch_size is not None:
+            if fetch_size is not None or consistency is not None:
                 bound = statement.bind(params or ()) if isinstance(statement, PreparedStatement) else statement
-                bound.fetch_size = fetch_size
+                if fetch_size is not None:
+                    bound.fetch_size = fetch_size
+                if consistency is not None:
+                    bound.consistency_level = consistency
                 future = self.session.execute_async(bound, **kwargs)
             else:
                 future = self.session.execute_async(statement, params, **kwargs)
@@ -111,8 +118,10 @@ class CassandraSession:
             self._ping = await self.prepare("SELECT release_version FROM system.local")
         await self.execute(self._ping, timeout=timeout)
 
-    async def rows(self, statement: PreparedStatement | str, params: Sequence[Any] | None = None) -> list:
-        return (await self.execute(statement, params)).current_rows
+    async def rows(
+        self, statement: PreparedStatement | str, params: Sequence[Any] | None = None, *, consistency: int | None = None
+    ) -> list:
+        return (await self.execute(statement, params, consistency=consistency)).current_rows
 
     async def all_rows(
         self, statement: PreparedStatement, params: Sequence[Any] | None = None, *, fetch_size: int = 1000

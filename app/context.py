@@ -11,6 +11,7 @@ from app.auth import SessionStore
 from app.cassandra import CassandraSession
 from app.events import EventPublisher
 from app.feed.service import FeedService
+from app.likes.service import LikeService
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
 from app.posts.service import PostService
@@ -26,6 +27,7 @@ class Services:
     users: UserService
     posts: PostService
     feed: FeedService
+    likes: LikeService
 
 
 SETTINGS = web.AppKey("settings", Settings)

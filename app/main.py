@@ -38,6 +38,10 @@ from app.feed.service import FeedService
 from app.feed.writer import FeedWriter
 from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator
+from app.likes import routes as like_routes
+from app.likes.counts import LikeCounts
+from app.likes.repository import LikeRepository
+from app.likes.service import LikeService
 from app.media import routes as media_routes
 from app.media.processor import ImageProcessor
 from app.media.store import S3MediaStore, make_media_store
@@ -59,7 +63,7 @@ MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, 
 
 def all_routes() -> list[Route]:
     return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES, *post_routes.ROUTES, *feed_routes.ROUTES,
-            *media_routes.ROUTES]
+            *like_routes.ROUTES, *media_routes.ROUTES]
 
 
 async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -125,6 +129,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         max_following=settings.max_following,
     )
     post_repository = await PostRepository(cass).prepare()
+    like_repository = await LikeRepository(cass).prepare()
     posts = PostService(
         posts=post_repository,
         sweep=await MediaSweepLog(cass).prepare(),
@@ -136,6 +141,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         feed_cache=feed_cache,
         ids=ids,
         cursors=cursors,
+        likes=like_repository,
         max_caption_length=settings.max_caption_length,
         max_location_length=settings.max_location_length,
     )
@@ -159,6 +165,13 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         users=users,
         posts=posts,
         feed=feed,
+        likes=LikeService(
+            likes=like_repository,
+            counts=LikeCounts.for_settings(settings, app[REDIS]),
+            posts=post_repository,
+            events=app[EVENTS],
+            cursors=cursors,
+        ),
     )
     yield
     passwords.close()

@@ -117,6 +117,14 @@ SCHEMAS: dict[str, dict] = {
             "created_at": TIME,
         },
     },
+    "LikeState": {
+        "type": "object",
+        "required": ["liked", "like_count"],
+        "properties": {
+            "liked": {"type": "boolean"},
+            "like_count": {"type": "integer", "minimum": 0, "description": "including this request's change"},
+        },
+    },
     "NewPost": {
         "type": "object",
         "required": ["image"],

@@ -14,26 +14,18 @@ Nothing here is the truth. A lost, flushed or unreachable Redis costs work, neve
   While Redis cannot answer, fan-out treats every follower as active.
 
 Every call gives up after the client's short timeout and then leaves Redis alone for a few
-seconds (a breaker), so a hung Redis does not add its timeout to every feed read.
+seconds (app/redis_breaker.py), so a hung Redis does not add its timeout to every feed read.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from collections.abc import Iterable
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from app.redis_breaker import RedisBreaker
 from app.settings import Settings
-
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-BREAKER_OPEN_S = 2.0
 
 # One round trip for a feed read: refresh the activity mark (returning the old one), fetch the cached
 # first page, its version, and which of its posts were deleted since it was cached.
@@ -62,7 +54,7 @@ class FeedCache:
         self._first_page_ttl_s = first_page_ttl_s
         self._version_ttl_s = 2 * first_page_ttl_s
         self._active_ttl_s = active_ttl_s
-        self._closed_until = 0.0  # monotonic time before which Redis is not asked
+        self._breaker = RedisBreaker("feed cache")
         self._open_feed = redis.register_script(OPEN_FEED)
 
     @classmethod
@@ -91,17 +83,7 @@ class FeedCache:
 
     @property
     def available(self) -> bool:
-        return time.monotonic() >= self._closed_until
-
-    async def _call(self, what: str, action: Callable[[], Awaitable[T]], fallback: T) -> T:
-        if not self.available:
-            return fallback
-        try:
-            return await action()
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._closed_until = time.monotonic() + BREAKER_OPEN_S
-            log.warning("feed cache: %s failed (%r); using Cassandra only for %.0f s", what, exc, BREAKER_OPEN_S)
-            return fallback
+        return self._breaker.available
 
     # --- reads ---------------------------------------------------------------
     async def open_feed(self, user_id: int) -> tuple[bool | None, dict | None, int]:
@@ -124,7 +106,7 @@ class FeedCache:
                 page["items"] = [item for item in page["items"] if item["id"] not in deleted]
             return was_active is not None, page, version
 
-        return await self._call("open_feed", run, (None, None, 0))
+        return await self._breaker.call("open_feed", run, (None, None, 0))
 
     async def active_among(self, user_ids: list[int]) -> set[int] | None:
         """Which of the readers are active (one round trip); None when Redis cannot say."""
@@ -135,7 +117,7 @@ class FeedCache:
             values = await self._redis.mget([self.active_key(uid) for uid in user_ids])
             return {uid for uid, value in zip(user_ids, values, strict=True) if value is not None}
 
-        return await self._call("active_among", run, None)
+        return await self._breaker.call("active_among", run, None)
 
     # --- writes --------------------------------------------------------------
     async def store_first_page(self, user_id: int, value: dict, version: int) -> None:
@@ -150,7 +132,7 @@ class FeedCache:
                 pipe.expire(self.version_key(user_id), self._version_ttl_s)  # outlives the entry it guards
                 await pipe.execute()
 
-        await self._call("store", run, None)
+        await self._breaker.call("store", run, None)
 
     async def invalidate(self, user_ids: Iterable[int]) -> bool:
         """Make these readers' cached first pages stale; False when Redis could not be told."""
@@ -166,7 +148,7 @@ class FeedCache:
                 await pipe.execute()
             return True
 
-        return await self._call("invalidate", run, False)
+        return await self._breaker.call("invalidate", run, False)
 
     async def note_deleted(self, post_id: int) -> None:
         """Remember a deletion for as long as a cached first page can hold the post."""
@@ -174,7 +156,7 @@ class FeedCache:
         async def run() -> None:
             await self._redis.set(self.deleted_key(post_id), b"1", ex=self._first_page_ttl_s + 5)
 
-        await self._call("note_deleted", run, None)
+        await self._breaker.call("note_deleted", run, None)
 
     async def forget_active(self, user_id: int) -> None:
         """Make the next read rebuild the feed (a rebuild that failed half way)."""
@@ -182,4 +164,4 @@ class FeedCache:
         async def run() -> None:
             await self._redis.delete(self.active_key(user_id))
 
-        await self._call("forget_active", run, None)
+        await self._breaker.call("forget_active", run, None)

@@ -14,7 +14,7 @@ from app.timelines import BucketedTimeline, TimelineTables
 
 POST_COLUMNS = (
     "post_id, author_id, caption, hashtags, mentions, location, filter, media, preview, created_at,"
-    " like_count, comment_count"
+    " like_count, comment_count, like_bucket"
 )
 SWEEP_SHARDS = 256  # an hour of uploads at 1,150/s leaves ~16k rows and tombstones per partition
 SWEEP_PAGE = 1000
@@ -60,7 +60,10 @@ class PostRepository:
         )
 
     async def get(self, post_id: int):
-        return await self._cass.one(self._get, (post_id,))
+        """The post's row, or None. A row without an author is what a count written after the post
+        was deleted leaves behind (streams/like_counts.py): it is no post."""
+        row = await self._cass.one(self._get, (post_id,))
+        return row if row is not None and row.author_id is not None else None
 
     async def get_many(self, post_ids: Iterable[int]) -> dict[int, object]:
         rows = await asyncio.gather(*(self.get(pid) for pid in post_ids))

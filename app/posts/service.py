@@ -10,6 +10,7 @@ Media of a request that died between 2 and 6 is collected by the sweeper (app/po
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from app.events import EventPublisher, PostCreated, PostDeleted, new_event_field
 from app.feed.cache import FeedCache
 from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator
+from app.likes.repository import LikeRepository
 from app.media.filters import FILTERS
 from app.media.processing import ProcessedImage
 from app.media.processor import ImageProcessor
@@ -84,6 +86,7 @@ class PostService:
     feed_cache: FeedCache
     ids: IdGenerator
     cursors: CursorCodec
+    likes: LikeRepository
     max_caption_length: int
     max_location_length: int
 
@@ -170,10 +173,13 @@ class PostService:
         missing = [pid for pid in post_ids if pid not in rows]
         if missing:
             rows.update(await self.posts.get_many(missing))
-        authors = await self.users.get_many({rows[pid].author_id for pid in post_ids if pid in rows})
-        return [self._post_json(rows[pid], authors.get(rows[pid].author_id)) for pid in post_ids if pid in rows]
+        present = [pid for pid in post_ids if pid in rows]
+        authors, liked = await asyncio.gather(
+            self.users.get_many({rows[pid].author_id for pid in present}), self.likes.liked_among(viewer_id, present)
+        )
+        return [self._post_json(rows[pid], authors.get(rows[pid].author_id), pid in liked) for pid in present]
 
-    def _post_json(self, row, author) -> dict:
+    def _post_json(self, row, author, liked_by_me: bool = False) -> dict:
         media = row.media or {}
         return {
             "id": str(row.post_id),
@@ -190,7 +196,7 @@ class PostService:
             "preview": row.preview,
             "like_count": row.like_count or 0,
             "comment_count": row.comment_count or 0,
-            "liked_by_me": False,
+            "liked_by_me": liked_by_me,
             "created_at": iso(row.created_at),
         }
 

@@ -1,0 +1,64 @@
+"""The like count a like's reply carries, kept in Redis so a client sees its own action at once.
+
+`likes:<post>` starts from the stored count (posts.like_count, exact but a batch behind) and
+moves by one for every like or unlike that changed an edge. The like worker overwrites it with
+the exact count after each batch it applies (only while the key exists), which also erases any
+drift: concurrent first requests that both seeded it, or a change whose event never went out.
+Nothing reads this key but the like and unlike replies; posts show the stored count.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from app.redis_breaker import RedisBreaker
+from app.settings import Settings
+
+# KEYS: the count key; ARGV: the change (-1, 0, 1), the stored count to start from, the TTL
+MOVE_COUNT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n < 0 then
+  n = 0
+  redis.call('SET', KEYS[1], 0)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return n
+"""
+
+
+class LikeCounts:
+    def __init__(self, redis: Redis, namespace: str, ttl_s: int) -> None:
+        self._redis = redis
+        self._ns = namespace
+        self._ttl_s = ttl_s
+        self._breaker = RedisBreaker("like counts")
+        self._move = redis.register_script(MOVE_COUNT)
+
+    @classmethod
+    def for_settings(cls, settings: Settings, redis: Redis) -> LikeCounts:
+        return cls(redis, namespace=settings.cassandra_keyspace, ttl_s=settings.like_count_cache_ttl_s)
+
+    def key(self, post_id: int) -> str:
+        return f"{self._ns}:likes:{post_id}"
+
+    async def move(self, post_id: int, change: int, stored: int) -> int:
+        """The count after `change`; without Redis, the stored count moved by `change`."""
+
+        async def run() -> int:
+            return int(await self._move(keys=[self.key(post_id)], args=[change, stored, self._ttl_s]))
+
+        return await self._breaker.call("move", run, max(stored + change, 0))
+
+    async def settle(self, counts: dict[int, int]) -> None:
+        """Overwrite the keys that exist with exact counts (the like worker, after each batch)."""
+
+        async def run() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for post_id, count in counts.items():
+                    pipe.set(self.key(post_id), count, xx=True, keepttl=True)
+                await pipe.execute()
+
+        await self._breaker.call("settle", run, None)

@@ -1,0 +1,101 @@
+"""The like edges (`likes`, the truth) and the likers lists (`post_likers`), as the API uses them.
+
+Edges change only through lightweight transactions, so every request learns whether it changed
+anything: of concurrent duplicate likes exactly one creates the edge, and a like racing an
+unlike has one winner. The likers lists and counts are the stream worker's (streams/like_counts.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cassandra import ConsistencyLevel
+
+from app.cassandra import CassandraSession
+from app.ids import month_bucket
+
+BUCKETS_PER_READ = 100
+
+
+@dataclass(frozen=True)
+class LikeEdge:
+    liked_at: datetime
+    bucket: int
+
+
+class LikeRepository:
+    def __init__(self, cass: CassandraSession) -> None:
+        self._cass = cass
+
+    async def prepare(self) -> LikeRepository:
+        p = self._cass.prepare
+        self._claim = await p(
+            "INSERT INTO likes (user_id, month, post_id, liked_at, bucket) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"
+        )
+        self._edge = await p("SELECT liked_at, bucket FROM likes WHERE user_id = ? AND month = ? AND post_id = ?")
+        self._release = await p("DELETE FROM likes WHERE user_id = ? AND month = ? AND post_id = ? IF bucket = ?")
+        self._liked_among = await p("SELECT post_id FROM likes WHERE user_id = ? AND month = ? AND post_id IN ?")
+        self._likers_page = await p(
+            "SELECT user_id FROM post_likers WHERE post_id = ? AND bucket = ? AND user_id > ? LIMIT ?"
+        )
+        self._buckets_from = await p(
+            f"SELECT bucket FROM post_like_buckets WHERE post_id = ? AND bucket <= ? LIMIT {BUCKETS_PER_READ}"
+        )
+        return self
+
+    async def like(self, user_id: int, post_id: int, at: datetime, bucket: int) -> tuple[bool, int]:
+        """Create the edge unless it exists: (whether this call created it, the edge's bucket)."""
+        result = await self._cass.execute(self._claim, (user_id, month_bucket(post_id), post_id, at, bucket))
+        if result.was_applied:
+            return True, bucket
+        return False, result.current_rows[0].bucket
+
+    async def edge(self, user_id: int, post_id: int, *, serial: bool = False) -> LikeEdge | None:
+        consistency = ConsistencyLevel.LOCAL_SERIAL if serial else None
+        rows = await self._cass.rows(self._edge, (user_id, month_bucket(post_id), post_id), consistency=consistency)
+        return LikeEdge(rows[0].liked_at, rows[0].bucket) if rows else None
+
+    async def unlike(self, user_id: int, post_id: int) -> int | None:
+        """Remove the edge if it exists: the bucket of the edge this call removed, or None."""
+        while True:
+            edge = await self.edge(user_id, post_id, serial=True)  # sees every committed transaction
+            if edge is None:
+                return None
+            result = await self._cass.execute(self._release, (user_id, month_bucket(post_id), post_id, edge.bucket))
+            if result.was_applied:
+                return edge.bucket
+            # a concurrent unlike (and maybe a like) got in between: look again
+
+    async def liked_among(self, user_id: int, post_ids: Iterable[int]) -> set[int]:
+        """Which of `post_ids` (a page) the user likes: one read per month the posts span."""
+        by_month: dict[int, list[int]] = defaultdict(list)
+        for post_id in post_ids:
+            by_month[month_bucket(post_id)].append(post_id)
+        liked: set[int] = set()
+        for month, ids in by_month.items():
+            liked.update(row.post_id for row in await self._cass.rows(self._liked_among, (user_id, month, ids)))
+        return liked
+
+    async def likers_page(self, post_id: int, bucket: int, after: int, limit: int) -> tuple[list[int], int | None]:
+        """Up to `limit` liker ids after (bucket, after), newest bucket first and by user id within one.
+
+        Returns the ids and the bucket of the last one (None when there are none)."""
+        ids: list[int] = []
+        last_bucket = None
+        while len(ids) < limit:
+            buckets = [row.bucket for row in await self._cass.rows(self._buckets_from, (post_id, bucket))]
+            for b in buckets:
+                start = after if b == bucket else -(1 << 63)
+                rows = await self._cass.rows(self._likers_page, (post_id, b, start, limit - len(ids)))
+                if rows:
+                    ids.extend(row.user_id for row in rows)
+                    last_bucket = b
+                if len(ids) >= limit:
+                    break
+            if len(buckets) < BUCKETS_PER_READ:
+                break
+            bucket, after = buckets[-1] - 1, -(1 << 63)
+        return ids, last_bucket

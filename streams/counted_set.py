@@ -1,0 +1,146 @@
+"""Exact counts of sets that change fast: a member table with its count beside it, moved together.
+
+A counted set is who liked a post, or which comments a post has. Its members are stored in
+bucketed partitions `((owner, bucket), member)`, and each bucket carries its own member count
+in a static column. The stream worker is the only writer. For a batch of changes it reads
+which of the members each bucket holds, and writes the inserts, the deletes and the bucket's
+new count in ONE conditional single-partition batch (`IF count = <the count it read>`):
+
+- atomic: the rows and the count cannot disagree, even if the worker dies mid-batch;
+- idempotent: a replayed batch finds its members already in place and changes nothing;
+- safe with two writers (a worker that lost its Kafka partition but has not noticed): the
+  condition fails for the slower one, which re-reads (at LOCAL_SERIAL) and tries again.
+
+Each bucket's count is then copied to an index table `(owner, bucket) -> count`, and the
+owner's total is the sum of that one partition. The copy is written every time a bucket is
+touched, so a worker killed between the batch and the copy repairs it on replay.
+
+A hot owner costs one conditional batch per touched bucket per stream batch (a few a
+second), however many members change in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.query import BatchStatement, BatchType
+
+from app.cassandra import CassandraSession
+
+MAX_ROWS_PER_BATCH = 200  # keeps one conditional batch well under batch_size_warn_threshold
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class CountedSetTables:
+    members: str  # e.g. post_likers: ((owner, bucket), member) + static count
+    owner: str  # e.g. post_id
+    member: str  # e.g. user_id
+    count: str  # the static count column of `members`, e.g. like_count
+    index: str  # e.g. post_like_buckets: (owner, bucket) -> count
+    extra: tuple[str, ...] = ()  # further columns written with each member (e.g. liked_at)
+
+
+@dataclass
+class Placement:
+    """Where one member should be after the batch: in `bucket` (with `extra` values) or, when
+    `bucket` is None, nowhere. `seen` are the other buckets it may still occupy."""
+
+    bucket: int | None
+    seen: set[int] = field(default_factory=set)
+    extra: Sequence[Any] = ()
+
+
+class CountedSet:
+    def __init__(self, cass: CassandraSession, tables: CountedSetTables) -> None:
+        self._cass = cass
+        self._t = tables
+
+    async def prepare(self) -> CountedSet:
+        t, p = self._t, self._cass.prepare
+        columns = ", ".join((t.owner, "bucket", t.member, *t.extra))
+        marks = ", ".join("?" * (3 + len(t.extra)))
+        self._members_in = await p(
+            f"SELECT {t.member} AS member FROM {t.members} WHERE {t.owner} = ? AND bucket = ? AND {t.member} IN ?"
+        )
+        self._count = await p(f"SELECT {t.count} AS n FROM {t.members} WHERE {t.owner} = ? AND bucket = ? LIMIT 1")
+        self._insert = await p(f"INSERT INTO {t.members} ({columns}) VALUES ({marks})")
+        self._delete = await p(f"DELETE FROM {t.members} WHERE {t.owner} = ? AND bucket = ? AND {t.member} = ?")
+        self._set_count = await p(
+            f"UPDATE {t.members} SET {t.count} = ? WHERE {t.owner} = ? AND bucket = ? IF {t.count} = ?"
+        )
+        self._save_index = await p(f"UPDATE {t.index} SET {t.count} = ? WHERE {t.owner} = ? AND bucket = ?")
+        self._index = await p(f"SELECT bucket, {t.count} AS n FROM {t.index} WHERE {t.owner} = ?")
+        self._buckets_holding = await p(
+            f"SELECT bucket FROM {t.members} WHERE {t.owner} = ? AND bucket IN ? AND {t.member} = ?"
+        )
+        return self
+
+    async def buckets(self, owner: int) -> dict[int, int]:
+        """Every bucket of the owner with its count (one partition read)."""
+        rows = await self._cass.all_rows(self._index, (owner,), fetch_size=5000)
+        return {row.bucket: row.n or 0 for row in rows}
+
+    async def buckets_holding(self, owner: int, member: int) -> set[int]:
+        """The buckets that hold `member` (for a change whose bucket nobody knows)."""
+        known = list(await self.buckets(owner))
+        if not known:
+            return set()
+        return {row.bucket for row in await self._cass.rows(self._buckets_holding, (owner, known, member))}
+
+    async def apply(self, owner: int, placements: dict[int, Placement]) -> dict[int, int]:
+        """Move the members to where `placements` says; returns every touched bucket's count."""
+        by_bucket: dict[int, list[int]] = {}
+        for member, placement in placements.items():
+            for bucket in placement.seen | ({placement.bucket} - {None}):
+                by_bucket.setdefault(bucket, []).append(member)
+        counts = await asyncio.gather(
+            *(self._settle_bucket(owner, bucket, members, placements) for bucket, members in by_bucket.items())
+        )
+        return dict(zip(by_bucket, counts, strict=True))
+
+    async def total(self, owner: int) -> tuple[int, int]:
+        """(the owner's member count, the microsecond timestamp it was read at)."""
+        read_at = time.time_ns() // 1000
+        return sum((await self.buckets(owner)).values()), read_at
+
+    async def _settle_bucket(self, owner: int, bucket: int, members: list[int], placements: dict[int, Placement]
+                             ) -> int:
+        count = 0
+        for start in range(0, len(members), MAX_ROWS_PER_BATCH):
+            count = await self._settle_chunk(owner, bucket, members[start : start + MAX_ROWS_PER_BATCH], placements)
+        await self._cass.execute(self._save_index, (count, owner, bucket))
+        return count
+
+    async def _settle_chunk(self, owner: int, bucket: int, members: list[int], placements: dict[int, Placement]) -> int:
+        serial = False
+        for _ in range(MAX_ATTEMPTS):
+            present, count = await self._read(owner, bucket, members, serial)
+            inserts = [m for m in members if placements[m].bucket == bucket and m not in present]
+            deletes = [m for m in members if placements[m].bucket != bucket and m in present]
+            if not inserts and not deletes:
+                return count or 0
+            new_count = (count or 0) + len(inserts) - len(deletes)
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            batch.add(self._set_count, (new_count, owner, bucket, count))
+            for member in inserts:
+                batch.add(self._insert, (owner, bucket, member, *placements[member].extra))
+            for member in deletes:
+                batch.add(self._delete, (owner, bucket, member))
+            if (await self._cass.execute(batch)).was_applied:
+                return new_count
+            serial = True  # another writer moved the count: read what it committed
+        raise RuntimeError(f"{self._t.members} ({owner}, {bucket}): count kept changing under this writer")
+
+    async def _read(self, owner: int, bucket: int, members: Iterable[int], serial: bool) -> tuple[set[int], int | None]:
+        consistency = ConsistencyLevel.LOCAL_SERIAL if serial else None
+        rows, count_row = await asyncio.gather(
+            self._cass.rows(self._members_in, (owner, bucket, list(members)), consistency=consistency),
+            self._cass.rows(self._count, (owner, bucket), consistency=consistency),
+        )
+        return {row.member for row in rows}, (count_row[0].n if count_row else None)
