@@ -95,6 +95,7 @@ class Settings:
     likes_per_bucket: int = 100_000  # bounds each `post_likers` partition
     like_rate_per_user: int = 600  # likes and unlikes per user per rate window
     like_count_cache_ttl_s: int = 24 * 3600  # the Redis count a like's reply carries
+    like_worker_posts_in_parallel: int = 32  # posts one like worker settles at once (bounds its Cassandra load)
 
     # --- Comments (README "Comments") -------------------------------------------
     max_comment_length: int = 2_200

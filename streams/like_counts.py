@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
 BATCH_SECONDS = 0.5
-POSTS_IN_PARALLEL = 32
 
 POST_LIKERS = CountedSetTables(
     members="post_likers", owner="post_id", member="user_id", count="like_count", index="post_like_buckets",
@@ -38,10 +37,13 @@ POST_LIKERS = CountedSetTables(
 
 
 class LikeCounter:
-    def __init__(self, cass: CassandraSession, counts: LikeCounts, likes_per_bucket: int) -> None:
+    def __init__(
+        self, cass: CassandraSession, counts: LikeCounts, likes_per_bucket: int, posts_in_parallel: int = 32
+    ) -> None:
         self._cass = cass
         self._counts = counts
         self._likes_per_bucket = likes_per_bucket
+        self._posts_in_parallel = posts_in_parallel
         self.edges = LikeRepository(cass)
         self.likers = CountedSet(cass, POST_LIKERS)
         self.count_writes = 0  # absolute count writes made (the benchmark compares it with likes)
@@ -60,7 +62,7 @@ class LikeCounter:
         by_post: dict[int, list[LikeChanged]] = defaultdict(list)
         for event in events:
             by_post[event.post_id].append(event)
-        slots = asyncio.Semaphore(POSTS_IN_PARALLEL)
+        slots = asyncio.Semaphore(self._posts_in_parallel)
 
         async def count(post_id: int) -> tuple[int, int | None]:
             async with slots:
@@ -106,6 +108,9 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
     @app.agent(topic, name="like_counts")
     async def like_counts(stream) -> None:
         counts = LikeCounts.for_settings(settings, resources.redis())
-        counter = await LikeCounter(await resources.cassandra(), counts, settings.likes_per_bucket).prepare()
+        counter = LikeCounter(
+            await resources.cassandra(), counts, settings.likes_per_bucket, settings.like_worker_posts_in_parallel
+        )
+        await counter.prepare()
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("like_counts", lambda: counter.apply(batch))  # noqa: B023 - awaited at once
