@@ -44,6 +44,12 @@ class LikeCounts:
     def key(self, post_id: int) -> str:
         return f"{self._ns}:likes:{post_id}"
 
+    @property
+    def stats_key(self) -> str:
+        """A hash of the like worker's running totals: events, batches, count_writes (for operators
+        and the like benchmark: `redis-cli HGETALL photos:stats:like_worker`)."""
+        return f"{self._ns}:stats:like_worker"
+
     async def move(self, post_id: int, change: int, stored: int) -> int:
         """The count after `change`; without Redis, the stored count moved by `change`."""
 
@@ -62,3 +68,13 @@ class LikeCounts:
                 await pipe.execute()
 
         await self._breaker.call("settle", run, None)
+
+    async def note_batch(self, events: int, count_writes: int) -> None:
+        async def run() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hincrby(self.stats_key, "events", events)
+                pipe.hincrby(self.stats_key, "batches", 1)
+                pipe.hincrby(self.stats_key, "count_writes", count_writes)
+                await pipe.execute()
+
+        await self._breaker.call("note_batch", run, None)

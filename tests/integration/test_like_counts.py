@@ -179,3 +179,18 @@ async def test_redis_count_moves_from_the_stored_count_and_settles_to_the_exact_
     await counts.settle({post_id: 17, post_id + 1: 5})
     assert int(await redis_client.get(counts.key(post_id))) == 17
     assert await redis_client.get(counts.key(post_id + 1)) is None  # cold posts are not loaded into Redis
+
+
+async def test_worker_batches_are_tallied_for_operators(cass, likes, posts, counts, redis_client):
+    before = {k.decode(): int(v) for k, v in (await redis_client.hgetall(counts.stats_key)).items()}
+    post_id = await new_post(posts)
+    events = []
+    for _ in range(4):
+        user = ids.next_id()
+        _, bucket = await likes.like(user, post_id, datetime.now(UTC), 0)
+        events.append(changed(user, post_id, bucket, True))
+    await (await counter(cass, counts)).apply(events)
+    after = {k.decode(): int(v) for k, v in (await redis_client.hgetall(counts.stats_key)).items()}
+    assert after["events"] - before.get("events", 0) >= 4
+    assert after["count_writes"] - before.get("count_writes", 0) >= 1
+    assert after["batches"] - before.get("batches", 0) >= 1
