@@ -37,6 +37,9 @@ class LikeRepository:
         )
         self._edge = await p("SELECT liked_at, bucket FROM likes WHERE user_id = ? AND month = ? AND post_id = ?")
         self._release = await p("DELETE FROM likes WHERE user_id = ? AND month = ? AND post_id = ? IF bucket = ?")
+        self._release_exact = await p(
+            "DELETE FROM likes WHERE user_id = ? AND month = ? AND post_id = ? IF liked_at = ?"
+        )
         self._liked_among = await p("SELECT post_id FROM likes WHERE user_id = ? AND month = ? AND post_id IN ?")
         self._likers_page = await p(
             "SELECT user_id FROM post_likers WHERE post_id = ? AND bucket = ? AND user_id > ? LIMIT ?"
@@ -58,16 +61,24 @@ class LikeRepository:
         rows = await self._cass.rows(self._edge, (user_id, month_bucket(post_id), post_id), consistency=consistency)
         return LikeEdge(rows[0].liked_at, rows[0].bucket) if rows else None
 
-    async def unlike(self, user_id: int, post_id: int) -> int | None:
-        """Remove the edge if it exists: the bucket of the edge this call removed, or None."""
+    async def unlike(self, user_id: int, post_id: int) -> LikeEdge | None:
+        """Remove the edge if it exists: the edge this call removed, or None."""
         while True:
             edge = await self.edge(user_id, post_id, serial=True)  # sees every committed transaction
             if edge is None:
                 return None
             result = await self._cass.execute(self._release, (user_id, month_bucket(post_id), post_id, edge.bucket))
             if result.was_applied:
-                return edge.bucket
+                return edge
             # a concurrent unlike (and maybe a like) got in between: look again
+
+    async def undo_like(self, user_id: int, post_id: int, liked_at: datetime) -> None:
+        """Remove the edge this request created, unless another request has replaced it since."""
+        await self._cass.execute(self._release_exact, (user_id, month_bucket(post_id), post_id, liked_at))
+
+    async def undo_unlike(self, user_id: int, post_id: int, edge: LikeEdge) -> None:
+        """Put back the edge this request removed, unless another request has liked again since."""
+        await self._cass.execute(self._claim, (user_id, month_bucket(post_id), post_id, edge.liked_at, edge.bucket))
 
     async def liked_among(self, user_id: int, post_ids: Iterable[int]) -> set[int]:
         """Which of `post_ids` (a page) the user likes: one read per month the posts span."""

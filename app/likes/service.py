@@ -6,13 +6,16 @@ A like or unlike request, in order:
   3. change the edge in `likes` with a lightweight transaction, learning whether it changed;
   4. move the Redis count by the change (the reply's like_count);
   5. publish LikeChanged, keyed by post, even when nothing changed, so a retry after a failed
-     publish still reaches the worker. A failed publish answers 503; the retry repairs it.
+     publish still reaches the worker. If the publish fails, the request undoes its edge change
+     (conditionally: only if no later request replaced it) and answers 503, having changed nothing.
 The like worker (streams/like_counts.py) then makes `post_likers` and the counts agree with
 `likes`. Redis is moved before the publish so the worker's exact count always lands after it.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,6 +25,8 @@ from app.events import EventPublisher, LikeChanged, new_event_fields
 from app.likes.counts import LikeCounts
 from app.likes.repository import LikeRepository
 from app.posts.repository import PostRepository
+
+log = logging.getLogger(__name__)
 
 LATEST_BUCKET = (1 << 31) - 1
 FIRST_USER = -(1 << 63)
@@ -37,13 +42,23 @@ class LikeService:
 
     async def like(self, user_id: int, post_id: int) -> dict:
         post = await self._post(post_id)
-        changed, bucket = await self.likes.like(user_id, post_id, datetime.now(UTC), post.like_bucket or 0)
-        return await self._settle(user_id, post, bucket, liked=True, change=1 if changed else 0)
+        liked_at = datetime.now(UTC)
+        changed, bucket = await self.likes.like(user_id, post_id, liked_at, post.like_bucket or 0)
+
+        async def undo() -> None:
+            await self.likes.undo_like(user_id, post_id, liked_at)
+
+        return await self._settle(user_id, post, bucket, liked=True, change=1 if changed else 0, undo=undo)
 
     async def unlike(self, user_id: int, post_id: int) -> dict:
         post = await self._post(post_id)
-        bucket = await self.likes.unlike(user_id, post_id)
-        return await self._settle(user_id, post, bucket, liked=False, change=-1 if bucket is not None else 0)
+        removed = await self.likes.unlike(user_id, post_id)
+
+        async def undo() -> None:
+            await self.likes.undo_unlike(user_id, post_id, removed)
+
+        bucket = removed.bucket if removed else None
+        return await self._settle(user_id, post, bucket, liked=False, change=-1 if removed else 0, undo=undo)
 
     async def _post(self, post_id: int):
         if not self.events.connected:  # refuse before writing an edge no worker would hear of
@@ -53,13 +68,27 @@ class LikeService:
             raise NotFound("no such post", code="post_not_found")
         return post
 
-    async def _settle(self, user_id: int, post, bucket: int | None, *, liked: bool, change: int) -> dict:
+    async def _settle(
+        self, user_id: int, post, bucket: int | None, *, liked: bool, change: int, undo: Callable[[], Awaitable[None]]
+    ) -> dict:
         count = await self.counts.move(post.post_id, change, post.like_count or 0)
         event = LikeChanged(
             **new_event_fields(user_id), post_id=post.post_id, post_author_id=post.author_id, bucket=bucket, liked=liked
         )
-        await self.events.publish("likes", post.post_id, event)
+        try:
+            await self.events.publish("likes", post.post_id, event)
+        except Unavailable:
+            if change:  # this request changed the edge: put it back, so the 503 changed nothing
+                await self._undo(post.post_id, change, undo)
+            raise
         return {"liked": liked, "like_count": count}
+
+    async def _undo(self, post_id: int, change: int, undo: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await undo()
+            await self.counts.move(post_id, -change, 0)
+        except Exception:  # the next event about this post's liker repairs the count from the edge
+            log.exception("post %d: a like change was neither published nor undone", post_id)
 
     async def likers(self, post_id: int, limit: int, cursor: str | None) -> tuple[list[int], str | None]:
         """A page of the ids of users who like the post, and the next page's cursor."""

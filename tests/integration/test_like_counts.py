@@ -7,10 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from app.cursors import CursorCodec
+from app.errors import Unavailable
 from app.events import LikeChanged, new_event_fields
 from app.ids import IdGenerator
 from app.likes.counts import LikeCounts
 from app.likes.repository import LikeRepository
+from app.likes.service import LikeService
 from app.posts.repository import PostRepository
 from streams.counted_set import CountedSet, Placement
 from streams.like_counts import POST_LIKERS, LikeCounter
@@ -93,8 +96,8 @@ async def test_like_worker_counts_the_edges_whatever_the_event_order(cass, likes
             _, bucket = await likes.like(user, post_id, datetime.now(UTC), 0)
             events.append(changed(user, post_id, bucket, True))
         else:
-            bucket = await likes.unlike(user, post_id)
-            events.append(changed(user, post_id, bucket, False))
+            removed = await likes.unlike(user, post_id)
+            events.append(changed(user, post_id, removed.bucket if removed else None, False))
         if rng.random() < 0.2:
             events.append(events[-1])  # a duplicate delivery
     rng.shuffle(events)  # two API processes publish in any order
@@ -194,3 +197,37 @@ async def test_worker_batches_are_tallied_for_operators(cass, likes, posts, coun
     assert after["events"] - before.get("events", 0) >= 4
     assert after["count_writes"] - before.get("count_writes", 0) >= 1
     assert after["batches"] - before.get("batches", 0) >= 1
+
+
+class RefusingEventLog:
+    """An event log that is connected but refuses the event (Kafka timing out mid-request)."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.refuse = True
+        self.published: list = []
+
+    async def publish(self, suffix, key, event) -> None:
+        if self.refuse:
+            raise Unavailable("the event log (Kafka) did not accept the event; retry shortly")
+        self.published.append(event)
+
+
+async def test_a_like_whose_event_is_refused_changes_nothing(likes, posts, counts):
+    events = RefusingEventLog()
+    service = LikeService(likes=likes, counts=counts, posts=posts, events=events, cursors=CursorCodec("s"))
+    post_id, user = await new_post(posts), ids.next_id()
+    with pytest.raises(Unavailable):
+        await service.like(user, post_id)
+    assert await likes.edge(user, post_id) is None  # the 503 left no edge behind
+    events.refuse = False
+    assert await service.like(user, post_id) == {"liked": True, "like_count": 1}
+    events.refuse = True
+    with pytest.raises(Unavailable):
+        await service.unlike(user, post_id)
+    assert await likes.edge(user, post_id) is not None  # ... and no missing one
+    events.refuse = False
+    assert await service.unlike(user, post_id) == {"liked": False, "like_count": 0}
+    assert await likes.edge(user, post_id) is None
+    assert [e.liked for e in events.published] == [True, False]
