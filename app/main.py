@@ -170,6 +170,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             counts=LikeCounts.for_settings(settings, app[REDIS]),
             posts=post_repository,
             events=app[EVENTS],
+            feed_cache=feed_cache,
             cursors=cursors,
         ),
     )

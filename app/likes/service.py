@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from app.cursors import CursorCodec
 from app.errors import NotFound, Unavailable
 from app.events import EventPublisher, LikeChanged, new_event_fields
+from app.feed.cache import FeedCache
 from app.likes.counts import LikeCounts
 from app.likes.repository import LikeRepository
 from app.posts.repository import PostRepository
@@ -38,6 +39,7 @@ class LikeService:
     counts: LikeCounts
     posts: PostRepository
     events: EventPublisher
+    feed_cache: FeedCache
     cursors: CursorCodec
 
     async def like(self, user_id: int, post_id: int) -> dict:
@@ -81,6 +83,8 @@ class LikeService:
             if change:  # this request changed the edge: put it back, so the 503 changed nothing
                 await self._undo(post.post_id, change, undo)
             raise
+        if change:  # the liker's cached feed page shows liked_by_me: rebuild it on the next read
+            await self.feed_cache.invalidate([user_id])
         return {"liked": liked, "like_count": count}
 
     async def _undo(self, post_id: int, change: int, undo: Callable[[], Awaitable[None]]) -> None:

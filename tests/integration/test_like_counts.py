@@ -10,6 +10,7 @@ import pytest
 from app.cursors import CursorCodec
 from app.errors import Unavailable
 from app.events import LikeChanged, new_event_fields
+from app.feed.cache import FeedCache
 from app.ids import IdGenerator
 from app.likes.counts import LikeCounts
 from app.likes.repository import LikeRepository
@@ -214,9 +215,11 @@ class RefusingEventLog:
         self.published.append(event)
 
 
-async def test_a_like_whose_event_is_refused_changes_nothing(likes, posts, counts):
+async def test_a_like_whose_event_is_refused_changes_nothing(likes, posts, counts, settings, redis_client):
     events = RefusingEventLog()
-    service = LikeService(likes=likes, counts=counts, posts=posts, events=events, cursors=CursorCodec("s"))
+    feed_cache = FeedCache.for_settings(settings, redis_client)
+    service = LikeService(likes=likes, counts=counts, posts=posts, events=events, feed_cache=feed_cache,
+                          cursors=CursorCodec("s"))
     post_id, user = await new_post(posts), ids.next_id()
     with pytest.raises(Unavailable):
         await service.like(user, post_id)
