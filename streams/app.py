@@ -5,7 +5,7 @@ from __future__ import annotations
 import faust
 
 from app.settings import Settings
-from streams import fanout, follow_graph, like_counts, media_sweep, post_counts
+from streams import affinity, fanout, follow_graph, like_counts, media_sweep, post_counts
 from streams.resources import Resources
 
 
@@ -28,4 +28,5 @@ def create_app(settings: Settings) -> faust.App:
     fanout.register(app, settings, resources)
     media_sweep.register(app, settings, resources)
     like_counts.register(app, settings, resources)
+    affinity.register(app, settings, resources)
     return app

@@ -1,0 +1,89 @@
+"""Likes and comments -> `affinity`: how much a reader engages with an author (the feed ranking's
+relationship signal).
+
+For each (reader, post) in a batch the agent records the interaction in `affinity_posts` (a like
+as the like edge now stands, so an unlike takes it back; a comment once written stays), then
+recounts the reader's rows for that author and writes the absolute `affinity.interactions`.
+Idempotent like every count here: a replayed event rewrites the same cells. It runs apart from
+the like counts so that ranking work never slows the counts clients see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import faust
+
+from app.cassandra import CassandraSession
+from app.events import CommentChanged, LikeChanged, topic_name
+from app.likes.repository import LikeRepository
+from app.settings import Settings
+from streams.resources import Resources
+from streams.retry import until_done
+
+BATCH_SIZE = 2000
+BATCH_SECONDS = 2.0  # ranking can wait; bigger batches merge more of one reader's interactions
+
+
+class AffinityUpdater:
+    def __init__(self, cass: CassandraSession) -> None:
+        self._cass = cass
+        self._likes = LikeRepository(cass)
+
+    async def prepare(self) -> AffinityUpdater:
+        p = self._cass.prepare
+        await self._likes.prepare()
+        self._set_liked = await p(
+            "UPDATE affinity_posts SET liked = ? WHERE user_id = ? AND author_id = ? AND post_id = ?"
+        )
+        self._set_commented = await p(
+            "UPDATE affinity_posts SET commented = true WHERE user_id = ? AND author_id = ? AND post_id = ?"
+        )
+        self._interactions = await p("SELECT liked, commented FROM affinity_posts WHERE user_id = ? AND author_id = ?")
+        self._save = await p(
+            "UPDATE affinity USING TIMESTAMP ? SET interactions = ? WHERE user_id = ? AND author_id = ?"
+        )
+        return self
+
+    async def apply(self, events: list[LikeChanged | CommentChanged]) -> None:
+        likes = {(e.actor_id, e.post_id): e.post_author_id for e in events
+                 if isinstance(e, LikeChanged) and e.actor_id != e.post_author_id}
+        comments = {(e.actor_id, e.post_id): e.post_author_id for e in events
+                    if isinstance(e, CommentChanged) and e.created and e.actor_id != e.post_author_id}
+        await asyncio.gather(
+            *(self._note_like(user, author, post) for (user, post), author in likes.items()),
+            *(self._note_comment(user, author, post) for (user, post), author in comments.items()),
+        )
+        pairs = {(user, author) for (user, _), author in (likes | comments).items()}
+        await asyncio.gather(*(self._recount(user, author) for user, author in pairs))
+
+    async def _note_like(self, user_id: int, author_id: int, post_id: int) -> None:
+        liked = await self._likes.edge(user_id, post_id) is not None
+        await self._cass.execute(self._set_liked, (True if liked else None, user_id, author_id, post_id))
+
+    async def _note_comment(self, user_id: int, author_id: int, post_id: int) -> None:
+        await self._cass.execute(self._set_commented, (user_id, author_id, post_id))
+
+    async def _recount(self, user_id: int, author_id: int) -> None:
+        read_at = time.time_ns() // 1000
+        rows = await self._cass.all_rows(self._interactions, (user_id, author_id))
+        interactions = sum(bool(row.liked) + bool(row.commented) for row in rows)
+        await self._cass.execute(self._save, (read_at, interactions, user_id, author_id))
+
+
+def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+    likes = app.topic(topic_name(settings, "likes"), value_type=LikeChanged)
+    comments = app.topic(topic_name(settings, "comments"), value_type=CommentChanged)
+
+    @app.agent(likes, name="affinity_likes")
+    async def affinity_likes(stream) -> None:
+        updater = await AffinityUpdater(await resources.cassandra()).prepare()
+        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
+            await until_done("affinity_likes", lambda: updater.apply(batch))  # noqa: B023 - awaited at once
+
+    @app.agent(comments, name="affinity_comments")
+    async def affinity_comments(stream) -> None:
+        updater = await AffinityUpdater(await resources.cassandra()).prepare()
+        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
+            await until_done("affinity_comments", lambda: updater.apply(batch))  # noqa: B023 - awaited at once
