@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from app.auth import SessionStore
 from app.cassandra import CassandraSession
+from app.comments.service import CommentService
 from app.events import EventPublisher
 from app.feed.service import FeedService
 from app.likes.service import LikeService
@@ -28,6 +29,7 @@ class Services:
     posts: PostService
     feed: FeedService
     likes: LikeService
+    comments: CommentService
 
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -17,6 +17,9 @@ from redis.asyncio import Redis
 
 from app import cassandra, health, openapi
 from app.auth import Passwords, SessionStore
+from app.comments import routes as comment_routes
+from app.comments.repository import CommentRepository
+from app.comments.service import CommentService
 from app.context import (
     CASSANDRA,
     EVENTS,
@@ -63,7 +66,8 @@ MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, 
 
 def all_routes() -> list[Route]:
     return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES, *post_routes.ROUTES, *feed_routes.ROUTES,
-            *like_routes.ROUTES, *media_routes.ROUTES]
+            *like_routes.ROUTES, *comment_routes.ROUTES,
+            *media_routes.ROUTES]
 
 
 async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -172,6 +176,16 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             events=app[EVENTS],
             feed_cache=feed_cache,
             cursors=cursors,
+        ),
+        comments=CommentService(
+            comments=await CommentRepository(cass).prepare(),
+            posts=post_repository,
+            users=user_repository,
+            events=app[EVENTS],
+            idempotency=idempotency,
+            ids=ids,
+            cursors=cursors,
+            max_comment_length=settings.max_comment_length,
         ),
     )
     yield

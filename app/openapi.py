@@ -117,6 +117,34 @@ SCHEMAS: dict[str, dict] = {
             "created_at": TIME,
         },
     },
+    "Comment": {
+        "type": "object",
+        "required": ["id", "post_id", "parent_id", "author", "text", "mentions", "reply_count", "deleted",
+                     "created_at"],
+        "properties": {
+            "id": ID,
+            "post_id": ID,
+            "parent_id": {**ID, "nullable": True, "description": "the top-level comment this replies to"},
+            "author": {
+                "type": "object", "nullable": True, "description": "null once the comment is deleted",
+                "properties": {"id": ID, "username": {"type": "string", "nullable": True}},
+            },
+            "text": {"type": "string", "description": "empty once the comment is deleted"},
+            "mentions": {"type": "array", "items": {"type": "string"}},
+            "reply_count": {"type": "integer", "minimum": 0, "description": "live replies"},
+            "deleted": {"type": "boolean", "description": "deleted, still listed because it has live replies"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "NewComment": {
+        "type": "object",
+        "required": ["text"],
+        "additionalProperties": False,
+        "properties": {
+            "text": {"type": "string", "minLength": 1, "maxLength": 2200},
+            "parent_id": {**ID, "nullable": True, "description": "reply to this comment (one level of nesting)"},
+        },
+    },
     "LikeState": {
         "type": "object",
         "required": ["liked", "like_count"],

@@ -100,6 +100,7 @@ class Settings:
     # --- Comments (README "Comments") -------------------------------------------
     max_comment_length: int = 2_200
     comment_rate_per_user: int = 120  # comments per user per rate window
+    comment_worker_batch_size: int = 500  # comment events the count worker settles at once (its stream batch)
 
     # --- Notifications (README "Notifications") ---------------------------------
     notification_ttl_days: int = 30

@@ -5,7 +5,7 @@ from __future__ import annotations
 import faust
 
 from app.settings import Settings
-from streams import affinity, fanout, follow_graph, like_counts, media_sweep, post_counts
+from streams import affinity, comment_counts, fanout, follow_graph, like_counts, media_sweep, post_counts
 from streams.resources import Resources
 
 
@@ -29,4 +29,5 @@ def create_app(settings: Settings) -> faust.App:
     media_sweep.register(app, settings, resources)
     like_counts.register(app, settings, resources)
     affinity.register(app, settings, resources)
+    comment_counts.register(app, settings, resources)
     return app

@@ -4,16 +4,21 @@ A counted set is who liked a post, or which comments a post has. Its members are
 bucketed partitions `((owner, bucket), member)`, and each bucket carries its own member count
 in a static column. The stream worker is the only writer. For a batch of changes it reads
 which of the members each bucket holds, and writes the inserts, the deletes and the bucket's
-new count in ONE conditional single-partition batch (`IF count = <the count it read>`):
+new count in ONE conditional single-partition batch (`IF count = <the count it read>`, and
+each insert `IF NOT EXISTS`, each delete `IF EXISTS`):
 
 - atomic: the rows and the count cannot disagree, even if the worker dies mid-batch;
 - idempotent: a replayed batch finds its members already in place and changes nothing;
 - safe with two writers (a worker that lost its Kafka partition but has not noticed): the
-  condition fails for the slower one, which re-reads (at LOCAL_SERIAL) and tries again.
+  conditions fail for the slower one, which re-reads (at LOCAL_SERIAL) and tries again. The
+  conditions on the rows matter when the other writer moved members without changing the
+  count: the count alone would let the slower one insert a member it saw absent a second time.
 
 Each bucket's count is then copied to an index table `(owner, bucket) -> count`, and the
 owner's total is the sum of that one partition. The copy is written every time a bucket is
-touched, so a worker killed between the batch and the copy repairs it on replay.
+touched, so a worker killed between the batch and the copy repairs it on replay, and it is
+stamped with the write time of the count it copies, so a writer's late copy of an older count
+never replaces a newer one.
 
 A hot owner costs one conditional batch per touched bucket per stream batch (a few a
 second), however many members change in it.
@@ -69,12 +74,20 @@ class CountedSet:
             f"SELECT {t.member} AS member FROM {t.members} WHERE {t.owner} = ? AND bucket = ? AND {t.member} IN ?"
         )
         self._count = await p(f"SELECT {t.count} AS n FROM {t.members} WHERE {t.owner} = ? AND bucket = ? LIMIT 1")
-        self._insert = await p(f"INSERT INTO {t.members} ({columns}) VALUES ({marks})")
-        self._delete = await p(f"DELETE FROM {t.members} WHERE {t.owner} = ? AND bucket = ? AND {t.member} = ?")
+        self._insert = await p(f"INSERT INTO {t.members} ({columns}) VALUES ({marks}) IF NOT EXISTS")
+        self._delete = await p(
+            f"DELETE FROM {t.members} WHERE {t.owner} = ? AND bucket = ? AND {t.member} = ? IF EXISTS"
+        )
         self._set_count = await p(
             f"UPDATE {t.members} SET {t.count} = ? WHERE {t.owner} = ? AND bucket = ? IF {t.count} = ?"
         )
-        self._save_index = await p(f"UPDATE {t.index} SET {t.count} = ? WHERE {t.owner} = ? AND bucket = ?")
+        self._count_written = await p(
+            f"SELECT {t.count} AS n, WRITETIME({t.count}) AS written FROM {t.members}"
+            f" WHERE {t.owner} = ? AND bucket = ? LIMIT 1"
+        )
+        self._save_index = await p(
+            f"UPDATE {t.index} USING TIMESTAMP ? SET {t.count} = ? WHERE {t.owner} = ? AND bucket = ?"
+        )
         self._index = await p(f"SELECT bucket, {t.count} AS n FROM {t.index} WHERE {t.owner} = ?")
         self._buckets_holding = await p(
             f"SELECT bucket FROM {t.members} WHERE {t.owner} = ? AND bucket IN ? AND {t.member} = ?"
@@ -111,20 +124,24 @@ class CountedSet:
 
     async def _settle_bucket(self, owner: int, bucket: int, members: list[int], placements: dict[int, Placement]
                              ) -> int:
-        count = 0
         for start in range(0, len(members), MAX_ROWS_PER_BATCH):
-            count = await self._settle_chunk(owner, bucket, members[start : start + MAX_ROWS_PER_BATCH], placements)
-        await self._cass.execute(self._save_index, (count, owner, bucket))
-        return count
+            await self._settle_chunk(owner, bucket, members[start : start + MAX_ROWS_PER_BATCH], placements)
+        # read after this writer's own batches, so at least as new as they are
+        row = await self._cass.one(self._count_written, (owner, bucket))
+        if row is None or row.n is None:  # never held a member: nothing to copy
+            return 0
+        await self._cass.execute(self._save_index, (row.written, row.n, owner, bucket))
+        return row.n
 
-    async def _settle_chunk(self, owner: int, bucket: int, members: list[int], placements: dict[int, Placement]) -> int:
+    async def _settle_chunk(self, owner: int, bucket: int, members: list[int], placements: dict[int, Placement]
+                            ) -> None:
         serial = False
         for _ in range(MAX_ATTEMPTS):
             present, count = await self._read(owner, bucket, members, serial)
             inserts = [m for m in members if placements[m].bucket == bucket and m not in present]
             deletes = [m for m in members if placements[m].bucket != bucket and m in present]
             if not inserts and not deletes:
-                return count or 0
+                return
             new_count = (count or 0) + len(inserts) - len(deletes)
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
             batch.add(self._set_count, (new_count, owner, bucket, count))
@@ -133,8 +150,8 @@ class CountedSet:
             for member in deletes:
                 batch.add(self._delete, (owner, bucket, member))
             if (await self._cass.execute(batch)).was_applied:
-                return new_count
-            serial = True  # another writer moved the count: read what it committed
+                return
+            serial = True  # another writer moved the count or the members: read what it committed
         raise RuntimeError(f"{self._t.members} ({owner}, {bucket}): count kept changing under this writer")
 
     async def _read(self, owner: int, bucket: int, members: Iterable[int], serial: bool) -> tuple[set[int], int | None]:

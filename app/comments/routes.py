@@ -1,0 +1,74 @@
+"""HTTP routes of comments and replies."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.context import SERVICES, current_user, settings_of
+from app.errors import Invalid, NotFound
+from app.ids import parse_id
+from app.posts.routes import post_id_in_path
+from app.web import Field, Route, json_response, page_request, page_response, read_json, validate
+
+NEW_COMMENT = {"text": Field(str, required=True), "parent_id": Field(str, nullable=True)}
+
+def comment_id_in_path(request: web.Request) -> int:
+    comment_id = parse_id(request.match_info["comment_id"])
+    if comment_id is None:
+        raise NotFound("no such comment", code="comment_not_found")
+    return comment_id
+
+
+async def create_comment(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    post_id = post_id_in_path(request)
+    settings = settings_of(request)
+    body = validate(await read_json(request, settings.max_json_body_bytes), NEW_COMMENT)
+    parent_id = None
+    if body.get("parent_id") is not None:
+        parent_id = parse_id(body["parent_id"])
+        if parent_id is None:
+            raise Invalid("parent_id names no comment", code="parent_not_found")
+    await request.app[SERVICES].limiter.hit("comment", str(me), settings.comment_rate_per_user)
+    status, comment = await request.app[SERVICES].comments.create(
+        me, post_id, body["text"], parent_id, request.headers.get("Idempotency-Key")
+    )
+    return json_response(comment, status=status)
+
+
+async def list_comments(request: web.Request) -> web.Response:
+    await current_user(request)
+    page = page_request(request)
+    items, cursor = await request.app[SERVICES].comments.top_level(post_id_in_path(request), page.limit, page.cursor)
+    return page_response(items, cursor)
+
+
+async def list_replies(request: web.Request) -> web.Response:
+    await current_user(request)
+    page = page_request(request)
+    items, cursor = await request.app[SERVICES].comments.replies(
+        comment_id_in_path(request), page.limit, page.cursor
+    )
+    return page_response(items, cursor)
+
+
+async def delete_comment(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    await request.app[SERVICES].comments.delete(me, comment_id_in_path(request))
+    return web.Response(status=204)
+
+
+ROUTES = [
+    Route("POST", "/v1/posts/{post_id}/comments", create_comment,
+          "Comment on a post, or reply to a comment with parent_id (a reply to a reply joins its thread)",
+          request_body={"$ref": "#/components/schemas/NewComment"}, idempotency_key=True, responses={201: "Comment"},
+          tag="comments"),
+    Route("GET", "/v1/posts/{post_id}/comments", list_comments,
+          "A post's top-level comments, newest first (deleted ones only while they have replies)",
+          responses={200: "Comment"}, paged=True, tag="comments"),
+    Route("GET", "/v1/comments/{comment_id}/replies", list_replies, "A comment's replies, newest first",
+          responses={200: "Comment"}, paged=True, tag="comments"),
+    Route("DELETE", "/v1/comments/{comment_id}", delete_comment,
+          "Delete a comment (its author or the post's author); one with replies stays listed as deleted",
+          responses={204: "deleted"}, tag="comments"),
+]

@@ -1,0 +1,122 @@
+"""Comment events -> deletions applied, and exact `posts.comment_count` and `comments.reply_count`.
+
+For each batch the worker first applies the deletions the events announce (the API publishes a
+delete before it writes it, so the worker may be first; applying it twice changes nothing).
+Then it reads every changed comment's row (the truth) and places it in two counted sets
+(streams/counted_set.py): the post's live comments, replies included, and, for a reply, its
+parent's live replies. A comment is a member while its row exists and is not deleted, in the
+bucket of its id's hour. The totals are written as absolute values, stamped with the time they
+were read, so a later recount always wins. Events are keyed by post, so one worker owns a post's
+counts; a replayed or duplicated event finds its comment already in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import faust
+
+from app.cassandra import CassandraSession
+from app.comments.repository import CommentRepository
+from app.events import CommentChanged, topic_name
+from app.ids import hour_bucket
+from app.settings import Settings
+from streams.counted_set import CountedSet, CountedSetTables, Placement
+from streams.resources import Resources
+from streams.retry import until_done
+
+BATCH_SECONDS = 0.5
+
+POST_COMMENTS = CountedSetTables(
+    members="post_live_comments", owner="post_id", member="comment_id", count="comment_count",
+    index="post_live_comment_buckets",
+)
+COMMENT_REPLIES = CountedSetTables(
+    members="comment_live_replies", owner="comment_id", member="reply_id", count="reply_count",
+    index="comment_live_reply_buckets",
+)
+
+
+@dataclass
+class CountPlan:
+    """What one batch changes: each post's and each parent comment's members, and where they go."""
+
+    deletions: list[CommentChanged] = field(default_factory=list)
+    post_comments: dict[int, dict[int, Placement]] = field(default_factory=lambda: defaultdict(dict))
+    replies: dict[int, dict[int, Placement]] = field(default_factory=lambda: defaultdict(dict))
+
+
+def plan_counts(events: list[CommentChanged], live: set[int]) -> CountPlan:
+    """Placements for the comments the events name; `live` are those whose row exists, not deleted."""
+    plan = CountPlan()
+    latest = {event.comment_id: event for event in events}  # a comment's deletion comes after its creation
+    for comment_id, event in latest.items():
+        if not event.created:
+            plan.deletions.append(event)
+        bucket = hour_bucket(comment_id)
+        placement = Placement(bucket if comment_id in live and event.created else None, {bucket})
+        plan.post_comments[event.post_id][comment_id] = placement
+        if event.parent_id is not None:
+            plan.replies[event.parent_id][comment_id] = placement
+    return plan
+
+
+class CommentCounter:
+    def __init__(self, cass: CassandraSession) -> None:
+        self._cass = cass
+        self.comments = CommentRepository(cass)
+        self.post_comments = CountedSet(cass, POST_COMMENTS)
+        self.replies = CountedSet(cass, COMMENT_REPLIES)
+
+    async def prepare(self) -> CommentCounter:
+        p = self._cass.prepare
+        await self.comments.prepare()
+        await self.post_comments.prepare()
+        await self.replies.prepare()
+        self._post_author = await p("SELECT author_id FROM posts WHERE post_id = ?")
+        # stamped with the time the buckets were read: of two concurrent recounts the later one wins
+        self._save_comment_count = await p("UPDATE posts USING TIMESTAMP ? SET comment_count = ? WHERE post_id = ?")
+        self._save_reply_count = await p("UPDATE comments USING TIMESTAMP ? SET reply_count = ? WHERE comment_id = ?")
+        return self
+
+    async def apply(self, events: list[CommentChanged]) -> None:
+        events = await self._on_live_posts(events)
+        ids = {event.comment_id for event in events}
+        rows = await self.comments.get_many(ids)
+        plan = plan_counts(events, live={cid for cid, row in rows.items() if not row.deleted})
+        # deletions the API announced and may not have written yet; a missing row is not revived
+        await asyncio.gather(
+            *(self.comments.mark_deleted(e.comment_id, e.parent_id) for e in plan.deletions if e.comment_id in rows)
+        )
+        await asyncio.gather(
+            *(self.post_comments.apply(post_id, members) for post_id, members in plan.post_comments.items()),
+            *(self.replies.apply(parent_id, members) for parent_id, members in plan.replies.items()),
+        )
+        await asyncio.gather(
+            *(self._save_total(self.post_comments, self._save_comment_count, pid) for pid in plan.post_comments),
+            *(self._save_total(self.replies, self._save_reply_count, cid) for cid in plan.replies),
+        )
+
+    async def _on_live_posts(self, events: list[CommentChanged]) -> list[CommentChanged]:
+        """The events of posts that still exist: a deleted post's comments no longer count, and a
+        count write would leave a stray `posts` row."""
+        post_ids = list({event.post_id for event in events})
+        rows = await asyncio.gather(*(self._cass.one(self._post_author, (pid,)) for pid in post_ids))
+        live = {pid for pid, row in zip(post_ids, rows, strict=True) if row is not None and row.author_id is not None}
+        return [event for event in events if event.post_id in live]
+
+    async def _save_total(self, counted: CountedSet, save, owner: int) -> None:
+        total, read_at = await counted.total(owner)
+        await self._cass.execute(save, (read_at, total, owner))
+
+
+def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+    topic = app.topic(topic_name(settings, "comments"), value_type=CommentChanged)
+
+    @app.agent(topic, name="comment_counts")
+    async def comment_counts(stream) -> None:
+        counter = await CommentCounter(await resources.cassandra()).prepare()
+        async for batch in stream.take(settings.comment_worker_batch_size, within=BATCH_SECONDS):
+            await until_done("comment_counts", lambda: counter.apply(batch))  # noqa: B023 - awaited at once
