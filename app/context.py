@@ -15,6 +15,7 @@ from app.feed.service import FeedService
 from app.likes.service import LikeService
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
+from app.notifications.service import NotificationService
 from app.posts.service import PostService
 from app.ratelimit import RateLimiter
 from app.settings import Settings
@@ -30,6 +31,7 @@ class Services:
     feed: FeedService
     likes: LikeService
     comments: CommentService
+    notifications: NotificationService
 
 
 SETTINGS = web.AppKey("settings", Settings)

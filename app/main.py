@@ -49,6 +49,8 @@ from app.media import routes as media_routes
 from app.media.processor import ImageProcessor
 from app.media.store import S3MediaStore, make_media_store
 from app.middleware import errors_as_json
+from app.notifications import routes as notification_routes
+from app.notifications.service import make_notification_service
 from app.posts import routes as post_routes
 from app.posts.repository import MediaSweepLog, PostRepository
 from app.posts.service import PostService
@@ -66,7 +68,7 @@ MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, 
 
 def all_routes() -> list[Route]:
     return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES, *post_routes.ROUTES, *feed_routes.ROUTES,
-            *like_routes.ROUTES, *comment_routes.ROUTES,
+            *like_routes.ROUTES, *comment_routes.ROUTES, *notification_routes.ROUTES,
             *media_routes.ROUTES]
 
 
@@ -177,6 +179,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             feed_cache=feed_cache,
             cursors=cursors,
         ),
+        notifications=await make_notification_service(settings, cass, app[REDIS], cursors),
         comments=CommentService(
             comments=await CommentRepository(cass).prepare(),
             posts=post_repository,
@@ -189,6 +192,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     yield
+    await app[SERVICES].notifications.hub.stop()
     passwords.close()
 
 
@@ -201,6 +205,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
     app.cleanup_ctx.extend([cassandra_ctx, redis_ctx, events_ctx, media_ctx, services_ctx])
+    app.on_shutdown.append(notification_routes.close_streams)  # open WebSockets would hold shutdown up
     return app
 
 

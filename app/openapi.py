@@ -145,6 +145,31 @@ SCHEMAS: dict[str, dict] = {
             "parent_id": {**ID, "nullable": True, "description": "reply to this comment (one level of nesting)"},
         },
     },
+    "Notification": {
+        "type": "object",
+        "required": ["id", "kind", "actors", "actor_count", "post_id", "comment_id", "text", "created_at",
+                     "updated_at"],
+        "properties": {
+            "id": {"type": "string", "description": "the aggregate's key; a push with a known id replaces it"},
+            "kind": {"type": "string", "enum": ["like", "comment", "reply", "mention", "follow"]},
+            "actors": {
+                "type": "array",
+                "description": "the latest actors, newest first (at most 3)",
+                "items": {"type": "object", "properties": {"id": ID, "username": {"type": "string", "nullable": True}}},
+            },
+            "actor_count": {"type": "integer", "minimum": 1},
+            "post_id": {**ID, "nullable": True},
+            "comment_id": {**ID, "nullable": True, "description": "the newest comment it is about"},
+            "text": {"type": "string", "example": "alice and 12 others liked your post"},
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+    },
+    "NotificationTicket": {
+        "type": "object",
+        "required": ["ticket", "expires_at"],
+        "properties": {"ticket": {"type": "string"}, "expires_at": TIME},
+    },
     "LikeState": {
         "type": "object",
         "required": ["liked", "like_count"],

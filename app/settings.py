@@ -107,6 +107,11 @@ class Settings:
     notification_ws_heartbeat_s: float = 20.0  # WebSocket ping interval
     notification_ws_max_queued: int = 256  # notifications buffered per slow client before it is dropped
     notification_ticket_ttl_s: int = 60  # lifetime of the one-time WebSocket ticket
+    notification_max_per_user: int = 1_000  # newest entries kept in a user's list (bounds `notifications`)
+    notification_max_actors: int = 10_000  # distinct actors counted per aggregate (bounds `notification_groups`)
+    notification_aggregate_window_h: int = 24  # likes, comments, replies, follows aggregate per this window
+    notification_bump_interval_s: int = 60  # an aggregate moves to the top of the list at most this often
+    notification_max_mentions: int = 20  # mentioned users notified per caption or comment (Instagram's cap)
 
     # --- Media ---------------------------------------------------------------
     media_store: str = "local"  # "local" (a directory served by GET /v1/media/{key}) or "s3"

@@ -1,0 +1,1 @@
+"""Notifications: aggregated per recipient, listed by the API, pushed over WebSocket (docs/notifications.md)."""

@@ -1,0 +1,221 @@
+"""Live notifications: Redis pub/sub in, WebSocket inboxes out, one subscriber connection per process.
+
+The notifications agent publishes each changed notification on the recipient's channel,
+`<keyspace>:notify:<user id>`. Every API process holds ONE Redis connection in subscriber mode
+(`NotificationHub`), subscribed to the channels of the users it has sockets for: the channel is
+subscribed when a user's first socket opens and unsubscribed when their last one closes. A
+message goes into the bounded inbox of each of that user's sockets; a socket whose inbox is
+full (a client that does not read) is closed with SLOW_CLIENT and catches up with
+GET /v1/notifications.
+
+Redis going away: the sockets stay open. The hub reconnects with back-off, subscribes again to
+every channel it needs, and then sends every socket a `resync` message, because whatever was
+published meanwhile is gone (pub/sub keeps nothing); the client then reads GET /v1/notifications.
+A silent, half-open connection is found by a PING after KEEPALIVE_S of quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 5.0  # quiet this long: PING the subscriber connection; twice this long: reconnect
+FIRST_RETRY_S = 0.2
+MAX_RETRY_S = 5.0
+
+# close codes (RFC 6455 leaves 4000-4999 to applications); reasons stay under the 123-byte limit
+SLOW_CLIENT = 4008
+SLOW_CLIENT_REASON = "too many notifications unread; reconnect and fetch GET /v1/notifications"
+GOING_AWAY = 1001
+GOING_AWAY_REASON = "server shutting down; reconnect"
+
+READY = orjson.dumps({"type": "ready"}).decode()
+RESYNC = orjson.dumps({"type": "resync", "reason": "live updates were interrupted; fetch GET /v1/notifications"}
+                      ).decode()
+
+
+def subscriber_client(settings: Settings) -> Redis:
+    """The hub's own client: its single connection is the process's subscriber connection. No retries
+    inside the client: the hub reconnects and resubscribes itself."""
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def notification_channel(namespace: str, user_id: int) -> str:
+    return f"{namespace}:notify:{user_id}"
+
+
+def push_message(notification: dict) -> bytes:
+    """What the agent publishes and the socket sends: {"type": "notification", "notification": {...}}."""
+    return orjson.dumps({"type": "notification", "notification": notification})
+
+
+class Inbox:
+    """What waits to be sent to one socket: at most `max_queued` messages, then the socket is ended."""
+
+    def __init__(self, max_queued: int) -> None:
+        self._queue: asyncio.Queue[str] = asyncio.Queue(max_queued)
+        self.ended = asyncio.Event()
+        self.end_code = 1000
+        self.end_reason = ""
+
+    def offer(self, message: str) -> None:
+        if self.ended.is_set():
+            return
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.end(SLOW_CLIENT, SLOW_CLIENT_REASON)
+
+    def end(self, code: int, reason: str) -> None:
+        if not self.ended.is_set():
+            self.end_code, self.end_reason = code, reason
+            self.ended.set()
+
+    async def next(self) -> str:
+        return await self._queue.get()
+
+
+class NotificationHub:
+    def __init__(self, redis: Redis, namespace: str, max_queued: int) -> None:
+        self._redis = redis  # a client of its own: its one pub/sub connection is the hub's
+        self._namespace = namespace
+        self._max_queued = max_queued
+        self._control_channel = f"{namespace}:notify:-"  # keeps the connection subscribed with no sockets
+        self._inboxes: dict[str, set[Inbox]] = {}  # channel -> the inboxes of its user's sockets
+        self._subscribed: set[str] = set()
+        self._pubsub: PubSub | None = None
+        self._lock = asyncio.Lock()  # orders commands on the subscriber connection
+        self._listener: asyncio.Task | None = None
+        self.connected = False
+
+    def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen_forever())
+
+    async def stop(self) -> None:
+        self.close_all()
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except asyncio.CancelledError:
+                pass
+        await self._redis.aclose()
+
+    def close_all(self) -> None:
+        """End every socket (server shutdown); their handlers close them with GOING_AWAY."""
+        for inboxes in self._inboxes.values():
+            for inbox in inboxes:
+                inbox.end(GOING_AWAY, GOING_AWAY_REASON)
+
+    @property
+    def socket_count(self) -> int:
+        return sum(len(inboxes) for inboxes in self._inboxes.values())
+
+    @asynccontextmanager
+    async def inbox(self, user_id: int) -> AsyncIterator[Inbox]:
+        """An inbox for one socket of the user, subscribed to the user's channel while it is open."""
+        channel = notification_channel(self._namespace, user_id)
+        inbox = Inbox(self._max_queued)
+        self._inboxes.setdefault(channel, set()).add(inbox)
+        try:
+            await self._reconcile(channel)
+            yield inbox
+        finally:
+            inboxes = self._inboxes.get(channel, set())
+            inboxes.discard(inbox)
+            if not inboxes:
+                self._inboxes.pop(channel, None)
+            await self._reconcile(channel)
+
+    async def _reconcile(self, channel: str) -> None:
+        """Make the subscription to `channel` match whether any socket wants it."""
+        async with self._lock:
+            pubsub = self._pubsub
+            if pubsub is None:
+                return  # not connected: the listener subscribes to every wanted channel when it connects
+            wanted = channel in self._inboxes
+            try:
+                if wanted and channel not in self._subscribed:
+                    await pubsub.subscribe(channel)
+                    self._subscribed.add(channel)
+                elif not wanted and channel in self._subscribed:
+                    await pubsub.unsubscribe(channel)
+                    self._subscribed.discard(channel)
+            except Exception as exc:  # a broken connection: the listener notices, reconnects and resubscribes
+                log.warning("notification hub: (un)subscribing %s failed: %r", channel, exc)
+
+    async def _listen_forever(self) -> None:
+        delay = FIRST_RETRY_S
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down, restarted, timed out: reconnect, sockets stay open
+                if self.connected:
+                    log.warning("notification hub lost Redis (%r); reconnecting", exc)
+                    delay = FIRST_RETRY_S
+                else:
+                    log.warning("notification hub cannot reach Redis (%r); retrying in %.1f s", exc, delay)
+            self.connected = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_S)
+
+    async def _listen(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            async with self._lock:
+                await pubsub.subscribe(self._control_channel, *self._inboxes)
+                self._subscribed = set(self._inboxes)
+                self._pubsub = pubsub
+            self.connected = True
+            # sockets opened or kept while Redis was away missed what was published meanwhile
+            # (pub/sub keeps nothing); at start-up there are none yet
+            self._broadcast(RESYNC)
+            await self._relay(pubsub)
+        finally:
+            async with self._lock:
+                self._pubsub = None
+                self._subscribed = set()
+            await pubsub.aclose()
+
+    async def _relay(self, pubsub: PubSub) -> None:
+        loop = asyncio.get_running_loop()
+        last_heard = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=KEEPALIVE_S)
+            if message is None:
+                if loop.time() - last_heard > 2 * KEEPALIVE_S:
+                    raise ConnectionError(f"Redis did not answer a PING within {KEEPALIVE_S:.0f} s")
+                async with self._lock:
+                    await pubsub.ping()
+                continue
+            last_heard = loop.time()
+            if message["type"] == "message":
+                self._deliver(message["channel"].decode(), message["data"].decode())
+
+    def _deliver(self, channel: str, message: str) -> None:
+        for inbox in self._inboxes.get(channel, ()):
+            inbox.offer(message)
+
+    def _broadcast(self, message: str) -> None:
+        for inboxes in self._inboxes.values():
+            for inbox in inboxes:
+                inbox.offer(message)

@@ -1,0 +1,125 @@
+"""HTTP routes of notifications: the list, WebSocket tickets, and the live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from app.auth import bearer_token
+from app.context import SERVICES, current_user, settings_of
+from app.errors import BadRequest, Unauthorized
+from app.notifications.hub import READY, Inbox
+from app.notifications.service import NotificationService
+from app.web import Route, json_response, page_request, page_response
+
+MAX_CLIENT_MESSAGE_BYTES = 4096  # clients have nothing to say on the stream; pings and close frames fit
+
+
+def notifications_of(request: web.Request) -> NotificationService:
+    return request.app[SERVICES].notifications
+
+
+async def list_notifications(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    page = page_request(request)
+    items, cursor = await notifications_of(request).page(me, page.limit, page.cursor)
+    return page_response(items, cursor)
+
+
+async def create_ticket(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    return json_response(await notifications_of(request).tickets.issue(me), status=201)
+
+
+def require_credentials(request: web.Request) -> None:
+    """401 when the request carries neither a `?ticket=` nor an Authorization header."""
+    if "ticket" not in request.query and bearer_token(request) is None:
+        raise Unauthorized(
+            "connect with ?ticket= from POST /v1/notifications/ticket, or send an Authorization: Bearer header",
+            code="ticket_required",
+        )
+
+
+async def stream_user(request: web.Request) -> int:
+    """Who opens a stream: the `?ticket=` (browsers) or an Authorization: Bearer header (other clients)."""
+    require_credentials(request)
+    ticket = request.query.get("ticket")
+    if ticket is not None:
+        return await notifications_of(request).tickets.redeem(ticket)
+    return await current_user(request)
+
+
+async def notification_stream(request: web.Request) -> web.WebSocketResponse:
+    """The WebSocket: `ready` once subscribed, then `notification` and `resync` messages (docs/notifications.md)."""
+    settings = settings_of(request)
+    ws = web.WebSocketResponse(heartbeat=settings.notification_ws_heartbeat_s, max_msg_size=MAX_CLIENT_MESSAGE_BYTES)
+    require_credentials(request)
+    if not ws.can_prepare(request).ok:  # checked before redeeming: a plain GET must not use up a ticket
+        raise BadRequest("this endpoint is a WebSocket: send an Upgrade request", code="websocket_required")
+    user_id = await stream_user(request)  # 401 before the upgrade
+    await ws.prepare(request)
+    async with notifications_of(request).hub.inbox(user_id) as inbox:
+        forwarder = asyncio.create_task(forward(inbox, ws))
+        try:
+            async for _ in ws:  # what the client sends is ignored; the loop ends when the socket closes
+                pass
+        finally:
+            if not inbox.ended.is_set():  # otherwise the forwarder is closing the socket with the inbox's code
+                forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forwarder
+    return ws
+
+
+async def forward(inbox: Inbox, ws: web.WebSocketResponse) -> None:
+    """Send `ready`, then what arrives in the inbox, until the inbox ends (slow client, shutdown) and the
+    socket is closed with its code, or the client is gone."""
+    pump = asyncio.create_task(_pump(inbox, ws))
+    ended = asyncio.create_task(inbox.ended.wait())
+    try:
+        await asyncio.wait({pump, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        pump.cancel()
+        ended.cancel()
+        # collected, so a send that failed because the client vanished is not reported as unhandled
+        await asyncio.gather(pump, ended, return_exceptions=True)
+    if inbox.ended.is_set():
+        # drain=False: a client that does not read would hold the close here as long as it liked
+        await ws.close(code=inbox.end_code, message=inbox.end_reason.encode(), drain=False)
+
+
+async def _pump(inbox: Inbox, ws: web.WebSocketResponse) -> None:
+    await ws.send_str(READY)
+    while True:
+        await ws.send_str(await inbox.next())
+
+
+async def close_streams(app: web.Application) -> None:
+    """on_shutdown: end every open stream, so shutting down does not wait for clients to leave."""
+    services = app.get(SERVICES)
+    if services is not None:
+        services.notifications.hub.close_all()
+
+
+STREAM_SUMMARY = (
+    "WebSocket of live notifications. Authenticate with ?ticket= (from POST /v1/notifications/ticket; one use, "
+    "expires within a minute) or an Authorization: Bearer header; 401 before the upgrade otherwise. The server "
+    'sends JSON text messages: {"type": "ready"} once subscribed, {"type": "notification", "notification": '
+    'Notification} for each new or updated notification, {"type": "resync"} when live updates were interrupted '
+    "(fetch GET /v1/notifications). Pings every notification_ws_heartbeat_s (20 s). A client that leaves too "
+    "many messages unread is closed with code 4008 and catches up with GET /v1/notifications."
+)
+
+ROUTES = [
+    Route("GET", "/v1/notifications", list_notifications,
+          "The authenticated user's notifications, last updated first (aggregated: one per post and day for likes)",
+          responses={200: "Notification"}, paged=True, tag="notifications"),
+    Route("POST", "/v1/notifications/ticket", create_ticket,
+          "A one-time ticket for opening the notification stream (a browser cannot send a bearer header)",
+          responses={201: "NotificationTicket"}, tag="notifications"),
+    Route("GET", "/v1/notifications/stream", notification_stream, STREAM_SUMMARY,
+          responses={101: "Switching Protocols: the WebSocket is open"}, tag="notifications",
+          query={"ticket": {"type": "string", "description": "one-time ticket from POST /v1/notifications/ticket"}}),
+]

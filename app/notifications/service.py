@@ -1,0 +1,107 @@
+"""Notifications for the API: the paged list and the one-time WebSocket tickets."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+
+from app.cassandra import CassandraSession
+from app.cursors import CursorCodec
+from app.errors import BadRequest, Unauthorized
+from app.notifications.hub import NotificationHub, subscriber_client
+from app.notifications.model import MAX_GROUP_KEY_LENGTH, Group, render
+from app.notifications.repository import NotificationRepository
+from app.settings import Settings
+from app.users.service import iso
+
+CURSOR_KIND = "notifications"
+TICKET_BYTES = 32
+
+
+class TicketStore:
+    """One-time WebSocket tickets in Redis: `<keyspace>:wsticket:<sha256 of ticket>` -> user id, with a TTL.
+
+    A browser cannot set an Authorization header on a WebSocket, and a long-lived token in a URL
+    ends up in logs and histories; a ticket lives a minute and is gone once used (GETDEL)."""
+
+    def __init__(self, redis: Redis, namespace: str, ttl_s: int) -> None:
+        self._redis = redis
+        self._namespace = namespace
+        self.ttl_s = ttl_s
+
+    def _key(self, ticket: str) -> str:
+        return f"{self._namespace}:wsticket:{hashlib.sha256(ticket.encode()).hexdigest()}"
+
+    async def issue(self, user_id: int) -> dict:
+        ticket = secrets.token_urlsafe(TICKET_BYTES)
+        await self._redis.set(self._key(ticket), str(user_id), ex=self.ttl_s)
+        expires_at = datetime.now(UTC) + timedelta(seconds=self.ttl_s)
+        return {"ticket": ticket, "expires_at": iso(expires_at)}
+
+    async def redeem(self, ticket: str) -> int:
+        """The user the ticket was issued to; it cannot be used again. Unauthorized when it is not live."""
+        if not (20 <= len(ticket) <= 128 and ticket.isascii()):
+            raise Unauthorized("the ticket is not one of ours", code="invalid_ticket")
+        user_id = await self._redis.getdel(self._key(ticket))
+        if user_id is None:
+            raise Unauthorized("the ticket is unknown, expired or already used", code="invalid_ticket")
+        return int(user_id)
+
+
+@dataclass
+class NotificationService:
+    notifications: NotificationRepository
+    tickets: TicketStore
+    hub: NotificationHub
+    cursors: CursorCodec
+
+    async def page(self, user_id: int, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        """The user's notifications, last updated first.
+
+        A list row counts only while its aggregate still points at it (`position`): rows left behind
+        by a move that a crash interrupted are skipped, so a page may read a few rows more than it
+        returns."""
+        after = self._decode(cursor)
+        shown: list[tuple[tuple[int, str], Group]] = []
+        exhausted = False
+        while len(shown) <= limit and not exhausted:
+            wanted = limit + 1 - len(shown)
+            rows = await self.notifications.list_page(user_id, after, wanted)
+            exhausted = len(rows) < wanted
+            if rows:
+                after = rows[-1]
+            groups = await self.notifications.groups(user_id, [group_key for _, group_key in rows])
+            shown += [(row, group) for row, group in zip(rows, groups, strict=True)
+                      if group is not None and group.position == row[0]]
+        items = [render(group) for _, group in shown[:limit]]
+        if len(shown) <= limit:
+            return items, None
+        position, group_key = shown[limit - 1][0]
+        return items, self.cursors.encode(CURSOR_KIND, {"p": position, "g": group_key})
+
+    def _decode(self, cursor: str | None) -> tuple[int, str] | None:
+        position = self.cursors.decode(CURSOR_KIND, cursor)
+        if position is None:
+            return None
+        at, group_key = position.get("p"), position.get("g")
+        if type(at) is not int or at < 0 or type(group_key) is not str or len(group_key) > MAX_GROUP_KEY_LENGTH:
+            raise BadRequest("the cursor is not valid for this list", code="invalid_cursor")
+        return at, group_key
+
+
+async def make_notification_service(settings: Settings, cass: CassandraSession, redis: Redis, cursors: CursorCodec
+                                    ) -> NotificationService:
+    """The service of one API process, its hub started (stop it with `service.hub.stop()`)."""
+    notifications = await NotificationRepository(cass).prepare()
+    hub = NotificationHub(subscriber_client(settings), settings.cassandra_keyspace, settings.notification_ws_max_queued)
+    hub.start()
+    return NotificationService(
+        notifications=notifications,
+        tickets=TicketStore(redis, settings.cassandra_keyspace, settings.notification_ticket_ttl_s),
+        hub=hub,
+        cursors=cursors,
+    )
