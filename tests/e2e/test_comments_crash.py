@@ -9,43 +9,30 @@ worker then takes four events per batch, so the backlog lasts long enough to be 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import uuid
 
 import pytest
 from cassandra.query import ValueSequence
 
-from app.events import ensure_topics
 from app.ids import hour_bucket
-from app.settings import Settings
 from tests.e2e.comments import delete_comment, replies, reply_counts, top_level, try_comment
-from tests.e2e.conftest import register, start_api
+from tests.e2e.conftest import register
+from tests.e2e.crash import isolated_api, isolated_env, start_worker
 from tests.e2e.feeds import post
 from tests.support.polling import eventually
-from tests.support.processes import ManagedProcess, wait_log_line
 
-CRASH_ENV = {
-    "PHOTOS_KAFKA_TOPIC_PREFIX": f"{os.environ['PHOTOS_KAFKA_TOPIC_PREFIX']}commentcrash.",
-    "PHOTOS_STREAMS_APP_ID": f"{os.environ['PHOTOS_STREAMS_APP_ID']}-commentcrash",
-    "PHOTOS_COMMENT_WORKER_BATCH_SIZE": "4",
-    "PHOTOS_STREAMS_SESSION_TIMEOUT_S": "6",  # the killed member's partitions are handed over soon
-    "PHOTOS_COMMENT_RATE_PER_USER": "100000",
-}
+CRASH_ENV = isolated_env(
+    "commentcrash",
+    PHOTOS_COMMENT_WORKER_BATCH_SIZE="4",
+    PHOTOS_COMMENT_RATE_PER_USER="100000",
+)
 
 
 @pytest.fixture(scope="module")
 def crash_api(migrated):
-    asyncio.run(ensure_topics(Settings.from_env({**os.environ, **CRASH_ENV})))
-    process, url = start_api("api-commentcrash", CRASH_ENV)
-    yield url
-    process.stop()
-
-
-def start_worker(name: str) -> ManagedProcess:
-    worker = ManagedProcess(name, ["-m", "streams"], CRASH_ENV)
-    wait_log_line(worker, "Ready")
-    return worker
+    with isolated_api("commentcrash", CRASH_ENV) as url:
+        yield url
 
 
 class Thread:
@@ -109,7 +96,7 @@ async def test_sigkill_mid_stream_then_restart_counts_exactly(http, crash_api, c
     await play(http, crash_api, users, post_id, thread, rng, rounds=360)  # queued while no worker runs
     live_before_kill = len(thread.live())
 
-    worker = start_worker("streams-commentcrash")
+    worker = start_worker("streams-commentcrash", CRASH_ENV)
     try:
         await eventually(lambda: stored_comment_count(cass, post_id), lambda n: n >= 20, timeout=90, interval=0.02)
         worker.kill()  # SIGKILL: no shutdown, no offset commit
@@ -117,7 +104,7 @@ async def test_sigkill_mid_stream_then_restart_counts_exactly(http, crash_api, c
         assert 0 < counted < live_before_kill, "the kill did not land mid-stream"
 
         await play(http, crash_api, users, post_id, thread, rng, rounds=80)  # more while it is down
-        worker = start_worker("streams-commentcrash-restarted")
+        worker = start_worker("streams-commentcrash-restarted", CRASH_ENV)
         live = thread.live()
         await eventually(
             lambda: stored_comment_count(cass, post_id), lambda n: n == len(live), timeout=120, interval=0.5

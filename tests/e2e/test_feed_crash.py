@@ -7,43 +7,31 @@ disturbs no other test. Fan-out is slowed to one write in flight so the kill lan
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime
 
 import pytest
 
-from app.events import ensure_topics
 from app.feed.cache import FeedCache
 from app.ids import IdGenerator
 from app.settings import Settings
 from app.users.repository import FollowRepository
-from tests.e2e.conftest import register, start_api
+from tests.e2e.conftest import register
+from tests.e2e.crash import isolated_api, isolated_env, start_worker
 from tests.e2e.feeds import active_reader, feed_ids, follow, post
 from tests.support.polling import eventually
-from tests.support.processes import ManagedProcess, wait_log_line
 
 SEEDED_FOLLOWERS = 4000
-CRASH_ENV = {
-    "PHOTOS_KAFKA_TOPIC_PREFIX": "photos-test-crash.",
-    "PHOTOS_STREAMS_APP_ID": "photos-test-crash-streams",
-    "PHOTOS_FEED_FANOUT_CONCURRENCY": "1",
-    "PHOTOS_FEED_CELEBRITY_FOLLOWERS": "100000",  # this author stays pushed
-    "PHOTOS_STREAMS_SESSION_TIMEOUT_S": "6",  # the killed member's partitions are handed over soon
-}
+CRASH_ENV = isolated_env(
+    "crash",
+    PHOTOS_FEED_FANOUT_CONCURRENCY="1",
+    PHOTOS_FEED_CELEBRITY_FOLLOWERS="100000",  # this author stays pushed
+)
 
 
 @pytest.fixture(scope="module")
 def crash_api(migrated):
-    asyncio.run(ensure_topics(Settings.from_env({**os.environ, **CRASH_ENV})))
-    process, url = start_api("api-crash", CRASH_ENV)
-    yield url
-    process.stop()
-
-
-def start_worker(name: str) -> ManagedProcess:
-    worker = ManagedProcess(name, ["-m", "streams"], CRASH_ENV)
-    wait_log_line(worker, "Ready")
-    return worker
+    with isolated_api("crash", CRASH_ENV) as url:
+        yield url
 
 
 async def seed_followers(cass, redis_client, settings: Settings, author_id: int) -> list[int]:
@@ -86,7 +74,7 @@ async def test_sigkill_mid_fanout_then_restart_loses_and_duplicates_nothing(
     http, crash_api, cass, redis_client, settings
 ):
     author, reader = await register(http, crash_api), await active_reader(http, crash_api)
-    worker = start_worker("streams-crash")
+    worker = start_worker("streams-crash", CRASH_ENV)
     try:
         await follow(http, crash_api, reader, author)
         followers = await seed_followers(cass, redis_client, settings, int(author.id))
@@ -102,7 +90,7 @@ async def test_sigkill_mid_fanout_then_restart_loses_and_duplicates_nothing(
         done_before_kill = len(await holders(cass, followers, int(post_id)))
         assert 0 < done_before_kill < SEEDED_FOLLOWERS, "the kill did not land mid fan-out"
 
-        worker = start_worker("streams-crash-restarted")
+        worker = start_worker("streams-crash-restarted", CRASH_ENV)
         await eventually(
             lambda: holders(cass, followers, int(post_id)), lambda h: len(h) == SEEDED_FOLLOWERS, timeout=120,
             interval=1.0,

@@ -7,42 +7,29 @@ settles one post at a time, so a batch of likes on many posts takes long enough 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 
 import pytest
 
-from app.events import ensure_topics
-from app.settings import Settings
-from tests.e2e.conftest import register, start_api
+from tests.e2e.conftest import register
+from tests.e2e.crash import isolated_api, isolated_env, start_worker
 from tests.e2e.feeds import post
 from tests.e2e.likes import like, likers
 from tests.support.polling import eventually
-from tests.support.processes import ManagedProcess, wait_log_line
 
 POSTS = 16
 FANS = 12
-CRASH_ENV = {
-    "PHOTOS_KAFKA_TOPIC_PREFIX": "photos-test-likecrash.",
-    "PHOTOS_STREAMS_APP_ID": "photos-test-likecrash-streams",
-    "PHOTOS_LIKE_WORKER_POSTS_IN_PARALLEL": "1",
-    "PHOTOS_STREAMS_SESSION_TIMEOUT_S": "6",  # the killed member's partitions are handed over soon
-    "PHOTOS_LIKE_RATE_PER_USER": "100000",
-}
+CRASH_ENV = isolated_env(
+    "likecrash",
+    PHOTOS_LIKE_WORKER_POSTS_IN_PARALLEL="1",
+    PHOTOS_LIKE_RATE_PER_USER="100000",
+)
 
 
 @pytest.fixture(scope="module")
 def crash_api(migrated):
-    asyncio.run(ensure_topics(Settings.from_env({**os.environ, **CRASH_ENV})))
-    process, url = start_api("api-likecrash", CRASH_ENV)
-    yield url
-    process.stop()
-
-
-def start_worker(name: str) -> ManagedProcess:
-    worker = ManagedProcess(name, ["-m", "streams"], CRASH_ENV)
-    wait_log_line(worker, "Ready")
-    return worker
+    with isolated_api("likecrash", CRASH_ENV) as url:
+        yield url
 
 
 async def stored_counts(cass, post_ids: list[str]) -> dict[str, int]:
@@ -67,7 +54,7 @@ async def test_sigkill_mid_batch_then_restart_counts_exactly(http, crash_api, ca
             state[fan.id, post_id] = liked
 
     await asyncio.gather(*(play(fan, 30) for fan in fans))  # queued while no worker runs
-    worker = start_worker("streams-likecrash")
+    worker = start_worker("streams-likecrash", CRASH_ENV)
     try:
         # the first batch holds every queued like; it is settled post by post: kill it part-way
         await eventually(lambda: stored_counts(cass, post_ids), lambda c: any(c.values()), timeout=60, interval=0.02)
@@ -76,7 +63,7 @@ async def test_sigkill_mid_batch_then_restart_counts_exactly(http, crash_api, ca
         assert 0 < settled < POSTS, "the kill did not land mid-batch"
 
         await asyncio.gather(*(play(fan, 10) for fan in fans))  # more likes and unlikes while it is down
-        worker = start_worker("streams-likecrash-restarted")
+        worker = start_worker("streams-likecrash-restarted", CRASH_ENV)
         expected = {pid: sum(1 for (_, p), liked in state.items() if p == pid and liked) for pid in post_ids}
         await eventually(lambda: stored_counts(cass, post_ids), lambda c: c == expected, timeout=120, interval=0.5)
         for pid in post_ids[:4]:
