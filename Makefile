@@ -31,6 +31,7 @@ bench:
 	@$(VENV)/python -m loadtest.driver_ceiling
 	@$(VENV)/python -m loadtest.media_benchmark
 	@$(VENV)/python -m loadtest.feed_benchmark
+	@$(VENV)/python -m loadtest.like_benchmark
 
 # the driver-level tests again, in a second virtualenv where scylla-driver replaces cassandra-driver
 check-scylla-driver: install

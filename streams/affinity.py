@@ -2,7 +2,7 @@
 relationship signal).
 
 For each (reader, post) in a batch the agent records the interaction in `affinity_posts` (a like
-as the like edge now stands, so an unlike takes it back; a comment once written stays), then
+as the latest like event says, so an unlike takes it back; a comment once written stays), then
 recounts the reader's rows for that author and writes the absolute `affinity.interactions`.
 Idempotent like every count here: a replayed event rewrites the same cells. It runs apart from
 the like counts so that ranking work never slows the counts clients see.
@@ -17,7 +17,6 @@ import faust
 
 from app.cassandra import CassandraSession
 from app.events import CommentChanged, LikeChanged, topic_name
-from app.likes.repository import LikeRepository
 from app.settings import Settings
 from streams.resources import Resources
 from streams.retry import until_done
@@ -29,11 +28,9 @@ BATCH_SECONDS = 2.0  # ranking can wait; bigger batches merge more of one reader
 class AffinityUpdater:
     def __init__(self, cass: CassandraSession) -> None:
         self._cass = cass
-        self._likes = LikeRepository(cass)
 
     async def prepare(self) -> AffinityUpdater:
         p = self._cass.prepare
-        await self._likes.prepare()
         self._set_liked = await p(
             "UPDATE affinity_posts SET liked = ? WHERE user_id = ? AND author_id = ? AND post_id = ?"
         )
@@ -47,20 +44,25 @@ class AffinityUpdater:
         return self
 
     async def apply(self, events: list[LikeChanged | CommentChanged]) -> None:
-        likes = {(e.actor_id, e.post_id): e.post_author_id for e in events
-                 if isinstance(e, LikeChanged) and e.actor_id != e.post_author_id}
+        # the latest like event of each (reader, post) says whether it is liked now; events of two API
+        # processes may arrive out of order, and then the next like or unlike of that post sets it right
+        likes: dict[tuple[int, int], LikeChanged] = {}
+        for e in sorted((e for e in events if isinstance(e, LikeChanged)), key=lambda e: e.at_ms):
+            if e.actor_id != e.post_author_id:
+                likes[e.actor_id, e.post_id] = e
         comments = {(e.actor_id, e.post_id): e.post_author_id for e in events
                     if isinstance(e, CommentChanged) and e.created and e.actor_id != e.post_author_id}
         await asyncio.gather(
-            *(self._note_like(user, author, post) for (user, post), author in likes.items()),
+            *(self._note_like(e) for e in likes.values()),
             *(self._note_comment(user, author, post) for (user, post), author in comments.items()),
         )
-        pairs = {(user, author) for (user, _), author in (likes | comments).items()}
+        pairs = {(e.actor_id, e.post_author_id) for e in likes.values()}
+        pairs |= {(user, author) for (user, _), author in comments.items()}
         await asyncio.gather(*(self._recount(user, author) for user, author in pairs))
 
-    async def _note_like(self, user_id: int, author_id: int, post_id: int) -> None:
-        liked = await self._likes.edge(user_id, post_id) is not None
-        await self._cass.execute(self._set_liked, (True if liked else None, user_id, author_id, post_id))
+    async def _note_like(self, e: LikeChanged) -> None:
+        liked = True if e.liked else None
+        await self._cass.execute(self._set_liked, (liked, e.actor_id, e.post_author_id, e.post_id))
 
     async def _note_comment(self, user_id: int, author_id: int, post_id: int) -> None:
         await self._cass.execute(self._set_commented, (user_id, author_id, post_id))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 
 import faust
@@ -97,7 +98,10 @@ class LikeCounter:
         if counts.get(open_bucket, 0) >= self._likes_per_bucket:
             await self._cass.execute(self._open_bucket, (open_bucket + 1, post_id))
             log.info("post %d: likers bucket %d is full, opening %d", post_id, open_bucket, open_bucket + 1)
-        total, read_at = await self.likers.total(post_id)
+        if open_bucket == 0 and counts.keys() == {0}:  # one bucket, just counted: no need to sum the index
+            total, read_at = counts[0], time.time_ns() // 1000
+        else:
+            total, read_at = await self.likers.total(post_id)
         await self._cass.execute(self._save_count, (read_at, total, post_id))
         return total
 
