@@ -38,11 +38,22 @@ def client_address(remote: str | None) -> str:
     return str(address)
 
 
+# KEYS: the window's counter; ARGV: its TTL. One command per hit (cheaper than MULTI/INCR/EXPIRE/EXEC).
+COUNT_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return n
+"""
+
+
 class RateLimiter:
     def __init__(self, redis: Redis, window_s: int) -> None:
         self._redis = redis
         self._window_s = window_s
         self._local: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
+        self._count = redis.register_script(COUNT_HIT)
 
     async def hit(self, scope: str, subject: str, limit: int) -> None:
         """Count one attempt of `subject` in `scope`; RateLimited (429) past `limit` in the window."""
@@ -58,11 +69,7 @@ class RateLimiter:
             raise RateLimited(f"too many {scope} attempts; retry in {retry_after} s", retry_after)
 
     async def _count_in_redis(self, key: str) -> int:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self._window_s + 1)
-            count, _ = await pipe.execute()
-        return int(count)
+        return int(await self._count(keys=[key], args=[self._window_s + 1]))
 
     def _count_locally(self, key: str, window: int) -> int:
         if len(self._local) > _LOCAL_KEYS_MAX:  # bound memory: forget windows that are over

@@ -69,6 +69,10 @@ class FeedCache:
     def feed_key(self, user_id: int) -> str:
         return f"{self._ns}:feed:{user_id}"
 
+    @property
+    def version_ttl_s(self) -> int:
+        return self._version_ttl_s
+
     def version_key(self, user_id: int) -> str:
         return f"{self._ns}:feedver:{user_id}"
 

@@ -9,12 +9,16 @@ Nothing reads this key but the like and unlike replies; posts show the stored co
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from redis.asyncio import Redis
 
 from app.redis_breaker import RedisBreaker
 from app.settings import Settings
 
-# KEYS: the count key; ARGV: the change (-1, 0, 1), the stored count to start from, the TTL
+# KEYS: the count key, then any version keys to increment (the liker's cached feed page, which
+# shows liked_by_me, goes stale in the same round trip); ARGV: the change (-1, 0, 1), the stored
+# count to start from, the count's TTL, the version keys' TTL
 MOVE_COUNT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SET', KEYS[1], ARGV[2])
@@ -25,8 +29,17 @@ if n < 0 then
   redis.call('SET', KEYS[1], 0)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+for i = 2, #KEYS do
+  redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[4])
+end
 return n
 """
+
+
+class Stale(NamedTuple):
+    keys: list[str]
+    ttl_s: int
 
 
 class LikeCounts:
@@ -50,11 +63,13 @@ class LikeCounts:
         and the like benchmark: `redis-cli HGETALL photos:stats:like_worker`)."""
         return f"{self._ns}:stats:like_worker"
 
-    async def move(self, post_id: int, change: int, stored: int) -> int:
-        """The count after `change`; without Redis, the stored count moved by `change`."""
+    async def move(self, post_id: int, change: int, stored: int, stale: Stale | None = None) -> int:
+        """The count after `change`; without Redis, the stored count moved by `change`. `stale`: version
+        keys to increment in the same round trip, and their TTL."""
+        bump, bump_ttl = stale or ([], 0)
 
         async def run() -> int:
-            return int(await self._move(keys=[self.key(post_id)], args=[change, stored, self._ttl_s]))
+            return int(await self._move(keys=[self.key(post_id), *bump], args=[change, stored, self._ttl_s, bump_ttl]))
 
         return await self._breaker.call("move", run, max(stored + change, 0))
 

@@ -4,7 +4,8 @@ A like or unlike request, in order:
   1. refuse with 503 if the event log is down (before changing anything);
   2. read the post (404 if missing); its `like_bucket` is where a new liker goes;
   3. change the edge in `likes` with a lightweight transaction, learning whether it changed;
-  4. move the Redis count by the change (the reply's like_count);
+  4. move the Redis count by the change (the reply's like_count), and make the liker's cached feed
+     page stale in the same round trip (it shows liked_by_me);
   5. publish LikeChanged, keyed by post, even when nothing changed, so a retry after a failed
      publish still reaches the worker. If the publish fails, the request undoes its edge change
      (conditionally: only if no later request replaced it) and answers 503, having changed nothing.
@@ -23,7 +24,7 @@ from app.cursors import CursorCodec
 from app.errors import NotFound, Unavailable
 from app.events import EventPublisher, LikeChanged, new_event_fields
 from app.feed.cache import FeedCache
-from app.likes.counts import LikeCounts
+from app.likes.counts import LikeCounts, Stale
 from app.likes.repository import LikeRepository
 from app.posts.repository import PostRepository
 
@@ -73,7 +74,9 @@ class LikeService:
     async def _settle(
         self, user_id: int, post, bucket: int | None, *, liked: bool, change: int, undo: Callable[[], Awaitable[None]]
     ) -> dict:
-        count = await self.counts.move(post.post_id, change, post.like_count or 0)
+        # the liker's cached feed page shows liked_by_me: when the edge changed it goes stale, in the same round trip
+        stale = Stale([self.feed_cache.version_key(user_id)], self.feed_cache.version_ttl_s) if change else None
+        count = await self.counts.move(post.post_id, change, post.like_count or 0, stale)
         event = LikeChanged(
             **new_event_fields(user_id), post_id=post.post_id, post_author_id=post.author_id, bucket=bucket, liked=liked
         )
@@ -83,8 +86,6 @@ class LikeService:
             if change:  # this request changed the edge: put it back, so the 503 changed nothing
                 await self._undo(post.post_id, change, undo)
             raise
-        if change:  # the liker's cached feed page shows liked_by_me: rebuild it on the next read
-            await self.feed_cache.invalidate([user_id])
         return {"liked": liked, "like_count": count}
 
     async def _undo(self, post_id: int, change: int, undo: Callable[[], Awaitable[None]]) -> None:

@@ -8,8 +8,11 @@ from app.ratelimit import RateLimiter, client_address
 class DownRedis:
     """A Redis client whose server is unreachable."""
 
-    def pipeline(self, transaction=True):
-        raise RedisConnectionError("connection refused")
+    def register_script(self, script):
+        async def run(keys=(), args=()):
+            raise RedisConnectionError("connection refused")
+
+        return run
 
 
 async def test_with_redis_down_limits_still_hold_in_process_memory():
