@@ -3,6 +3,7 @@ import pytest
 from app.main import all_routes
 from app.openapi import build_document
 from tests.e2e.conftest import register, start_api
+from tests.e2e.feeds import post
 from tests.e2e.posting import form, user_posts
 from tests.support.polling import eventually
 from tests.support.ports import free_port
@@ -98,3 +99,17 @@ async def test_with_kafka_down_an_upload_is_refused_and_creates_nothing(http, ap
         assert response.status == 503
         assert int(response.headers["Retry-After"]) >= 1
     assert await user_posts(http, api_url, author, author.id) == []
+
+
+async def test_with_kafka_down_a_like_is_refused_and_changes_nothing(http, api_url, api_without_redis_and_kafka):
+    url = api_without_redis_and_kafka
+    author, fan = await register(http, api_url), await register(http, api_url)
+    post_id = await post(http, api_url, author)
+    for method in (http.put, http.delete):
+        async with method(f"{url}/v1/posts/{post_id}/like", headers=fan.auth) as response:
+            assert response.status == 503
+            assert int(response.headers["Retry-After"]) >= 1
+    async with http.get(f"{api_url}/v1/posts/{post_id}", headers=fan.auth) as response:
+        assert (await response.json())["liked_by_me"] is False  # no edge was written
+    async with http.get(f"{url}/v1/posts/{post_id}/likes", headers=fan.auth) as response:
+        assert response.status == 200 and (await response.json())["items"] == []  # reads still work
