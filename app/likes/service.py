@@ -66,7 +66,7 @@ class LikeService:
     async def _post(self, post_id: int):
         if not self.events.connected:  # refuse before writing an edge no worker would hear of
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
-        post = await self.posts.get(post_id)
+        post = await self.posts.like_state(post_id)
         if post is None:
             raise NotFound("no such post", code="post_not_found")
         return post

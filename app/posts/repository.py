@@ -41,6 +41,7 @@ class PostRepository:
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._get = await p(f"SELECT {POST_COLUMNS} FROM posts WHERE post_id = ?")
+        self._like_state = await p("SELECT post_id, author_id, like_count, like_bucket FROM posts WHERE post_id = ?")
         self._delete = await p("DELETE FROM posts WHERE post_id = ?")
         return self
 
@@ -63,6 +64,12 @@ class PostRepository:
         """The post's row, or None. A row without an author is what a count written after the post
         was deleted leaves behind (streams/like_counts.py): it is no post."""
         row = await self._cass.one(self._get, (post_id,))
+        return row if row is not None and row.author_id is not None else None
+
+    async def like_state(self, post_id: int):
+        """What a like needs of a post (author, stored count, open likers bucket), or None: a narrow
+        read, since a like is the hottest write and the full row carries media and caption."""
+        row = await self._cass.one(self._like_state, (post_id,))
         return row if row is not None and row.author_id is not None else None
 
     async def get_many(self, post_ids: Iterable[int]) -> dict[int, object]:
