@@ -143,6 +143,19 @@ async def worker_tally(redis: Redis, key: str) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in (await redis.hgetall(key)).items()}
 
 
+async def until_worker_idle(redis: Redis, key: str, quiet_s: float = 3.0, timeout_s: float = 300.0) -> float:
+    """Wait until the like worker's tally has not moved for `quiet_s` (a backlog left by an earlier run
+    or the warm-up is drained), so no phase pays for work that is not its own; returns the seconds waited."""
+    started = time.perf_counter()
+    last, since = await worker_tally(redis, key), time.perf_counter()
+    while time.perf_counter() - since < quiet_s and time.perf_counter() - started < timeout_s:
+        await asyncio.sleep(0.5)
+        now = await worker_tally(redis, key)
+        if now != last:
+            last, since = now, time.perf_counter()
+    return time.perf_counter() - started
+
+
 async def settle(probe: CountProbe, run: LikeRun, baseline: dict[int, int], finished: float) -> None:
     """Wait until every post's stored count equals what it held before plus the likes acknowledged."""
     expected = {pid: baseline.get(pid, 0) + n for pid, n in run.acked.items()}
@@ -169,6 +182,7 @@ async def like_phase(name: str, http, base: str, pairs, args, probe: CountProbe,
     load.mode = name
     run = LikeRun(name, load, acked)
     await settle(probe, run, baseline, finished)
+    await until_worker_idle(redis, stats_key, quiet_s=1.5)  # the last batch is tallied after its counts land
     after = await worker_tally(redis, stats_key)
     run.worker = {k: after.get(k, 0) - before_tally.get(k, 0) for k in ("events", "batches", "count_writes")}
     return run
@@ -243,6 +257,7 @@ async def measure(settings: Settings, args: argparse.Namespace, procs: dict[str,
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
             warm = users[-200:]  # a short unmeasured warm-up on its own post
             await drive_likes(http, base, hot_pairs(warm, others[-1]), args.concurrency, 3.0)
+            drained_s = await until_worker_idle(redis, stats_key)
             before = cpu.snapshot()
             floor = await drive(http, f"{base}/healthz", users[:100], args.concurrency, seconds=args.duration)
             floor.cores = CpuMeter.cores(before, cpu.snapshot())
@@ -264,7 +279,8 @@ async def measure(settings: Settings, args: argparse.Namespace, procs: dict[str,
         f"Likes benchmark ({os.cpu_count()} cores shared by every process; API {args.api_workers} worker processes; "
         f"keyspace {KEYSPACE})",
         f"seeded {args.users:,} users with tokens and {args.posts + 1:,} posts in {seed_s:.1f} s; "
-        f"{args.concurrency} requests in flight, {args.duration:.0f} s per phase",
+        f"{args.concurrency} requests in flight, {args.duration:.0f} s per phase; the worker was idle "
+        f"{drained_s:.0f} s after the warm-up",
         "",
         *report(floor, [hot_run, spread_run], hot),
         f"total {time.perf_counter() - began:.0f} s (child logs in {LOG_DIR.relative_to(REPO_ROOT)}/)",
