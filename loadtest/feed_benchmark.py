@@ -57,7 +57,8 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -664,6 +665,20 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+@contextmanager
+def child_processes() -> Iterator[dict[str, BenchProcess]]:
+    """A dict for the benchmark's child processes, every one stopped at the end: also on an error,
+    Ctrl-C or SIGTERM."""
+    procs: dict[str, BenchProcess] = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):  # stopped from outside: still stop the children
+        signal.signal(signum, _exit_on_signal)
+    try:
+        yield procs
+    finally:
+        for process in procs.values():
+            process.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per read measurement")
@@ -675,10 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env({**os.environ, **BENCH_ENV})
     prepare_storage(settings)
-    procs: dict[str, BenchProcess] = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):  # stopped from outside: still stop the children (below)
-        signal.signal(signum, _exit_on_signal)
-    try:
+    with child_processes() as procs:
         procs["api"] = start_api("api", args.api_workers, {})
         dead_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there: the feed cache is bypassed
         procs["api-cold"] = start_api("api-cold", args.api_workers, {"PHOTOS_REDIS_URL": dead_redis})
@@ -687,9 +699,6 @@ def main(argv: list[str] | None = None) -> int:
             wait_http_ok(f"{procs[name].url}/healthz", procs[name])
         wait_log_line(procs["streams"], "Ready")
         lines = uvloop.run(measure(settings, args, procs))
-    finally:
-        for process in procs.values():
-            process.stop()
     print("\n".join(lines))
     return 0
 

@@ -29,7 +29,6 @@ import asyncio
 import itertools
 import os
 import random
-import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -44,7 +43,17 @@ from app.feed.writer import for_each
 from app.likes.counts import LikeCounts
 from app.migrate import prepare_storage
 from app.settings import REPO_ROOT, Settings
-from loadtest.feed_benchmark import BENCH_ENV, LOG_DIR, BenchProcess, CpuMeter, Load, cpu_note, drive, start_api
+from loadtest.feed_benchmark import (
+    BENCH_ENV,
+    LOG_DIR,
+    BenchProcess,
+    CpuMeter,
+    Load,
+    child_processes,
+    cpu_note,
+    drive,
+    start_api,
+)
 from loadtest.seed_feed import Reader, Seeder
 from tests.support.processes import wait_http_ok, wait_log_line
 
@@ -298,10 +307,6 @@ async def for_each_result(items: list, make) -> list:
     return await asyncio.gather(*(one(item) for item in items))
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
@@ -312,18 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env({**os.environ, **BENCH_ENV, **LIKE_ENV})
     prepare_storage(settings)
-    procs: dict[str, BenchProcess] = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):  # stopped from outside: still stop the children (below)
-        signal.signal(signum, _exit_on_signal)
-    try:
+    with child_processes() as procs:
         procs["api"] = start_api("api-likes", args.api_workers, LIKE_ENV)
         procs["streams"] = BenchProcess("streams-likes", ["-m", "streams"], {**BENCH_ENV, **LIKE_ENV})
         wait_http_ok(f"{procs['api'].url}/healthz", procs["api"])
         wait_log_line(procs["streams"], "Ready")
         lines = uvloop.run(measure(settings, args, procs))
-    finally:
-        for process in procs.values():
-            process.stop()
     print("\n".join(lines))
     return 0
 
