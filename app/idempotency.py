@@ -42,8 +42,12 @@ class IdempotencyStore:
         self._release = await p("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? IF state = 'pending'")
         return self
 
-    async def run(self, user_id: int, key: str | None, create: Callable[[], Awaitable[Created]]) -> Created:
-        """The response of `create()`, run at most once per (user, key)."""
+    async def run(
+        self, user_id: int, key: str | None, create: Callable[[], Awaitable[Created]], *, scope: str
+    ) -> Created:
+        """The response of `create()`, run at most once per (user, scope, key). `scope` names what is
+        created ("post", "comment"), so a key a client reused for another kind of request creates that
+        request's object instead of answering with the other's."""
         if key is None:
             return await create()
         if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
@@ -51,6 +55,7 @@ class IdempotencyStore:
                 f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
                 code="invalid_idempotency_key",
             )
+        key = f"{scope}:{key}"
         claim = await self._cass.execute(self._claim, (user_id, key))
         if not claim.was_applied:
             existing = claim.current_rows[0]

@@ -93,7 +93,7 @@ class CommentService:
     ) -> tuple[int, dict]:
         text = clean_text(text, self.max_comment_length)
         return await self.idempotency.run(
-            author_id, idempotency_key, lambda: self._create(author_id, post_id, text, parent_id)
+            author_id, idempotency_key, lambda: self._create(author_id, post_id, text, parent_id), scope="comment"
         )
 
     async def _create(self, author_id: int, post_id: int, text: str, parent_id: int | None) -> tuple[int, dict]:

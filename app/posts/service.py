@@ -93,7 +93,9 @@ class PostService:
     # --- create -------------------------------------------------------------
     async def create(self, author_id: int, new: NewPost, idempotency_key: str | None) -> tuple[int, dict]:
         self._check_text(new)
-        return await self.idempotency.run(author_id, idempotency_key, lambda: self._create(author_id, new))
+        return await self.idempotency.run(
+            author_id, idempotency_key, lambda: self._create(author_id, new), scope="post"
+        )
 
     def _check_text(self, new: NewPost) -> None:
         if len(new.caption) > self.max_caption_length:

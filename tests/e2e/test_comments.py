@@ -21,8 +21,9 @@ from tests.e2e.comments import (
     try_comment,
 )
 from tests.e2e.conftest import register, start_api
-from tests.e2e.feeds import post
+from tests.e2e.feeds import SMALL_PHOTO, post
 from tests.e2e.likes import get_post
+from tests.e2e.posting import publish
 from tests.e2e.test_hardening import expect_error
 from tests.support.polling import eventually
 from tests.support.ports import free_port
@@ -257,6 +258,16 @@ async def test_an_idempotency_key_creates_one_comment_however_often_it_is_sent(h
     listed = await top_level(http, api_url, author, post_id)
     assert sorted(c["id"] for c in listed) == sorted([first["id"], *created])
     await eventually(lambda: comment_count(http, api_url, author, post_id), lambda n: n == 2)
+
+
+async def test_an_idempotency_key_of_a_post_does_not_answer_a_comment(http, api_url):
+    author = await register(http, api_url)
+    key = uuid.uuid4().hex
+    created = await publish(http, api_url, author, image=SMALL_PHOTO, headers={"Idempotency-Key": key})
+    reply = await comment(http, api_url, author, created["id"], "same key, other kind", key=key)
+    assert reply["post_id"] == created["id"] and reply["text"] == "same key, other kind"
+    again = await publish(http, api_url, author, image=SMALL_PHOTO, headers={"Idempotency-Key": key})
+    assert again["id"] == created["id"]  # the post's own retry still answers the first post
 
 
 async def republish(settings: Settings, events: list[CommentChanged]) -> None:
