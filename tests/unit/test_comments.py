@@ -139,7 +139,7 @@ class FakeEvents:
 
 
 class NoIdempotency:
-    async def run(self, user_id, key, create):
+    async def run(self, user_id, key, create, *, scope):
         return await create()
 
 
