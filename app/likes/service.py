@@ -97,7 +97,7 @@ class LikeService:
 
     async def likers(self, post_id: int, limit: int, cursor: str | None) -> tuple[list[int], str | None]:
         """A page of the ids of users who like the post, and the next page's cursor."""
-        if await self.posts.get(post_id) is None:
+        if await self.posts.like_state(post_id) is None:
             raise NotFound("no such post", code="post_not_found")
         bucket, after = self.cursors.decode_ints(f"likers:{post_id}", cursor, "b", "a") or (LATEST_BUCKET, FIRST_USER)
         ids, last_bucket = await self.likes.likers_page(post_id, bucket, after, limit)
