@@ -17,4 +17,5 @@ if .venv-scylla/bin/pip show cassandra-driver >/dev/null 2>&1; then
   exit 1
 fi
 .venv-scylla/bin/python -c 'import cassandra, importlib.metadata as m; print("driver:", "scylla-driver", m.version("scylla-driver"), "->", cassandra.__file__)'
-.venv-scylla/bin/python -m pytest -q tests/integration/test_cassandra_bridge.py tests/integration/test_migrations.py tests/integration/test_follow_graph.py
+.venv-scylla/bin/python -m pytest -q tests/unit/test_row_classes.py tests/integration/test_cassandra_bridge.py \
+  tests/integration/test_migrations.py tests/integration/test_follow_graph.py tests/integration/test_like_counts.py
