@@ -238,13 +238,13 @@ class CeilingProbe:
             ceilings.read_driver[level], ceilings.read_bridge[level] = max(driver), max(bridged)
 
 
-async def coordinator_counts(cass: CassandraSession) -> dict[str, Counter]:
-    """Cassandra's own per-table coordinator request counts for the benchmark keyspace."""
+async def coordinator_counts(cass: CassandraSession, keyspace: str = KEYSPACE) -> dict[str, Counter]:
+    """Cassandra's own per-table coordinator request counts for a benchmark keyspace."""
     counts = {}
     for kind in ("read", "write"):
         rows = await cass.rows(
             f"SELECT table_name, count FROM system_views.coordinator_{kind}_latency WHERE keyspace_name = %s",
-            (KEYSPACE,),
+            (keyspace,),
         )
         counts[kind] = Counter({row.table_name: row.count for row in rows})
     return counts

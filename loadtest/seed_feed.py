@@ -1,9 +1,10 @@
-"""Seeding for the feed benchmark: the social graph, posts and feeds written straight through the
-project's repositories (far faster than HTTP), into the benchmark's own keyspace.
+"""Seeding for the feed and like benchmarks: users, the social graph, posts and feeds written
+straight through the project's repositories (far faster than HTTP), into the benchmark's own keyspace.
 
 - `seed_followers`: N followers of one author (users rows, `following` edges claimed as the API
   claims them, the `followers` mirror), each marked as an active reader in Redis so fan-out
   pushes to them.
+- `seed_readers`: users with session tokens (the like benchmark's clients).
 - `seed_read_world`: authors with recent posts (`posts` rows with fake media keys, and their
   `posts_by_user` timelines), two celebrities (`celebrities`, `followed_celebrities`), and
   readers who follow all of them, each with a full `feed_items` partition and a session token.
@@ -92,6 +93,18 @@ class Seeder:
             lambda uid: self.users.insert(uid, f"{prefix}{self.run_tag}_{uid}", f"bench {prefix}", "", now),
             SEED_CONCURRENCY,
         )
+
+    async def seed_readers(self, count: int, prefix: str) -> list[Reader]:
+        """`count` new users, each with a session token (as a login creates it)."""
+        user_ids = [self.ids.next_id() for _ in range(count)]
+        await self.add_users(user_ids, prefix)
+        tokens: dict[int, str] = {}
+
+        async def log_in(user_id: int) -> None:
+            tokens[user_id] = await self.sessions.create(user_id)
+
+        await for_each(user_ids, log_in, SEED_CONCURRENCY)
+        return [Reader(user_id, tokens[user_id]) for user_id in user_ids]
 
     async def add_follows(self, pairs: list[tuple[int, int]]) -> None:
         """(follower, followee) edges, written as the API writes them: the claimed edge, then the mirror."""
