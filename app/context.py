@@ -12,6 +12,7 @@ from app.cassandra import CassandraSession
 from app.comments.service import CommentService
 from app.events import EventPublisher
 from app.feed.service import FeedService
+from app.hashtags.service import HashtagService
 from app.likes.service import LikeService
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
@@ -32,6 +33,7 @@ class Services:
     likes: LikeService
     comments: CommentService
     notifications: NotificationService
+    hashtags: HashtagService
 
 
 SETTINGS = web.AppKey("settings", Settings)

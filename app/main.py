@@ -39,6 +39,9 @@ from app.feed.ranking import SeedRanker
 from app.feed.repository import FeedRepository
 from app.feed.service import FeedService
 from app.feed.writer import FeedWriter
+from app.hashtags import routes as hashtag_routes
+from app.hashtags.repository import HashtagRepository
+from app.hashtags.service import HashtagService
 from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator
 from app.likes import routes as like_routes
@@ -69,7 +72,7 @@ MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, 
 def all_routes() -> list[Route]:
     return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES, *post_routes.ROUTES, *feed_routes.ROUTES,
             *like_routes.ROUTES, *comment_routes.ROUTES, *notification_routes.ROUTES,
-            *media_routes.ROUTES]
+            *media_routes.ROUTES, *hashtag_routes.ROUTES]
 
 
 async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -190,6 +193,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             cursors=cursors,
             max_comment_length=settings.max_comment_length,
         ),
+        hashtags=HashtagService(hashtags=await HashtagRepository(cass).prepare(), posts=posts),
     )
     yield
     await app[SERVICES].notifications.hub.stop()

@@ -170,6 +170,11 @@ SCHEMAS: dict[str, dict] = {
         "required": ["ticket", "expires_at"],
         "properties": {"ticket": {"type": "string"}, "expires_at": TIME},
     },
+    "Hashtag": {
+        "type": "object",
+        "required": ["tag", "post_count"],
+        "properties": {"tag": {"type": "string"}, "post_count": {"type": "integer", "minimum": 0}},
+    },
     "LikeState": {
         "type": "object",
         "required": ["liked", "like_count"],

@@ -21,11 +21,15 @@ class CountedBuckets:
     key: str  # its user column: user_id, author_id
     buckets: str  # the index with per-bucket counts: follower_buckets, user_post_buckets
     bucket_count: str  # the count column of the index: follower_count, post_count
-    total: str  # the `users` column holding the sum: follower_count, post_count
+    total: str  # the column holding the sum: follower_count, post_count
+    total_table: str = "users"  # the table of that column (hashtags for a tag's posts)
+    total_key: str = "user_id"  # its key column
 
 
 FOLLOWERS = CountedBuckets("followers", "user_id", "follower_buckets", "follower_count", "follower_count")
 USER_POSTS = CountedBuckets("posts_by_user", "author_id", "user_post_buckets", "post_count", "post_count")
+HASHTAG_POSTS = CountedBuckets("posts_by_hashtag", "tag", "hashtag_buckets", "post_count", "post_count",
+                               total_table="hashtags", total_key="tag")
 
 
 class BucketRecounter:
@@ -39,15 +43,16 @@ class BucketRecounter:
         self._save_bucket = await p(f"UPDATE {c.buckets} SET {c.bucket_count} = ? WHERE {c.key} = ? AND bucket = ?")
         self._bucket_counts = await p(f"SELECT {c.bucket_count} AS n FROM {c.buckets} WHERE {c.key} = ?")
         # stamped with the time the buckets were read: of two concurrent recounts the later one wins
-        self._save_total = await p(f"UPDATE users USING TIMESTAMP ? SET {c.total} = ? WHERE user_id = ?")
+        self._save_total = await p(
+            f"UPDATE {c.total_table} USING TIMESTAMP ? SET {c.total} = ? WHERE {c.total_key} = ?")
         return self
 
-    async def recount_bucket(self, key: int, bucket: int) -> int:
+    async def recount_bucket(self, key: int | str, bucket: int) -> int:
         count = (await self._cass.execute(self._count, (key, bucket), timeout=COUNT_TIMEOUT_S)).current_rows[0].n
         await self._cass.execute(self._save_bucket, (count, key, bucket))
         return count
 
-    async def save_total(self, key: int) -> int:
+    async def save_total(self, key: int | str) -> int:
         """Sum the buckets' counts into `users`; returns the total written."""
         read_at = time.time_ns() // 1000
         rows = await self._cass.rows(self._bucket_counts, (key,))

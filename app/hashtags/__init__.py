@@ -1,0 +1,1 @@
+"""Hashtag pages: the posts carrying a tag, newest first."""

@@ -1,0 +1,32 @@
+"""HTTP routes of hashtag pages."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.context import SERVICES, current_user
+from app.hashtags.service import normalise_tag
+from app.web import Route, json_response, page_request, page_response
+
+
+async def get_hashtag(request: web.Request) -> web.Response:
+    await current_user(request)
+    return json_response(await request.app[SERVICES].hashtags.get(normalise_tag(request.match_info["tag"])))
+
+
+async def list_hashtag_posts(request: web.Request) -> web.Response:
+    me = await current_user(request)
+    page = page_request(request)
+    tag = normalise_tag(request.match_info["tag"])
+    items, cursor = await request.app[SERVICES].hashtags.list_posts(tag, me, page.limit, page.cursor)
+    return page_response(items, cursor)
+
+
+ROUTES = [
+    Route("GET", "/v1/hashtags/{tag}", get_hashtag,
+          "A hashtag (lower-cased, without '#') and its exact number of posts (0 when unused)",
+          responses={200: "Hashtag"}, tag="hashtags"),
+    Route("GET", "/v1/hashtags/{tag}/posts", list_hashtag_posts,
+          "The posts carrying a hashtag (lower-cased, without '#'), newest first",
+          responses={200: "Post"}, paged=True, tag="hashtags"),
+]
