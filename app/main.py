@@ -59,6 +59,7 @@ from app.posts.repository import MediaSweepLog, PostRepository
 from app.posts.service import PostService
 from app.ratelimit import RateLimiter
 from app.settings import Settings
+from app.trending import routes as trending_routes
 from app.users import routes as user_routes
 from app.users.repository import FollowRepository, UserRepository
 from app.users.service import UserService
@@ -72,7 +73,7 @@ MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, 
 def all_routes() -> list[Route]:
     return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES, *post_routes.ROUTES, *feed_routes.ROUTES,
             *like_routes.ROUTES, *comment_routes.ROUTES, *notification_routes.ROUTES,
-            *media_routes.ROUTES, *hashtag_routes.ROUTES]
+            *media_routes.ROUTES, *trending_routes.ROUTES, *hashtag_routes.ROUTES]
 
 
 async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -170,6 +170,23 @@ SCHEMAS: dict[str, dict] = {
         "required": ["ticket", "expires_at"],
         "properties": {"ticket": {"type": "string"}, "expires_at": TIME},
     },
+    "TrendingHashtags": {
+        "type": "object",
+        "required": ["window", "items"],
+        "properties": {
+            "window": {"type": "string", "enum": ["1h", "24h"]},
+            "items": {"type": "array", "items": {
+                "type": "object",
+                "required": ["tag", "score", "posts", "authors"],
+                "properties": {
+                    "tag": {"type": "string"},
+                    "score": {"type": "number", "description": "(observed - expected) / sqrt(expected + 4)"},
+                    "posts": {"type": "integer", "minimum": 0},
+                    "authors": {"type": "integer", "minimum": 0, "description": "distinct authors in the window"},
+                },
+            }},
+        },
+    },
     "Hashtag": {
         "type": "object",
         "required": ["tag", "post_count"],

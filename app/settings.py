@@ -113,6 +113,12 @@ class Settings:
     notification_bump_interval_s: int = 60  # an aggregate moves to the top of the list at most this often
     notification_max_mentions: int = 20  # mentioned users notified per caption or comment (Instagram's cap)
 
+    # --- Trending (docs/trending.md) --------------------------------------------
+    trending_refresh_s: float = 30.0  # how often a stream worker re-ranks both windows (the freshness)
+    trending_baseline_slots: int = 288  # 5-minute slots before the window that make a tag's usual rate
+    trending_min_authors: int = 3  # distinct authors a tag needs in the window to be ranked
+    trending_ttl_days: int = 3  # every trending key in Redis expires after this
+
     # --- Media ---------------------------------------------------------------
     media_store: str = "local"  # "local" (a directory served by GET /v1/media/{key}) or "s3"
     media_dir: str = str(REPO_ROOT / ".stack" / "media")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import faust
 
 from app.settings import Settings
-from streams import affinity, comment_counts, fanout, follow_graph, like_counts, media_sweep, post_counts
+from streams import affinity, comment_counts, fanout, follow_graph, like_counts, media_sweep, post_counts, trending
 from streams import hashtag_counts as hashtag_count_agent
 from streams import notifications as notification_agent
 from streams.resources import Resources
@@ -33,5 +33,6 @@ def create_app(settings: Settings) -> faust.App:
     affinity.register(app, settings, resources)
     comment_counts.register(app, settings, resources)
     notification_agent.register(app, settings, resources)
+    trending.register(app, settings, resources)
     hashtag_count_agent.register(app, settings, resources)
     return app

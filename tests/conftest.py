@@ -21,6 +21,7 @@ TEST_ENV = {
     # small enough that the e2e tests cross them: 4 followers make a celebrity, a ranked snapshot holds 8
     "PHOTOS_FEED_CELEBRITY_FOLLOWERS": "4",
     "PHOTOS_FEED_RANK_WINDOW": "8",
+    "PHOTOS_TRENDING_REFRESH_S": "2",  # trending rankings are re-ranked every 2 s instead of 30
     "PHOTOS_MEDIA_DIR": str(Path(__file__).resolve().parent.parent / ".stack" / "test-media"),
 }
 for _name, _value in TEST_ENV.items():
