@@ -6,7 +6,7 @@ the tag's buckets are summed into `hashtags`: absolute writes, so a replayed eve
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterable
 
 import faust
 
@@ -15,7 +15,7 @@ from app.ids import hour_bucket
 from app.posts.repository import HASHTAG_POSTS as HASHTAG_TIMELINE
 from app.settings import Settings
 from app.timelines import BucketedTimeline
-from streams.recount import HASHTAG_POSTS, BucketRecounter
+from streams.recount import HASHTAG_POSTS, BucketRecounter, recount_timeline
 from streams.resources import Resources
 from streams.retry import until_done
 
@@ -23,18 +23,9 @@ BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
 
 
-async def recount(
-    recounter: BucketRecounter, by_hashtag: BucketedTimeline, events: list[PostCreated | PostDeleted]
-) -> None:
-    # the API publishes PostDeleted before it removes the rows; removing them here too (idempotent)
-    # makes sure the recount below cannot still see the post
-    await asyncio.gather(*(
-        by_hashtag.remove(tag, hour_bucket(e.post_id), e.post_id)
-        for e in events if isinstance(e, PostDeleted) for tag in e.hashtags or ()
-    ))
-    buckets = {(tag, hour_bucket(e.post_id)) for e in events for tag in e.hashtags or ()}
-    await asyncio.gather(*(recounter.recount_bucket(tag, bucket) for tag, bucket in buckets))
-    await asyncio.gather(*(recounter.save_total(tag) for tag in {tag for tag, _ in buckets}))
+def tag_hours(e: PostCreated | PostDeleted) -> Iterable[tuple]:
+    """Where a post sits in `posts_by_hashtag`: the hour bucket of each of its tags."""
+    return [(tag, hour_bucket(e.post_id)) for tag in e.hashtags or ()]
 
 
 def register(app: faust.App, settings: Settings, resources: Resources) -> None:
@@ -46,4 +37,6 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
         recounter = await BucketRecounter(cass, HASHTAG_POSTS).prepare()
         by_hashtag = await BucketedTimeline(cass, HASHTAG_TIMELINE).prepare()
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("hashtag_counts", lambda: recount(recounter, by_hashtag, batch))  # noqa: B023
+            await until_done(
+                "hashtag_counts", lambda: recount_timeline(recounter, by_hashtag, batch, tag_hours)  # noqa: B023
+            )

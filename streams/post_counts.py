@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterable
 
 import faust
 
@@ -11,7 +11,7 @@ from app.ids import month_bucket
 from app.posts.repository import USER_POSTS as USER_POSTS_TIMELINE
 from app.settings import Settings
 from app.timelines import BucketedTimeline
-from streams.recount import USER_POSTS, BucketRecounter
+from streams.recount import USER_POSTS, BucketRecounter, recount_timeline
 from streams.resources import Resources
 from streams.retry import until_done
 
@@ -19,16 +19,9 @@ BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
 
 
-async def recount(
-    recounter: BucketRecounter, user_posts: BucketedTimeline, events: list[PostCreated | PostDeleted]
-) -> None:
-    # the API publishes PostDeleted before it removes the rows; removing the timeline row here too
-    # (idempotent) makes sure the recount below cannot still see the post
-    deleted = [e for e in events if isinstance(e, PostDeleted)]
-    await asyncio.gather(*(user_posts.remove(e.actor_id, month_bucket(e.post_id), e.post_id) for e in deleted))
-    buckets = {(e.actor_id, month_bucket(e.post_id)) for e in events}
-    await asyncio.gather(*(recounter.recount_bucket(author, bucket) for author, bucket in buckets))
-    await asyncio.gather(*(recounter.save_total(author) for author in {author for author, _ in buckets}))
+def author_month(e: PostCreated | PostDeleted) -> Iterable[tuple]:
+    """Where a post sits in `posts_by_user`: its author's month bucket."""
+    return ((e.actor_id, month_bucket(e.post_id)),)
 
 
 def register(app: faust.App, settings: Settings, resources: Resources) -> None:
@@ -41,4 +34,4 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
         recounter = await BucketRecounter(cass, USER_POSTS).prepare()
         user_posts = await BucketedTimeline(cass, USER_POSTS_TIMELINE).prepare()
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("post_counts", lambda: recount(recounter, user_posts, batch))  # noqa: B023
+            await until_done("post_counts", lambda: recount_timeline(recounter, user_posts, batch, author_month))  # noqa: B023

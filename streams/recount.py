@@ -7,10 +7,14 @@ agent idempotent: a duplicated or replayed event recounts the same rows to the s
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from app.cassandra import CassandraSession
+from app.events import PostCreated, PostDeleted
+from app.timelines import BucketedTimeline
 
 COUNT_TIMEOUT_S = 30.0  # a full bucket is 100,000 rows
 
@@ -53,9 +57,25 @@ class BucketRecounter:
         return count
 
     async def save_total(self, key: int | str) -> int:
-        """Sum the buckets' counts into `users`; returns the total written."""
+        """Sum the buckets' counts into the total column (`users`, `hashtags`); returns the total written."""
         read_at = time.time_ns() // 1000
         rows = await self._cass.rows(self._bucket_counts, (key,))
         total = sum(row.n or 0 for row in rows)
         await self._cass.execute(self._save_total, (read_at, total, key))
         return total
+
+
+async def recount_timeline(
+    recounter: BucketRecounter, timeline: BucketedTimeline, events: list[PostCreated | PostDeleted],
+    places: Callable[[PostCreated | PostDeleted], Iterable[tuple[int | str, int]]],
+) -> None:
+    """Recount every (key, bucket) of `timeline` the post events touch, then their totals.
+
+    `places(event)` names where the event's post sits (its author's month, each tag's hour). The API
+    publishes PostDeleted before it removes the rows; removing them here too (idempotent) makes sure
+    the recount cannot still see the post."""
+    deleted = [e for e in events if isinstance(e, PostDeleted)]
+    await asyncio.gather(*(timeline.remove(key, bucket, e.post_id) for e in deleted for key, bucket in places(e)))
+    buckets = {place for e in events for place in places(e)}
+    await asyncio.gather(*(recounter.recount_bucket(key, bucket) for key, bucket in buckets))
+    await asyncio.gather(*(recounter.save_total(key) for key in {key for key, _ in buckets}))
