@@ -16,8 +16,9 @@ from cassandra import ConsistencyLevel
 
 from app.cassandra import CassandraSession
 from app.ids import month_bucket
+from app.member_pages import MemberPages, MemberTables
 
-BUCKETS_PER_READ = 100
+POST_LIKERS = MemberTables(members="post_likers", owner="post_id", member="user_id", index="post_like_buckets")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class LikeEdge:
 class LikeRepository:
     def __init__(self, cass: CassandraSession) -> None:
         self._cass = cass
+        self._likers = MemberPages(cass, POST_LIKERS)
 
     async def prepare(self) -> LikeRepository:
         p = self._cass.prepare
@@ -41,12 +43,7 @@ class LikeRepository:
             "DELETE FROM likes WHERE user_id = ? AND month = ? AND post_id = ? IF liked_at = ?"
         )
         self._liked_among = await p("SELECT post_id FROM likes WHERE user_id = ? AND month = ? AND post_id IN ?")
-        self._likers_page = await p(
-            "SELECT user_id FROM post_likers WHERE post_id = ? AND bucket = ? AND user_id > ? LIMIT ?"
-        )
-        self._buckets_from = await p(
-            f"SELECT bucket FROM post_like_buckets WHERE post_id = ? AND bucket <= ? LIMIT {BUCKETS_PER_READ}"
-        )
+        await self._likers.prepare()
         return self
 
     async def like(self, user_id: int, post_id: int, at: datetime, bucket: int) -> tuple[bool, int]:
@@ -94,19 +91,4 @@ class LikeRepository:
         """Up to `limit` liker ids after (bucket, after), newest bucket first and by user id within one.
 
         Returns the ids and the bucket of the last one (None when there are none)."""
-        ids: list[int] = []
-        last_bucket = None
-        while len(ids) < limit:
-            buckets = [row.bucket for row in await self._cass.rows(self._buckets_from, (post_id, bucket))]
-            for b in buckets:
-                start = after if b == bucket else -(1 << 63)
-                rows = await self._cass.rows(self._likers_page, (post_id, b, start, limit - len(ids)))
-                if rows:
-                    ids.extend(row.user_id for row in rows)
-                    last_bucket = b
-                if len(ids) >= limit:
-                    break
-            if len(buckets) < BUCKETS_PER_READ:
-                break
-            bucket, after = buckets[-1] - 1, -(1 << 63)
-        return ids, last_bucket
+        return await self._likers.page(post_id, bucket, after, limit)
