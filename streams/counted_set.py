@@ -49,6 +49,7 @@ class CountedSetTables:
     count: str  # the static count column of `members`, e.g. like_count
     index: str  # e.g. post_like_buckets: (owner, bucket) -> count
     extra: tuple[str, ...] = ()  # further columns written with each member (e.g. liked_at)
+    expiring: bool = False  # members, counts and index rows are written USING TTL (a story's viewers)
 
 
 @dataclass
@@ -70,23 +71,24 @@ class CountedSet:
         t, p = self._t, self._cass.prepare
         columns = ", ".join((t.owner, "bucket", t.member, *t.extra))
         marks = ", ".join("?" * (3 + len(t.extra)))
+        ttl, and_ttl = (" USING TTL ?", " AND TTL ?") if t.expiring else ("", "")
         self._members_in = await p(
             f"SELECT {t.member} AS member FROM {t.members} WHERE {t.owner} = ? AND bucket = ? AND {t.member} IN ?"
         )
         self._count = await p(f"SELECT {t.count} AS n FROM {t.members} WHERE {t.owner} = ? AND bucket = ? LIMIT 1")
-        self._insert = await p(f"INSERT INTO {t.members} ({columns}) VALUES ({marks}) IF NOT EXISTS")
+        self._insert = await p(f"INSERT INTO {t.members} ({columns}) VALUES ({marks}) IF NOT EXISTS{ttl}")
         self._delete = await p(
             f"DELETE FROM {t.members} WHERE {t.owner} = ? AND bucket = ? AND {t.member} = ? IF EXISTS"
         )
         self._set_count = await p(
-            f"UPDATE {t.members} SET {t.count} = ? WHERE {t.owner} = ? AND bucket = ? IF {t.count} = ?"
+            f"UPDATE {t.members}{ttl} SET {t.count} = ? WHERE {t.owner} = ? AND bucket = ? IF {t.count} = ?"
         )
         self._count_written = await p(
             f"SELECT {t.count} AS n, WRITETIME({t.count}) AS written FROM {t.members}"
             f" WHERE {t.owner} = ? AND bucket = ? LIMIT 1"
         )
         self._save_index = await p(
-            f"UPDATE {t.index} USING TIMESTAMP ? SET {t.count} = ? WHERE {t.owner} = ? AND bucket = ?"
+            f"UPDATE {t.index} USING TIMESTAMP ?{and_ttl} SET {t.count} = ? WHERE {t.owner} = ? AND bucket = ?"
         )
         self._index = await p(f"SELECT bucket, {t.count} AS n FROM {t.index} WHERE {t.owner} = ?")
         self._buckets_holding = await p(
@@ -106,14 +108,18 @@ class CountedSet:
             return set()
         return {row.bucket for row in await self._cass.rows(self._buckets_holding, (owner, known, member))}
 
-    async def apply(self, owner: int, placements: dict[int, Placement]) -> dict[int, int]:
-        """Move the members to where `placements` says; returns every touched bucket's count."""
+    async def apply(self, owner: int, placements: dict[int, Placement], ttl_s: int | None = None) -> dict[int, int]:
+        """Move the members to where `placements` says; returns every touched bucket's count.
+
+        For expiring tables, `ttl_s` is what is left of the owner's life: every cell written
+        expires then."""
+        ttl = () if ttl_s is None else (ttl_s,)
         by_bucket: dict[int, list[int]] = {}
         for member, placement in placements.items():
             for bucket in placement.seen | ({placement.bucket} - {None}):
                 by_bucket.setdefault(bucket, []).append(member)
         counts = await asyncio.gather(
-            *(self._settle_bucket(owner, bucket, members, placements) for bucket, members in by_bucket.items())
+            *(self._settle_bucket(owner, bucket, members, placements, ttl) for bucket, members in by_bucket.items())
         )
         return dict(zip(by_bucket, counts, strict=True))
 
@@ -122,19 +128,21 @@ class CountedSet:
         read_at = time.time_ns() // 1000
         return sum((await self.buckets(owner)).values()), read_at
 
-    async def _settle_bucket(self, owner: int, bucket: int, members: list[int], placements: dict[int, Placement]
-                             ) -> int:
+    async def _settle_bucket(
+        self, owner: int, bucket: int, members: list[int], placements: dict[int, Placement], ttl: tuple
+    ) -> int:
         for start in range(0, len(members), MAX_ROWS_PER_BATCH):
-            await self._settle_chunk(owner, bucket, members[start : start + MAX_ROWS_PER_BATCH], placements)
+            await self._settle_chunk(owner, bucket, members[start : start + MAX_ROWS_PER_BATCH], placements, ttl)
         # read after this writer's own batches, so at least as new as they are
         row = await self._cass.one(self._count_written, (owner, bucket))
         if row is None or row.n is None:  # never held a member: nothing to copy
             return 0
-        await self._cass.execute(self._save_index, (row.written, row.n, owner, bucket))
+        await self._cass.execute(self._save_index, (row.written, *ttl, row.n, owner, bucket))
         return row.n
 
-    async def _settle_chunk(self, owner: int, bucket: int, members: list[int], placements: dict[int, Placement]
-                            ) -> None:
+    async def _settle_chunk(
+        self, owner: int, bucket: int, members: list[int], placements: dict[int, Placement], ttl: tuple
+    ) -> None:
         serial = False
         for _ in range(MAX_ATTEMPTS):
             present, count = await self._read(owner, bucket, members, serial)
@@ -144,9 +152,9 @@ class CountedSet:
                 return
             new_count = (count or 0) + len(inserts) - len(deletes)
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            batch.add(self._set_count, (new_count, owner, bucket, count))
+            batch.add(self._set_count, (*ttl, new_count, owner, bucket, count))
             for member in inserts:
-                batch.add(self._insert, (owner, bucket, member, *placements[member].extra))
+                batch.add(self._insert, (owner, bucket, member, *placements[member].extra, *ttl))
             for member in deletes:
                 batch.add(self._delete, (owner, bucket, member))
             if (await self._cass.execute(batch)).was_applied:
