@@ -28,30 +28,40 @@ def post_id_in_path(request: web.Request) -> int:
 
 async def read_new_post(request: web.Request) -> NewPost:
     """The multipart form of POST /v1/posts, read within the size limits."""
+    image, fields = await read_upload(request, "image", TEXT_FIELDS)
+    filter_name = fields.get("filter", "").strip().lower() or None
+    return NewPost(image=image, caption=fields.get("caption", ""), location=fields.get("location", "").strip(),
+                   filter_name=None if filter_name == "normal" else filter_name)
+
+
+async def read_upload(request: web.Request, file_field: str, text_fields: tuple[str, ...]) -> tuple[bytes, dict]:
+    """A multipart upload: exactly one file part named `file_field` and at most one of each text
+    field, read within the size limits; anything else is refused."""
     if request.content_type != "multipart/form-data":
-        raise UnsupportedMedia("send the post as multipart/form-data with an `image` file part")
+        raise UnsupportedMedia(f"send it as multipart/form-data with a `{file_field}` file part")
     max_bytes = settings_of(request).max_upload_bytes
     if request.content_length is not None and request.content_length > max_bytes + MAX_TEXT_FIELD_BYTES:
         raise TooLarge(f"an upload may be at most {max_bytes // (1024 * 1024)} MB")
     try:
-        return await _read_form(request, max_bytes)
+        return await _read_form(request, max_bytes, file_field, text_fields)
     except (ValueError, aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError):
         # aiohttp's multipart parser reports a malformed body (no boundary, truncated part) this way
         raise BadRequest("the multipart body is malformed", code="malformed_multipart") from None
 
 
-async def _read_form(request: web.Request, max_bytes: int) -> NewPost:
-    image: bytes | None = None
+async def _read_form(request: web.Request, max_bytes: int, file_field: str, text_fields: tuple[str, ...]
+                     ) -> tuple[bytes, dict]:
+    data: bytes | None = None
     fields: dict[str, str] = {}
     reader = await request.multipart()
     async for part in reader:
         if not isinstance(part, BodyPartReader):
             raise Invalid("nested multipart bodies are not accepted")
-        if part.name == "image":
-            if image is not None:
-                raise Invalid("send exactly one image", code="duplicate_field")
-            image = await _read_limited(part, max_bytes, "the image")
-        elif part.name in TEXT_FIELDS:
+        if part.name == file_field:
+            if data is not None:
+                raise Invalid(f"send exactly one {file_field}", code="duplicate_field")
+            data = await _read_limited(part, max_bytes, f"the {file_field}")
+        elif part.name in text_fields:
             if part.name in fields:
                 raise Invalid(f"{part.name} was sent twice", code="duplicate_field")
             raw = await _read_limited(part, MAX_TEXT_FIELD_BYTES, part.name)
@@ -61,11 +71,10 @@ async def _read_form(request: web.Request, max_bytes: int) -> NewPost:
                 raise Invalid(f"{part.name} must be UTF-8 text") from None
         else:
             raise Invalid(f"unknown field: {part.name}", code="unknown_field")
-    if not image:
-        raise Invalid("an `image` file part is required", code="missing_field")
-    filter_name = fields.get("filter", "").strip().lower() or None
-    return NewPost(image=image, caption=fields.get("caption", ""), location=fields.get("location", "").strip(),
-                   filter_name=None if filter_name == "normal" else filter_name)
+    if not data:
+        raise Invalid(f"an `{file_field}` file part is required" if file_field[0] in "aeiou"
+                      else f"a `{file_field}` file part is required", code="missing_field")
+    return data, fields
 
 
 async def _read_limited(part: BodyPartReader, max_bytes: int, what: str) -> bytes:
