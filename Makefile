@@ -32,6 +32,8 @@ bench:
 	@$(VENV)/python -m loadtest.media_benchmark
 	@$(VENV)/python -m loadtest.feed_benchmark
 	@$(VENV)/python -m loadtest.like_benchmark
+	@$(VENV)/python -m loadtest.search_benchmark
+	@$(VENV)/python -m loadtest.tray_benchmark
 
 # the driver-level tests again, in a second virtualenv where scylla-driver replaces cassandra-driver
 check-scylla-driver: install

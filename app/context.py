@@ -19,7 +19,9 @@ from app.media.store import MediaStore
 from app.notifications.service import NotificationService
 from app.posts.service import PostService
 from app.ratelimit import RateLimiter
+from app.search.service import SearchService
 from app.settings import Settings
+from app.stories.service import StoryService
 from app.users.service import UserService
 
 
@@ -34,6 +36,8 @@ class Services:
     comments: CommentService
     notifications: NotificationService
     hashtags: HashtagService
+    stories: StoryService
+    search: SearchService
 
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -30,6 +30,13 @@ class Event(faust.Record, serializer="json", abstract=True):
     at_ms: int
 
 
+class ProfileChanged(Event):
+    """`actor_id`'s account was created (`created=True`) or its profile edited: what search shows of it
+    may have changed. Consumers re-read the `users` row, so the event carries no profile fields. Keyed by user."""
+
+    created: bool
+
+
 class FollowChanged(Event):
     """`actor_id` started (`following=True`) or stopped following `followee_id`. Keyed by followee."""
 
@@ -80,12 +87,33 @@ class CommentChanged(Event):
     created: bool
 
 
+class StoryPosted(Event):
+    """`actor_id` posted `story_id`, which expires at `expires_at_ms`. Keyed by author."""
+
+    story_id: int
+    expires_at_ms: int
+
+
+class StoryViewed(Event):
+    """`actor_id` viewed `story_id` of `author_id` (sent for every view; the first one fixed `bucket`,
+    the `story_viewers` bucket the viewer belongs in). Keyed by story."""
+
+    story_id: int
+    author_id: int
+    bucket: int
+    viewed_at_ms: int
+    expires_at_ms: int
+
+
 # topic suffix -> what it is keyed by; every topic gets settings.kafka_topic_partitions partitions
 TOPICS: dict[str, str] = {
     "follows": "followee id",
     "posts": "author id",
     "likes": "post id",
     "comments": "post id",
+    "users": "user id",
+    "stories": "author id",
+    "story_views": "story id",
 }
 
 

@@ -58,7 +58,12 @@ from app.posts import routes as post_routes
 from app.posts.repository import MediaSweepLog, PostRepository
 from app.posts.service import PostService
 from app.ratelimit import RateLimiter
+from app.search import routes as search_routes
+from app.search.service import SearchService
 from app.settings import Settings
+from app.stories import routes as story_routes
+from app.stories.repository import StoryMediaLog, StoryRepository
+from app.stories.service import StoryService
 from app.trending import routes as trending_routes
 from app.users import routes as user_routes
 from app.users.repository import FollowRepository, UserRepository
@@ -73,7 +78,8 @@ MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, 
 def all_routes() -> list[Route]:
     return [*health.ROUTES, *openapi.ROUTES, *user_routes.ROUTES, *post_routes.ROUTES, *feed_routes.ROUTES,
             *like_routes.ROUTES, *comment_routes.ROUTES, *notification_routes.ROUTES,
-            *media_routes.ROUTES, *trending_routes.ROUTES, *hashtag_routes.ROUTES]
+            *media_routes.ROUTES, *trending_routes.ROUTES, *hashtag_routes.ROUTES, *story_routes.ROUTES,
+            *search_routes.ROUTES]
 
 
 async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -195,6 +201,22 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             max_comment_length=settings.max_comment_length,
         ),
         hashtags=HashtagService(hashtags=await HashtagRepository(cass).prepare(), posts=posts),
+        stories=StoryService(
+            stories=await StoryRepository(cass).prepare(),
+            media_log=await StoryMediaLog(cass).prepare(),
+            users=user_repository,
+            follows=follow_repository,
+            feed=feed_repository,
+            store=app[MEDIA_STORE],
+            processor=app[IMAGE_PROCESSOR],
+            events=app[EVENTS],
+            idempotency=idempotency,
+            ids=ids,
+            cursors=cursors,
+            ttl_s=settings.story_ttl_s,
+            max_live=settings.story_max_live,
+        ),
+        search=SearchService.for_settings(settings, app[REDIS], cursors),
     )
     yield
     await app[SERVICES].notifications.hub.stop()

@@ -192,6 +192,63 @@ SCHEMAS: dict[str, dict] = {
         "required": ["tag", "post_count"],
         "properties": {"tag": {"type": "string"}, "post_count": {"type": "integer", "minimum": 0}},
     },
+    "UserSearchResult": {
+        "type": "object",
+        "required": ["id", "username", "display_name", "follower_count"],
+        "properties": {
+            "id": ID,
+            "username": {"type": "string"},
+            "display_name": {"type": "string"},
+            "follower_count": {"type": "integer", "minimum": 0, "description": "as the search index holds it"},
+        },
+    },
+    "HashtagSearchResult": {
+        "type": "object",
+        "required": ["tag", "post_count"],
+        "properties": {
+            "tag": {"type": "string", "description": "lower-cased, without '#'"},
+            "post_count": {"type": "integer", "minimum": 1, "description": "as the search index holds it"},
+        },
+    },
+    "Story": {
+        "type": "object",
+        "required": ["id", "author", "media", "created_at", "expires_at", "seen_by_me"],
+        "properties": {
+            "id": ID,
+            "author": {"type": "object", "properties": {"id": ID, "username": {"type": "string", "nullable": True}}},
+            "media": {
+                "type": "object",
+                "required": ["original", "large", "medium", "thumbnail"],
+                "additionalProperties": {"$ref": "#/components/schemas/MediaVariant"},
+            },
+            "preview": {"type": "string", "nullable": True, "description": "BlurHash or tiny image to paint first"},
+            "created_at": TIME,
+            "expires_at": TIME,
+            "seen_by_me": {"type": "boolean"},
+            "view_count": {"type": "integer", "minimum": 0,
+                           "description": "distinct viewers; present only for the story's author"},
+        },
+    },
+    "NewStory": {
+        "type": "object",
+        "required": ["media"],
+        "properties": {
+            "media": {"type": "string", "format": "binary",
+                      "description": "a JPEG, PNG or WebP photo, at most 20 MB (video: 415)"},
+        },
+    },
+    "TrayEntry": {
+        "type": "object",
+        "required": ["author", "story_count", "unseen_count", "unseen", "latest_story_id", "latest_at"],
+        "properties": {
+            "author": {"type": "object", "properties": {"id": ID, "username": {"type": "string", "nullable": True}}},
+            "story_count": {"type": "integer", "minimum": 1, "description": "the author's live stories"},
+            "unseen_count": {"type": "integer", "minimum": 0, "description": "of those, the ones you have not viewed"},
+            "unseen": {"type": "boolean"},
+            "latest_story_id": ID,
+            "latest_at": TIME,
+        },
+    },
     "LikeState": {
         "type": "object",
         "required": ["liked", "like_count"],

@@ -113,11 +113,23 @@ class Settings:
     notification_bump_interval_s: int = 60  # an aggregate moves to the top of the list at most this often
     notification_max_mentions: int = 20  # mentioned users notified per caption or comment (Instagram's cap)
 
+    # --- Stories (README "Stories"; docs/stories.md) -------------------------------
+    story_ttl_s: int = 24 * 3600  # a story's life: every row of it is written with this TTL
+    story_max_live: int = 100  # live stories per author (Instagram's daily cap); bounds `stories`
+    story_rate_per_user: int = 20  # stories posted per user per rate window
+    story_view_rate_per_user: int = 1_200  # story views per user per rate window
+    story_views_per_bucket: int = 100_000  # bounds each `story_viewers` partition
+    story_sweep_interval_s: float = 60.0  # how often a stream worker removes the media of expired stories
+
     # --- Trending (docs/trending.md) --------------------------------------------
     trending_refresh_s: float = 30.0  # how often a stream worker re-ranks both windows (the freshness)
     trending_baseline_slots: int = 288  # 5-minute slots before the window that make a tag's usual rate
     trending_min_authors: int = 3  # distinct authors a tag needs in the window to be ranked
     trending_ttl_days: int = 3  # every trending key in Redis expires after this
+
+    # --- Search (docs/search.md) ---------------------------------------------------
+    # how often a stream worker checks the index: rebuilt from Cassandra when it was lost or a write failed
+    search_repair_s: float = 30.0
 
     # --- Media ---------------------------------------------------------------
     media_store: str = "local"  # "local" (a directory served by GET /v1/media/{key}) or "s3"

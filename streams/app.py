@@ -5,9 +5,21 @@ from __future__ import annotations
 import faust
 
 from app.settings import Settings
-from streams import affinity, comment_counts, fanout, follow_graph, like_counts, media_sweep, post_counts, trending
+from streams import (
+    affinity,
+    comment_counts,
+    fanout,
+    follow_graph,
+    like_counts,
+    media_sweep,
+    post_counts,
+    story_tray,
+    story_views,
+    trending,
+)
 from streams import hashtag_counts as hashtag_count_agent
 from streams import notifications as notification_agent
+from streams import search_index as search_agents
 from streams.resources import Resources
 
 
@@ -25,7 +37,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.streams_session_timeout_s,
     )
     resources = Resources(settings)
-    follow_graph.register(app, settings, resources)
+    search = search_agents.register(app, settings, resources)
+    follow_graph.register(app, settings, resources, search)
     post_counts.register(app, settings, resources)
     fanout.register(app, settings, resources)
     media_sweep.register(app, settings, resources)
@@ -34,5 +47,7 @@ def create_app(settings: Settings) -> faust.App:
     comment_counts.register(app, settings, resources)
     notification_agent.register(app, settings, resources)
     trending.register(app, settings, resources)
-    hashtag_count_agent.register(app, settings, resources)
+    hashtag_count_agent.register(app, settings, resources, search)
+    story_tray.register(app, settings, resources)
+    story_views.register(app, settings, resources)
     return app

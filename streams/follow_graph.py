@@ -3,7 +3,8 @@
 Counts are never incremented: for each batch the agent recounts what changed from the
 edge tables and writes absolute values. A redelivered or duplicated event therefore
 changes nothing, and a worker killed mid-batch simply recounts after restart. The batch's
-effects on feeds (streams/feed_graph.py) come last, from the edges and counts as they are now.
+effects on feeds (streams/feed_graph.py) and story trays (streams/story_tray.py) come last, from
+the edges and counts as they are now.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from streams.feed_graph import FeedGraph, FollowState
 from streams.recount import FOLLOWERS, BucketRecounter
 from streams.resources import Resources
 from streams.retry import until_done
+from streams.search_index import SearchWriter
+from streams.story_tray import TrayWriter, make_tray_writer
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +54,13 @@ class FollowGraphStore:
 
 
 class FollowGraphUpdater:
-    def __init__(self, store: FollowGraphStore, followers_per_bucket: int, feeds: FeedGraph) -> None:
+    def __init__(self, store: FollowGraphStore, followers_per_bucket: int, feeds: FeedGraph,
+                 search: SearchWriter | None = None, trays: TrayWriter | None = None) -> None:
         self.store = store
         self.followers_per_bucket = followers_per_bucket
         self.feeds = feeds
+        self.search = search
+        self.trays = trays
 
     async def apply(self, events: list[FollowChanged]) -> None:
         latest = {(e.actor_id, e.followee_id): e for e in events}
@@ -73,6 +79,12 @@ class FollowGraphUpdater:
             for e, (_, following) in zip(latest.values(), repaired, strict=True)
         ]
         await self.feeds.apply(states, dict(zip(followees, totals, strict=True)))
+        if self.trays is not None:  # after the mirror: a story pushed meanwhile was pushed to it or is copied here
+            await self.trays.follows_settled(states)
+        if self.search is not None:  # the totals just written rank the followees in search
+            search = self.search
+            await search.best_effort(
+                "follower counts", lambda: search.users(followees, dict(zip(followees, totals, strict=True))))
 
     async def _repair_mirror(self, event: FollowChanged) -> tuple[int, bool]:
         """Make the mirror row match the `following` edge as it is now; returns the bucket touched and
@@ -105,7 +117,7 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+def register(app: faust.App, settings: Settings, resources: Resources, search: SearchWriter) -> None:
     topic = app.topic(topic_name(settings, "follows"), value_type=FollowChanged)
 
     @app.agent(topic, name="follow_graph")
@@ -113,6 +125,7 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
         store = await FollowGraphStore(await resources.cassandra()).prepare()
         fanout = await make_fanout(settings, resources)
         feeds = FeedGraph(fanout.writer, store.follows, settings.feed_celebrity_followers)
-        updater = FollowGraphUpdater(store, settings.followers_per_bucket, feeds)
+        trays = await make_tray_writer(settings, resources)
+        updater = FollowGraphUpdater(store, settings.followers_per_bucket, feeds, search, trays)
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("follow_graph", lambda: updater.apply(batch))  # noqa: B023 - awaited at once

@@ -18,6 +18,7 @@ from app.timelines import BucketedTimeline
 from streams.recount import HASHTAG_POSTS, BucketRecounter, recount_timeline
 from streams.resources import Resources
 from streams.retry import until_done
+from streams.search_index import SearchWriter
 
 BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
@@ -28,7 +29,14 @@ def tag_hours(e: PostCreated | PostDeleted) -> Iterable[tuple]:
     return [(tag, hour_bucket(e.post_id)) for tag in e.hashtags or ()]
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+async def recount_and_index(recounter: BucketRecounter, timeline: BucketedTimeline, search: SearchWriter,
+                            batch: list) -> None:
+    """The batch's tags recounted, then their new totals ranked in search (a tag at 0 leaves it)."""
+    totals = await recount_timeline(recounter, timeline, batch, tag_hours)
+    await search.best_effort("hashtag counts", lambda: search.hashtags(totals))
+
+
+def register(app: faust.App, settings: Settings, resources: Resources, search: SearchWriter) -> None:
     topic = app.topic(topic_name(settings, "posts"))
 
     @app.agent(topic, name="hashtag_counts")
@@ -38,5 +46,5 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
         by_hashtag = await BucketedTimeline(cass, HASHTAG_TIMELINE).prepare()
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done(
-                "hashtag_counts", lambda: recount_timeline(recounter, by_hashtag, batch, tag_hours)  # noqa: B023
+                "hashtag_counts", lambda: recount_and_index(recounter, by_hashtag, search, batch)  # noqa: B023
             )

@@ -1,4 +1,5 @@
-"""Runs the media sweeper (app/posts/sweeper.py) every few minutes on one worker of the group."""
+"""Runs the media sweepers on one worker of the group: posts' (app/posts/sweeper.py) every few minutes,
+stories' (app/stories/sweeper.py) every story_sweep_interval_s."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import faust
 from app.posts.repository import MediaSweepLog, PostRepository
 from app.posts.sweeper import MediaSweeper
 from app.settings import Settings
+from app.stories.repository import StoryMediaLog
+from app.stories.sweeper import StorySweeper
 from streams.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -33,3 +36,15 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
             await sweepers[0].run()
         except Exception:  # a failed sweep is retried at the next tick; the worker keeps running
             log.exception("media sweep failed")
+
+    story_sweepers: list[StorySweeper] = []
+
+    @app.timer(interval=settings.story_sweep_interval_s, on_leader=True, name="story_media_sweep")
+    async def story_media_sweep() -> None:
+        if not story_sweepers:
+            cass = await resources.cassandra()
+            story_sweepers.append(StorySweeper(await StoryMediaLog(cass).prepare(), await resources.media_store()))
+        try:
+            await story_sweepers[0].run()
+        except Exception:  # a failed sweep is retried at the next tick; the worker keeps running
+            log.exception("story media sweep failed")

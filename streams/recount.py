@@ -68,8 +68,8 @@ class BucketRecounter:
 async def recount_timeline(
     recounter: BucketRecounter, timeline: BucketedTimeline, events: list[PostCreated | PostDeleted],
     places: Callable[[PostCreated | PostDeleted], Iterable[tuple[int | str, int]]],
-) -> None:
-    """Recount every (key, bucket) of `timeline` the post events touch, then their totals.
+) -> dict[int | str, int]:
+    """Recount every (key, bucket) of `timeline` the post events touch, then their totals (returned by key).
 
     `places(event)` names where the event's post sits (its author's month, each tag's hour). The API
     publishes PostDeleted before it removes the rows; removing them here too (idempotent) makes sure
@@ -78,4 +78,5 @@ async def recount_timeline(
     await asyncio.gather(*(timeline.remove(key, bucket, e.post_id) for e in deleted for key, bucket in places(e)))
     buckets = {place for e in events for place in places(e)}
     await asyncio.gather(*(recounter.recount_bucket(key, bucket) for key, bucket in buckets))
-    await asyncio.gather(*(recounter.save_total(key) for key in {key for key, _ in buckets}))
+    keys = sorted({key for key, _ in buckets})
+    return dict(zip(keys, await asyncio.gather(*(recounter.save_total(key) for key in keys)), strict=True))

@@ -27,6 +27,8 @@ from app.posts.repository import (
     current_hour_bucket,
 )
 from app.settings import Settings
+from app.stories.repository import StoryMediaLog
+from app.stories.sweeper import StorySweeper, StorySweepReport
 
 log = logging.getLogger(__name__)
 SHARDS = range(SWEEP_SHARDS)
@@ -82,7 +84,8 @@ class MediaSweeper:
         await self._sweep.forget(place, entry.post_id)
 
 
-async def sweep_once(settings: Settings) -> SweepReport:
+async def sweep_once(settings: Settings) -> tuple[SweepReport, StorySweepReport]:
+    """One run of both sweepers: media no post points at, and media of expired stories."""
     cluster, cass = await cassandra.connect(settings, settings.cassandra_keyspace)
     store = make_media_store(settings)
     try:
@@ -90,7 +93,8 @@ async def sweep_once(settings: Settings) -> SweepReport:
             await MediaSweepLog(cass).prepare(), await PostRepository(cass).prepare(), store,
             settings.media_sweep_grace_s,
         )
-        return await sweeper.run()
+        stories = StorySweeper(await StoryMediaLog(cass).prepare(), store)
+        return await sweeper.run(), await stories.run()
     finally:
         await store.close()
         await cassandra.shutdown(cluster)
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="photos-sweep-media", description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    report = asyncio.run(sweep_once(Settings.from_env()))
-    print(f"checked {report.checked} records, kept {report.kept}, removed {report.removed_keys} media keys")
+    report, stories = asyncio.run(sweep_once(Settings.from_env()))
+    print(f"posts: checked {report.checked} records, kept {report.kept}, removed {report.removed_keys} media keys")
+    print(f"stories: {stories.expired} expired, removed {stories.removed_keys} media keys")
     return 0

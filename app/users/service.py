@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,10 +10,12 @@ from datetime import UTC, datetime
 from app.auth import Passwords, SessionStore
 from app.cursors import CursorCodec
 from app.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
-from app.events import EventPublisher, FollowChanged, new_event_fields
+from app.events import EventPublisher, FollowChanged, ProfileChanged, new_event_fields
 from app.feed.cache import FeedCache
 from app.ids import IdGenerator
 from app.users.repository import FollowRepository, UserRepository
+
+log = logging.getLogger(__name__)
 
 USERNAME = re.compile(r"[a-z0-9._]{3,30}")
 
@@ -68,6 +71,7 @@ class UserService:
         if not await self.users.claim_username(username, user_id):
             await self.users.delete(user_id)
             raise Conflict("that username is taken", code="username_taken")
+        await self._announce_profile(user_id, created=True)
         return await self.get_user(user_id, viewer_id=None)
 
     async def login(self, username: str, password: str) -> dict:
@@ -96,7 +100,20 @@ class UserService:
 
     async def update_profile(self, user_id: int, display_name: str | None, bio: str | None) -> dict:
         await self.users.update_profile(user_id, display_name, bio)
+        if display_name is not None:
+            await self._announce_profile(user_id, created=False)
         return await self.get_user(user_id, viewer_id=user_id)
+
+    async def _announce_profile(self, user_id: int, *, created: bool) -> None:
+        """Tell the search index (best effort): accounts and profiles need only Cassandra, so a Kafka outage
+        must not refuse them; a user missed here is indexed by its next follower change or the rebuild."""
+        if not self.events.connected:
+            log.warning("user %d: profile change not published (Kafka unavailable); search catches up later", user_id)
+            return
+        try:
+            await self.events.publish("users", user_id, ProfileChanged(**new_event_fields(user_id), created=created))
+        except Unavailable:
+            log.warning("user %d: profile change not published; search catches up later", user_id, exc_info=True)
 
     async def users_json(self, user_ids: list[int], viewer_id: int) -> list[dict]:
         """Users in the given order, each with followed_by_me for the viewer; missing ones left out."""

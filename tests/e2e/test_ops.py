@@ -5,6 +5,7 @@ from app.openapi import build_document
 from tests.e2e.conftest import register, start_api
 from tests.e2e.feeds import post
 from tests.e2e.posting import form, user_posts
+from tests.e2e.stories import post_story, story_form, user_stories, view
 from tests.support.polling import eventually
 from tests.support.ports import free_port
 from tests.support.tcp_proxy import TcpProxy
@@ -113,3 +114,18 @@ async def test_with_kafka_down_a_like_is_refused_and_changes_nothing(http, api_u
         assert (await response.json())["liked_by_me"] is False  # no edge was written
     async with http.get(f"{url}/v1/posts/{post_id}/likes", headers=fan.auth) as response:
         assert response.status == 200 and (await response.json())["items"] == []  # reads still work
+
+
+async def test_with_kafka_down_stories_and_views_are_refused_and_change_nothing(
+        http, api_url, api_without_redis_and_kafka, streams_worker):
+    url = api_without_redis_and_kafka
+    author, fan = await register(http, api_url), await register(http, api_url)
+    async with http.post(f"{url}/v1/stories", data=story_form(), headers=author.auth) as response:
+        assert response.status == 503
+        assert int(response.headers["Retry-After"]) >= 1
+    assert await user_stories(http, api_url, author, author.id) == []
+    story = await post_story(http, api_url, author)
+    assert await view(http, url, fan, story["id"]) == 503
+    assert (await user_stories(http, url, fan, author.id))[0]["seen_by_me"] is False  # reads still work
+    async with http.get(f"{api_url}/v1/stories/{story['id']}/viewers", headers=author.auth) as response:
+        assert (await response.json())["items"] == []

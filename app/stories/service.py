@@ -1,0 +1,302 @@
+"""Stories: post one, list an author's live ones, view, who viewed, and the reader's tray.
+
+Posting a story writes in an order that never leaves a story pointing at missing media:
+  1. the image is decoded and resized (process pool);
+  2. its media keys are recorded in `story_media_expiry` under the minute the story expires;
+  3. the variants are stored; 4. the rows are written, each with the story's TTL;
+  5. StoryPosted is published (a failure undoes 4 and answers 503).
+The story sweeper (app/stories/sweeper.py) removes the media once the story has expired, whether
+or not the request got that far. Nothing else is ever deleted: the rows expire.
+
+Viewing: the first view claims the (story, viewer) row in `story_views` with IF NOT EXISTS, which
+fixes the `story_viewers` bucket the viewer is counted in; the reader's tray row is marked seen;
+StoryViewed is published on every view (so a retry after a failed publish still counts), and the
+view worker (streams/story_views.py) adds the viewer to the story's counted set exactly once.
+
+The tray (docs/stories.md): one read of the reader's `story_tray` partition, which the tray worker
+fills by pushing each story to the author's followers, plus the live story ids of the followed
+celebrities (pulled, as in the feed), the reader's affinity partition and one follow check per
+100 authors. Ordered by: any unseen story first, then affinity, then the newest story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from app.cursors import CursorCodec
+from app.errors import Forbidden, Invalid, NotFound, Unavailable
+from app.events import EventPublisher, StoryPosted, StoryViewed, new_event_fields
+from app.feed.repository import FeedRepository
+from app.idempotency import IdempotencyStore
+from app.ids import IdGenerator, id_millis
+from app.media.processor import ImageProcessor
+from app.media.store import MediaStore
+from app.stories.repository import StoryMediaLog, StoryRepository, is_live
+from app.users.repository import FollowRepository, UserRepository
+from app.users.service import iso
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("original", "large", "medium", "thumbnail")
+LATEST_BUCKET = (1 << 31) - 1
+FIRST_VIEWER = -(1 << 63)
+FOLLOW_CHECK_CHUNK = 100  # FollowRepository.is_following reads at most this many at once
+CELEBRITY_STORIES_TTL_S = 5.0  # a celebrity's live story ids are shared by every tray read for this long
+MAX_REMEMBERED = 100_000  # usernames and celebrities' stories kept per process (cleared when full)
+
+
+@dataclass(frozen=True)
+class TrayEntry:
+    author_id: int
+    username: str | None
+    story_ids: frozenset[int]
+    seen: frozenset[int]
+    affinity: int
+
+    @property
+    def unseen_count(self) -> int:
+        return len(self.story_ids - self.seen)
+
+    @property
+    def latest(self) -> int:
+        return max(self.story_ids)
+
+    def rank_key(self) -> tuple[int, int, int, int]:
+        """Ascending order of the tray: unseen first, then affinity, then the newest story, then id."""
+        return (0 if self.unseen_count else 1, -self.affinity, -self.latest, self.author_id)
+
+
+def order_tray(entries: list[TrayEntry]) -> list[TrayEntry]:
+    return sorted(entries, key=TrayEntry.rank_key)
+
+
+@dataclass
+class StoryService:
+    stories: StoryRepository
+    media_log: StoryMediaLog
+    users: UserRepository
+    follows: FollowRepository
+    feed: FeedRepository
+    store: MediaStore
+    processor: ImageProcessor
+    events: EventPublisher
+    idempotency: IdempotencyStore
+    ids: IdGenerator
+    cursors: CursorCodec
+    ttl_s: int
+    max_live: int
+    # per process: usernames never change; a celebrity's stories are read by all their followers' trays
+    _usernames: dict[int, str] = field(default_factory=dict, repr=False)
+    _celebrity_stories: dict[int, tuple[float, list[tuple[int, datetime]]]] = field(default_factory=dict, repr=False)
+
+    # --- post -----------------------------------------------------------------
+    async def create(self, author_id: int, image: bytes, idempotency_key: str | None) -> tuple[int, dict]:
+        return await self.idempotency.run(
+            author_id, idempotency_key, lambda: self._create(author_id, image), scope="story"
+        )
+
+    async def _create(self, author_id: int, image: bytes) -> tuple[int, dict]:
+        if not self.events.connected:  # refuse before doing anything that would need undoing
+            raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
+        if await self.stories.live_count(author_id) >= self.max_live:
+            raise Invalid(f"at most {self.max_live} stories can be live at once", code="too_many_stories")
+        processed = await self.processor.process(image, None)
+        author = await self.users.get(author_id)  # before the writes: nothing after the publish may fail
+        story_id = self.ids.next_id()
+        created_at = datetime.now(UTC)
+        expires_at = created_at + timedelta(seconds=self.ttl_s)
+        keys = {name: f"s/{story_id}/{name}-{secrets.token_hex(6)}.jpg" for name in VARIANTS}
+        await self.media_log.record(story_id, expires_at, keys.values())
+        for name, key in keys.items():  # one at a time: bounded memory and store connections per upload
+            variant = processed.variants[name]
+            await self.store.put(key, variant.data, variant.content_type)
+        media = {name: (keys[name], processed.variants[name].width, processed.variants[name].height) for name in keys}
+        await self.stories.insert(author_id, story_id, media, processed.preview, created_at, expires_at)
+        event = StoryPosted(**new_event_fields(author_id), story_id=story_id,
+                            expires_at_ms=int(expires_at.timestamp() * 1000))
+        try:
+            await self.events.publish("stories", author_id, event)
+        except Exception as exc:
+            try:
+                await self.stories.delete(author_id, story_id)  # the sweeper removes the media at expiry
+            except Exception:
+                log.exception("story %d: written but neither published nor undone", story_id)
+            if isinstance(exc, Unavailable):
+                raise
+            raise Unavailable("the story could not be published; retry shortly") from exc
+        return 201, {
+            **self._media_json(story_id, author_id, author.username if author else None, media, processed.preview,
+                               created_at, expires_at),
+            "seen_by_me": False,
+            "view_count": 0,
+        }
+
+    def _media_json(self, story_id: int, author_id: int, username: str | None, media: dict, preview: str | None,
+                    created_at: datetime, expires_at: datetime) -> dict:
+        return {
+            "id": str(story_id),
+            "author": {"id": str(author_id), "username": username},
+            "media": {name: {"url": self.store.url(key), "width": width, "height": height}
+                      for name, (key, width, height) in media.items()},
+            "preview": preview,
+            "created_at": iso(created_at),
+            "expires_at": iso(expires_at),
+        }
+
+    # --- an author's stories ----------------------------------------------------
+    async def list_by_user(self, author_id: int, viewer_id: int, limit: int, cursor: str | None
+                           ) -> tuple[list[dict], str | None]:
+        kind = f"stories:{author_id}"
+        (after,) = self.cursors.decode_ints(kind, cursor, "a") or (0,)
+        author, rows, tray_row = await asyncio.gather(
+            self.users.get(author_id), self.stories.page(author_id, after, limit),
+            self.stories.tray_row(viewer_id, author_id),
+        )
+        if author is None or author.username is None:
+            raise NotFound("no such user", code="user_not_found")
+        seen = set(tray_row.seen or ()) if tray_row is not None else set()
+        items = []
+        for row in rows:
+            story = self._media_json(row.story_id, author_id, author.username, row.media or {}, row.preview,
+                                     row.created_at, row.expires_at)
+            story["seen_by_me"] = row.story_id in seen
+            if viewer_id == author_id:  # the view count is the author's to see
+                story["view_count"] = row.view_count or 0
+            items.append(story)
+        next_cursor = self.cursors.encode(kind, {"a": rows[-1].story_id}) if len(rows) == limit else None
+        return items, next_cursor
+
+    # --- views ----------------------------------------------------------------
+    async def view(self, viewer_id: int, story_id: int) -> None:
+        if not self.events.connected:  # refuse before writing a view no worker would hear of
+            raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
+        story = await self._live_story(story_id)
+        if story.author_id == viewer_id:
+            return  # an author's own views are not counted (as on Instagram)
+        claim = await self.stories.claim_view(story, viewer_id, datetime.now(UTC))
+        await self.stories.mark_seen(viewer_id, story.author_id, story_id, story.expires_at)
+        event = StoryViewed(
+            **new_event_fields(viewer_id), story_id=story_id, author_id=story.author_id, bucket=claim.bucket,
+            viewed_at_ms=int(_utc(claim.viewed_at).timestamp() * 1000),
+            expires_at_ms=int(_utc(story.expires_at).timestamp() * 1000),
+        )
+        await self.events.publish("story_views", story_id, event)
+
+    async def viewers(self, user_id: int, story_id: int, limit: int, cursor: str | None
+                      ) -> tuple[list[int], str | None]:
+        story = await self._live_story(story_id)
+        if story.author_id != user_id:
+            raise Forbidden("only the story's author can see who viewed it", code="not_story_author")
+        kind = f"story-viewers:{story_id}"
+        bucket, after = self.cursors.decode_ints(kind, cursor, "b", "a") or (LATEST_BUCKET, FIRST_VIEWER)
+        ids, last_bucket = await self.stories.viewers.page(story_id, bucket, after, limit)
+        next_cursor = self.cursors.encode(kind, {"b": last_bucket, "a": ids[-1]}) if len(ids) == limit else None
+        return ids, next_cursor
+
+    async def _live_story(self, story_id: int):
+        story = await self.stories.by_id(story_id)
+        if story is None:
+            raise NotFound("no such story, or it has expired", code="story_not_found")
+        return story
+
+    # --- the tray ---------------------------------------------------------------
+    async def tray(self, reader_id: int, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        kind = "story-tray"
+        position = self.cursors.decode_ints(kind, cursor, "s", "f", "l", "i")
+        entries = await self.tray_entries(reader_id)
+        ordered = order_tray(entries)
+        if position is not None:
+            seen_flag, affinity, latest, author = position
+            after = (seen_flag, -affinity, -latest, author)
+            ordered = [e for e in ordered if e.rank_key() > after]
+        page = ordered[:limit]
+        next_cursor = None
+        if len(ordered) > limit:
+            last = page[-1].rank_key()
+            next_cursor = self.cursors.encode(kind, {"s": last[0], "f": -last[1], "l": -last[2], "i": last[3]})
+        return [self._tray_json(e) for e in page], next_cursor
+
+    async def tray_entries(self, reader_id: int) -> list[TrayEntry]:
+        """Two rounds of reads: the reader's partitions, then (at once) the celebrities' stories, the
+        follow check of every candidate author, and the usernames of celebrities not yet known."""
+        rows, celebrities, affinity = await asyncio.gather(
+            self.stories.tray(reader_id), self.feed.followed_celebrities(reader_id), self.feed.affinity(reader_id)
+        )
+        now = time.time()
+        by_author = {row.author_id: row for row in rows}
+        stories = {row.author_id: {story_id for story_id, expires_at in (row.story_ids or {}).items()
+                                   if is_live(expires_at, now)} for row in rows}
+        usernames = {row.author_id: row.username for row in rows}
+        candidates = [author for author, ids in stories.items() if ids] + [
+            author for author in celebrities if not stories.get(author)
+        ]
+        missing_names = [author for author in candidates if not usernames.get(author)]
+        pulled, followed, names = await asyncio.gather(
+            asyncio.gather(*(self._celebrity_stories_of(author) for author in celebrities)),
+            self._followed_among(reader_id, candidates),
+            self._usernames_of(missing_names),
+        )
+        for author, live in zip(celebrities, pulled, strict=True):
+            stories.setdefault(author, set()).update(sid for sid, expires_at in live if is_live(expires_at, now))
+        usernames.update(names)
+        entries = []
+        for author in candidates:
+            if author not in followed or not stories[author]:
+                continue  # unfollowed since the story was pushed (the worker drops the row), or no live story
+            row = by_author.get(author)
+            entries.append(TrayEntry(
+                author_id=author, username=usernames.get(author), story_ids=frozenset(stories[author]),
+                seen=frozenset(row.seen or ()) if row is not None else frozenset(), affinity=affinity.get(author, 0),
+            ))
+        return entries
+
+    async def _celebrity_stories_of(self, author_id: int) -> list[tuple[int, datetime]]:
+        """A celebrity's live stories (id, expiry), read at most every few seconds per process: every
+        tray of their (many) followers needs them, and a story is seconds old or hours old either way."""
+        now = time.monotonic()
+        cached = self._celebrity_stories.get(author_id)
+        if cached is not None and now - cached[0] < CELEBRITY_STORIES_TTL_S:
+            return cached[1]
+        live = await self.stories.live_ids(author_id)
+        _remember(self._celebrity_stories, author_id, (now, live))
+        return live
+
+    async def _usernames_of(self, user_ids: list[int]) -> dict[int, str]:
+        known = {uid: self._usernames[uid] for uid in user_ids if uid in self._usernames}
+        rows = await self.users.get_many([uid for uid in user_ids if uid not in known])
+        for uid, row in rows.items():
+            if row.username:
+                known[uid] = row.username
+                _remember(self._usernames, uid, row.username)
+        return known
+
+    async def _followed_among(self, reader_id: int, authors: list[int]) -> set[int]:
+        chunks = [authors[i : i + FOLLOW_CHECK_CHUNK] for i in range(0, len(authors), FOLLOW_CHECK_CHUNK)]
+        found = await asyncio.gather(*(self.follows.is_following(reader_id, chunk) for chunk in chunks))
+        return set().union(*found)
+
+    @staticmethod
+    def _tray_json(entry: TrayEntry) -> dict:
+        return {
+            "author": {"id": str(entry.author_id), "username": entry.username},
+            "story_count": len(entry.story_ids),
+            "unseen_count": entry.unseen_count,
+            "unseen": entry.unseen_count > 0,
+            "latest_story_id": str(entry.latest),
+            "latest_at": iso(datetime.fromtimestamp(id_millis(entry.latest) / 1000, UTC)),
+        }
+
+
+def _remember(memory: dict, key, value) -> None:
+    if len(memory) >= MAX_REMEMBERED:
+        memory.clear()
+    memory[key] = value
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

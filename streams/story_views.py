@@ -1,0 +1,88 @@
+"""Story view events -> `story_viewers` (who viewed each story) and exact view counts.
+
+Each StoryViewed names the viewers bucket its first view fixed (app/stories/service.py). For each
+story in a batch the worker places the batch's viewers in the story's counted set
+(streams/counted_set.py: conditional single-partition batches, each row IF NOT EXISTS), so a
+repeated or replayed view finds its viewer in place and counts once. Every cell is written with
+what is left of the story's life and expires with it. The absolute total goes to
+`stories.view_count`. Events are keyed by story, so one worker owns a story's count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import faust
+
+from app.cassandra import CassandraSession
+from app.events import StoryViewed, topic_name
+from app.settings import Settings
+from app.stories.repository import StoryRef, StoryRepository, remaining_s
+from streams.counted_set import CountedSet, CountedSetTables, Placement
+from streams.resources import Resources
+from streams.retry import until_done
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 2000
+BATCH_SECONDS = 0.5
+STORIES_IN_PARALLEL = 32
+
+STORY_VIEWERS = CountedSetTables(
+    members="story_viewers", owner="story_id", member="viewer_id", count="view_count",
+    index="story_viewer_buckets", extra=("viewed_at",), expiring=True,
+)
+
+
+class ViewCounter:
+    def __init__(self, cass: CassandraSession, views_per_bucket: int) -> None:
+        self.stories = StoryRepository(cass)
+        self.viewers = CountedSet(cass, STORY_VIEWERS)
+        self._views_per_bucket = views_per_bucket
+        self._slots = asyncio.Semaphore(STORIES_IN_PARALLEL)
+
+    async def prepare(self) -> ViewCounter:
+        await self.stories.prepare()
+        await self.viewers.prepare()
+        return self
+
+    async def apply(self, events: list[StoryViewed]) -> None:
+        by_story: dict[int, list[StoryViewed]] = defaultdict(list)
+        for event in events:
+            by_story[event.story_id].append(event)
+        await asyncio.gather(*(self._settle(views) for views in by_story.values()))
+
+    async def _settle(self, views: list[StoryViewed]) -> None:
+        first = views[0]
+        story = StoryRef(first.story_id, first.author_id, _at(first.expires_at_ms))
+        ttl = remaining_s(story.expires_at)
+        if ttl <= 0:
+            return  # expired: everything of it is gone or going
+        placements = {e.actor_id: Placement(e.bucket, extra=(_at(e.viewed_at_ms),)) for e in views}
+        async with self._slots:
+            counts = await self.viewers.apply(story.story_id, placements, ttl_s=ttl)
+            total, read_at = await self.viewers.total(story.story_id)
+            await self.stories.save_view_count(story, total, read_at)
+            full = [bucket for bucket, n in counts.items() if n >= self._views_per_bucket]
+            if full:
+                current = await self.stories.by_id(story.story_id)
+                if current is not None and (current.view_bucket or 0) <= max(full):
+                    await self.stories.open_view_bucket(story, max(full) + 1)
+                    log.info("story %d: viewers bucket %d is full, opening the next", story.story_id, max(full))
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+    topic = app.topic(topic_name(settings, "story_views"), value_type=StoryViewed)
+
+    @app.agent(topic, name="story_views")
+    async def story_views(stream) -> None:
+        counter = await ViewCounter(await resources.cassandra(), settings.story_views_per_bucket).prepare()
+        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
+            await until_done("story_views", lambda: counter.apply(batch))  # noqa: B023 - awaited at once
