@@ -36,7 +36,7 @@ from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator, id_millis
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
-from app.stories.repository import StoryMediaLog, StoryRepository, is_live
+from app.stories.repository import StoryMediaLog, StoryRepository
 from app.users.repository import FollowRepository, UserRepository
 from app.users.service import iso
 
@@ -227,10 +227,10 @@ class StoryService:
         rows, celebrities, affinity = await asyncio.gather(
             self.stories.tray(reader_id), self.feed.followed_celebrities(reader_id), self.feed.affinity(reader_id)
         )
-        now = time.time()
+        now = _naive_utc_now()  # the driver's timestamps are naive UTC: compared as they come, no conversion
         by_author = {row.author_id: row for row in rows}
         stories = {row.author_id: {story_id for story_id, expires_at in (row.story_ids or {}).items()
-                                   if is_live(expires_at, now)} for row in rows}
+                                   if expires_at > now} for row in rows}
         usernames = {row.author_id: row.username for row in rows}
         candidates = [author for author, ids in stories.items() if ids] + [
             author for author in celebrities if not stories.get(author)
@@ -242,7 +242,7 @@ class StoryService:
             self._usernames_of(missing_names),
         )
         for author, live in zip(celebrities, pulled, strict=True):
-            stories.setdefault(author, set()).update(sid for sid, expires_at in live if is_live(expires_at, now))
+            stories.setdefault(author, set()).update(sid for sid, expires_at in live if expires_at > now)
         usernames.update(names)
         entries = []
         for author in candidates:
@@ -296,6 +296,10 @@ def _remember(memory: dict, key, value) -> None:
     if len(memory) >= MAX_REMEMBERED:
         memory.clear()
     memory[key] = value
+
+
+def _naive_utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _utc(dt: datetime) -> datetime:
