@@ -15,8 +15,8 @@ view worker (streams/story_views.py) adds the viewer to the story's counted set 
 
 The tray (docs/stories.md): one read of the reader's `story_tray` partition, which the tray worker
 fills by pushing each story to the author's followers, plus the live story ids of the followed
-celebrities (pulled, as in the feed), the reader's affinity partition and one follow check per
-100 authors. Ordered by: any unseen story first, then affinity, then the newest story.
+celebrities (pulled, as in the feed), the reader's affinity partition and a follow check of the
+authors the page shows. Ordered by: any unseen story first, then affinity, then the newest story.
 """
 
 from __future__ import annotations
@@ -208,22 +208,30 @@ class StoryService:
     async def tray(self, reader_id: int, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         kind = "story-tray"
         position = self.cursors.decode_ints(kind, cursor, "s", "f", "l", "i")
-        entries = await self.tray_entries(reader_id)
-        ordered = order_tray(entries)
+        ordered = order_tray(await self.tray_entries(reader_id))
         if position is not None:
             seen_flag, affinity, latest, author = position
             after = (seen_flag, -affinity, -latest, author)
             ordered = [e for e in ordered if e.rank_key() > after]
-        page = ordered[:limit]
+        # the order does not depend on follows, so only the authors a page shows are checked: rows
+        # of authors unfollowed since the push (the worker drops them soon) are skipped
+        page: list[TrayEntry] = []
+        checked = 0
+        while len(page) <= limit and checked < len(ordered):
+            chunk = ordered[checked : checked + limit + 1 - len(page)]
+            followed = await self._followed_among(reader_id, [e.author_id for e in chunk])
+            page += [e for e in chunk if e.author_id in followed]
+            checked += len(chunk)
         next_cursor = None
-        if len(ordered) > limit:
+        if len(page) > limit:
+            page = page[:limit]
             last = page[-1].rank_key()
             next_cursor = self.cursors.encode(kind, {"s": last[0], "f": -last[1], "l": -last[2], "i": last[3]})
         return [self._tray_json(e) for e in page], next_cursor
 
     async def tray_entries(self, reader_id: int) -> list[TrayEntry]:
-        """Two rounds of reads: the reader's partitions, then (at once) the celebrities' stories, the
-        follow check of every candidate author, and the usernames of celebrities not yet known."""
+        """Every author in the reader's tray with a live story (followed when it was pushed). Two rounds
+        of reads: the reader's partitions, then the celebrities' stories and any usernames not known."""
         rows, celebrities, affinity = await asyncio.gather(
             self.stories.tray(reader_id), self.feed.followed_celebrities(reader_id), self.feed.affinity(reader_id)
         )
@@ -235,19 +243,17 @@ class StoryService:
         candidates = [author for author, ids in stories.items() if ids] + [
             author for author in celebrities if not stories.get(author)
         ]
-        missing_names = [author for author in candidates if not usernames.get(author)]
-        pulled, followed, names = await asyncio.gather(
+        pulled, names = await asyncio.gather(
             asyncio.gather(*(self._celebrity_stories_of(author) for author in celebrities)),
-            self._followed_among(reader_id, candidates),
-            self._usernames_of(missing_names),
+            self._usernames_of([author for author in candidates if not usernames.get(author)]),
         )
         for author, live in zip(celebrities, pulled, strict=True):
             stories.setdefault(author, set()).update(sid for sid, expires_at in live if expires_at > now)
         usernames.update(names)
         entries = []
         for author in candidates:
-            if author not in followed or not stories[author]:
-                continue  # unfollowed since the story was pushed (the worker drops the row), or no live story
+            if not stories[author]:
+                continue  # a followed celebrity with no live story
             row = by_author.get(author)
             entries.append(TrayEntry(
                 author_id=author, username=usernames.get(author), story_ids=frozenset(stories[author]),

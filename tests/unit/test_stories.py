@@ -3,9 +3,10 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from app.cursors import CursorCodec
 from app.stories.repository import ExpiryPlace, remaining_s
 from app.stories.routes import looks_like_video
-from app.stories.service import TrayEntry, order_tray
+from app.stories.service import StoryService, TrayEntry, order_tray
 from app.stories.sweeper import FIRST_RUN_LOOKBACK_MIN, StorySweeper
 
 
@@ -105,3 +106,39 @@ def test_the_first_sweep_ever_looks_back_a_bounded_while():
     log = FakeLog({}, settled=None)
     asyncio.run(StorySweeper(log, FakeStore()).run(now))
     assert min(log.read) == int(now // 60) - FIRST_RUN_LOOKBACK_MIN
+
+
+class FakeFollows:
+    def __init__(self, followed: set[int]) -> None:
+        self.followed = followed
+        self.asked: list[list[int]] = []
+
+    async def is_following(self, reader_id: int, authors) -> set[int]:
+        self.asked.append(list(authors))
+        return self.followed & set(authors)
+
+
+def tray_service(entries: list[TrayEntry], follows: FakeFollows) -> StoryService:
+    service = StoryService(stories=None, media_log=None, users=None, follows=follows, feed=None, store=None,
+                           processor=None, events=None, idempotency=None, ids=None, cursors=CursorCodec("test"),
+                           ttl_s=86400, max_live=100)
+
+    async def tray_entries(reader_id: int) -> list[TrayEntry]:
+        return entries
+
+    service.tray_entries = tray_entries
+    return service
+
+
+def test_tray_pages_skip_unfollowed_authors_and_check_only_what_they_show():
+    entries = [entry(author, {1000 - author}) for author in range(1, 8)]  # newest first: 1, 2, ..., 7
+    follows = FakeFollows({1, 3, 4, 6, 7})  # 2 and 5 were unfollowed since their stories were pushed
+    service = tray_service(entries, follows)
+    pages, cursor = [], None
+    while True:
+        items, cursor = asyncio.run(service.tray(42, 2, cursor))
+        pages.append([item["author"]["id"] for item in items])
+        if cursor is None:
+            break
+    assert pages == [["1", "3"], ["4", "6"], ["7"]]
+    assert max(len(asked) for asked in follows.asked) <= 3  # never the whole tray at once
