@@ -45,7 +45,17 @@ from app.migrate import prepare_storage
 from app.settings import Settings
 from app.stories.repository import StoryRepository
 from app.users.repository import FollowRepository, UserRepository
-from loadtest.feed_benchmark import BENCH_ENV, BenchProcess, Load, child_processes, drive, start_api, verdict
+from loadtest.feed_benchmark import (
+    BENCH_ENV,
+    BenchProcess,
+    CpuMeter,
+    Load,
+    child_processes,
+    cpu_note,
+    drive,
+    start_api,
+    verdict,
+)
 from loadtest.seed_feed import SEED_CONCURRENCY, Reader, Seeder
 from streams.story_tray import TrayWriter
 from tests.support.processes import wait_http_ok
@@ -159,18 +169,25 @@ async def measure(settings: Settings, args: argparse.Namespace, api: BenchProces
         seed_s = time.perf_counter() - seeded
         levels = [int(x) for x in args.levels.split(",")]
         loads: dict[tuple[str, int], Load] = {}
+        cpu = CpuMeter()
+        cpu.add("api", api)
+
+        async def measured(url: str, readers: list[Reader], level: int, parse: bool = True) -> Load:
+            before = cpu.snapshot()
+            load = await drive(http, url, readers, level, seconds=args.duration, parse=parse)
+            load.cores = CpuMeter.cores(before, cpu.snapshot())
+            return load
+
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             floor_readers = worlds[sizes[0]]
             await drive(http, f"{api.url}/healthz", floor_readers, levels[-1], count=500)  # warm-up
             for level in levels:
-                loads["http floor", level] = await drive(http, f"{api.url}/healthz", floor_readers, level,
-                                                         seconds=args.duration)
+                loads["http floor", level] = await measured(f"{api.url}/healthz", floor_readers, level, parse=False)
             for size, readers in worlds.items():
                 url = f"{api.url}/v1/stories/tray?limit=100"
                 await drive(http, url, readers, levels[-1], count=len(readers), parse=True)  # warm-up
                 for level in levels:
-                    loads[f"tray {size}", level] = await drive(http, url, readers, level, seconds=args.duration,
-                                                               parse=True)
+                    loads[f"tray {size}", level] = await measured(url, readers, level)
         push_s, pushed = await push_phase(world, settings, args.followers)
     finally:
         await redis.aclose()
@@ -182,13 +199,14 @@ async def measure(settings: Settings, args: argparse.Namespace, api: BenchProces
         f"{CELEBRITIES} celebrities pulled at read time) in {seed_s:.1f} s",
         "",
         f"{'phase':<12} {'in-flight':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-        f"{'entries/page':>13} {'÷ floor':>8}",
+        f"{'entries/page':>13} {'÷ floor':>8}  cores busy",
     ]
     for (name, level), load in loads.items():
         floor = loads["http floor", level]
         entries = "-" if not load.items else f"{max(load.items, key=load.items.get)}"
         lines.append(f"{name:<12} {level:>9} {load.req_s:>8,.0f} {load.percentile(0.5):>8.1f} "
-                     f"{load.percentile(0.99):>8.1f} {load.errors:>7} {entries:>13} {load.req_s / floor.req_s:>8.3f}")
+                     f"{load.percentile(0.99):>8.1f} {load.errors:>7} {entries:>13} {load.req_s / floor.req_s:>8.3f}"
+                     f"  {cpu_note(load.cores)}")
     lines += [
         "",
         f"push: one story into {pushed:,} followers' trays in {push_s:.2f} s ({pushed / push_s:,.0f} rows/s, "
