@@ -11,9 +11,9 @@ Seed (straight through the repositories, as the API and the tray worker write)
   (`following` rows) of whom N have live stories in the reader's `story_tray` partition (1-3 story
   ids each, a third of them already seen), 20 `affinity` rows per reader, and 2 followed
   celebrities with 3 live stories each (pulled at read time: `celebrities`, `followed_celebrities`,
-  `stories`). So one tray read does what it does in production: the tray partition, the followed
-  celebrities, the affinity partition, one live-stories read per celebrity, one follow check per
-  100 authors, and the session.
+  `stories`). So one tray read does what it does in production: the session, the tray partition,
+  the followed celebrities, the affinity partition, the celebrities' live stories (shared per API
+  process for 5 s), and the follow check of the authors the page shows (limit=100 here).
 Load
   The real API (`python -m app.main --workers 2`) as a child process; one asyncio client with a
   fixed number of requests in flight (each of `--levels`), readers in turn, for `--duration` s per
