@@ -82,9 +82,7 @@ class FollowGraphUpdater:
         if self.trays is not None:  # after the mirror: a story pushed meanwhile was pushed to it or is copied here
             await self.trays.follows_settled(states)
         if self.search is not None:  # the totals just written rank the followees in search
-            search = self.search
-            await search.best_effort(
-                "follower counts", lambda: search.users(followees, dict(zip(followees, totals, strict=True))))
+            await self.search.users_best_effort(followees, dict(zip(followees, totals, strict=True)))
 
     async def _repair_mirror(self, event: FollowChanged) -> tuple[int, bool]:
         """Make the mirror row match the `following` edge as it is now; returns the bucket touched and

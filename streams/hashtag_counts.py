@@ -33,7 +33,7 @@ async def recount_and_index(recounter: BucketRecounter, timeline: BucketedTimeli
                             batch: list) -> None:
     """The batch's tags recounted, then their new totals ranked in search (a tag at 0 leaves it)."""
     totals = await recount_timeline(recounter, timeline, batch, tag_hours)
-    await search.best_effort("hashtag counts", lambda: search.hashtags(totals))
+    await search.hashtags_best_effort(totals)
 
 
 def register(app: faust.App, settings: Settings, resources: Resources, search: SearchWriter) -> None:

@@ -3,9 +3,11 @@
 - Agent `search_profiles` ("users" topic, `ProfileChanged`): re-reads each user's row and writes its
   username, display name and follower count. Redis down: the batch is retried until it is written.
 - `follow_graph` and `hashtag_counts` hand the absolute totals they just wrote to `SearchWriter`
-  (best effort there: a Redis failure must not hold up counts and feeds; it marks the index stale).
-- Timer `search_repair` (every `search_repair_s`): rebuilds the index from Cassandra when this worker
-  saw a failed index write, or, on the leader, when the ready marker is missing (Redis lost its data).
+  (best effort there: a Redis failure must not hold up counts and feeds; the writer remembers the
+  users and tags it missed).
+- Timer `search_repair` (every `search_repair_s`): rewrites the users and tags this worker missed from
+  their rows as they are then (a full rebuild only past MAX_MISSED of them), and, on the leader,
+  rebuilds the index from Cassandra when the ready marker is missing (Redis lost its data).
 
 Every write is absolute and stamped with the time its popularity was read (app/search/index.py), so
 redelivered or replayed events change nothing.
@@ -13,13 +15,14 @@ redelivered or replayed events change nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 import faust
 from redis.exceptions import RedisError
 
 from app.events import ProfileChanged, topic_name
+from app.hashtags.repository import HashtagRepository
 from app.search.index import Entry, SearchIndex
 from app.search.query import HASHTAGS, USERS
 from app.search.rebuild import now_us, rebuild, user_payload
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
+MAX_MISSED = 100_000  # users + tags remembered for repair; past it the repair rebuilds the whole index
 
 
 class SearchWriter:
@@ -41,13 +45,27 @@ class SearchWriter:
         self._settings = settings
         self._resources = resources
         self._users: UserRepository | None = None
+        self._hashtags: HashtagRepository | None = None
         self.index = SearchIndex(resources.redis(), settings.cassandra_keyspace)
-        self.stale = False  # an index write failed here: the repair timer rebuilds
+        # what an index write that failed here left out; the repair timer rewrites it
+        self._missed_users: set[int] = set()
+        self._missed_tags: set[str] = set()
+        self._rebuild = False  # too many missed to remember: the repair rebuilds everything
+
+    @property
+    def stale(self) -> bool:
+        """Whether a write failed here and the repair has not caught up yet."""
+        return self._rebuild or bool(self._missed_users or self._missed_tags)
 
     async def _user_rows(self) -> UserRepository:
         if self._users is None:
             self._users = await UserRepository(await self._resources.cassandra()).prepare()
         return self._users
+
+    async def _hashtag_rows(self) -> HashtagRepository:
+        if self._hashtags is None:
+            self._hashtags = await HashtagRepository(await self._resources.cassandra()).prepare()
+        return self._hashtags
 
     async def users(self, user_ids: list[int], followers: dict[int, int] | None = None) -> None:
         """Write these users as their rows are now; `followers` overrides the row's count with a total
@@ -66,24 +84,48 @@ class SearchWriter:
         read_at = now_us()
         await self.index.upsert(HASHTAGS, [Entry(tag, total, read_at) for tag, total in totals.items()])
 
-    async def best_effort(self, what: str, write: Callable[[], Awaitable[None]]) -> None:
-        """`write()`, or, when Redis fails, a warning and a stale mark (the repair timer rebuilds)."""
+    async def users_best_effort(self, user_ids: list[int], followers: dict[int, int]) -> None:
+        """`users()`, or, when Redis fails, a warning and the users remembered for the repair timer."""
         try:
-            await write()
+            await self.users(user_ids, followers)
         except (RedisError, OSError, TimeoutError) as exc:
-            self.stale = True
-            log.warning("search index: %s not written (%r); the index will be rebuilt", what, exc)
+            self._remember(user_ids, (), exc)
+
+    async def hashtags_best_effort(self, totals: dict[str, int]) -> None:
+        """`hashtags()`, or, when Redis fails, a warning and the tags remembered for the repair timer."""
+        try:
+            await self.hashtags(totals)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._remember((), totals, exc)
+
+    def _remember(self, user_ids, tags, exc: Exception) -> None:
+        self._missed_users.update(user_ids)
+        self._missed_tags.update(tags)
+        if len(self._missed_users) + len(self._missed_tags) > MAX_MISSED:
+            self._missed_users.clear()
+            self._missed_tags.clear()
+            self._rebuild = True
+        log.warning("search index: %d users, %d tags not written (%r); the repair timer rewrites them",
+                    len(user_ids), len(tags), exc)
 
     async def repair(self, leader: bool) -> None:
-        """Rebuild when a write failed here, or (leader) when the index was lost."""
-        if not self.stale and not (leader and not await self.index.is_ready()):
-            return
-        self.stale = False
-        try:
+        """Rewrite what a failed write missed here (read again from Cassandra: absolute, stamped), or
+        rebuild when too much was missed, or (leader) when the index was lost."""
+        if self._rebuild or (leader and not await self.index.is_ready()):
+            self._rebuild, self._missed_users, self._missed_tags = True, set(), set()
             await rebuild(await self._resources.cassandra(), self.index)
-        except Exception:
-            self.stale = True
-            raise
+            self._rebuild = False
+            return
+        users, tags = sorted(self._missed_users), sorted(self._missed_tags)
+        if users:
+            await self.users(users)
+            self._missed_users.difference_update(users)
+        if tags:
+            hashtags = await self._hashtag_rows()
+            read_at = now_us()  # before the reads: a newer count written meanwhile wins
+            counts = await asyncio.gather(*(hashtags.post_count(tag) for tag in tags))
+            await self.index.upsert(HASHTAGS, [Entry(t, n, read_at) for t, n in zip(tags, counts, strict=True)])
+            self._missed_tags.difference_update(tags)
 
 
 def register(app: faust.App, settings: Settings, resources: Resources) -> SearchWriter:
