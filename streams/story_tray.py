@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime
 
 import faust
@@ -63,16 +64,20 @@ class TrayWriter:
     async def follows_settled(self, states: list[FollowState]) -> None:
         """Make each reader's tray row for the author match the follow edge as it is now (called by
         the follow agent once the followers mirror is written, so a story posted meanwhile is either
-        pushed through the mirror or read here)."""
-        await asyncio.gather(*(self._settle_follow(s) for s in states))
+        pushed through the mirror or read here). An author gaining many followers in one batch is
+        read once for all of them."""
+        new_followers: dict[int, list[int]] = defaultdict(list)
+        for state in states:
+            if state.following:
+                new_followers[state.followee_id].append(state.follower_id)
+        await asyncio.gather(
+            *(self.stories.drop_tray_row(s.follower_id, s.followee_id) for s in states if not s.following),
+            *(self._copy_live_stories(author, readers) for author, readers in new_followers.items()),
+        )
 
-    async def _settle_follow(self, state: FollowState) -> None:
-        reader_id, author_id = state.follower_id, state.followee_id
-        if not state.following:
-            await self.stories.drop_tray_row(reader_id, author_id)
-            return
+    async def _copy_live_stories(self, author_id: int, reader_ids: list[int]) -> None:
         if await self.feed.is_celebrity(author_id):
-            return
+            return  # pulled at read time
         live = await self.stories.live_ids(author_id)
         if not live:
             return
@@ -80,7 +85,7 @@ class TrayWriter:
         if author is None or author.username is None:
             return
         for story_id, expires_at in live:
-            await self.stories.push([reader_id], author_id, author.username, story_id, expires_at)
+            await self.stories.push(reader_ids, author_id, author.username, story_id, expires_at, self.concurrency)
 
 
 def _at(ms: int) -> datetime:
