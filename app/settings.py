@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+COMMITLOG_SYNC_MODES = ("batch", "group", "periodic")
 
 
 def _default_cache_dir() -> str:
@@ -47,6 +48,7 @@ class Settings:
     cassandra_request_timeout_s: float = 10.0
     cassandra_max_in_flight: int = 256  # per process, bounds the driver queue
     cassandra_connect_timeout_s: float = 30.0
+    cassandra_reconnect_max_delay_s: float = 5.0  # longest wait between attempts to reach a node that went away
 
     # --- Redis -------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -142,6 +144,7 @@ class Settings:
     s3_endpoint_url: str = ""  # empty: AWS; set for S3-compatible servers
     media_cdn_base_url: str = ""  # public base URL of the bucket/CDN; empty: the API's /v1/media
     media_sweep_grace_s: int = 3600  # media older than this with no post is collected by the sweeper
+    media_sweep_interval_s: float = 300.0  # how often a stream worker runs the media sweeper
 
     # --- Posts -----------------------------------------------------------------
     max_caption_length: int = 2_200  # Instagram's limit
@@ -154,10 +157,29 @@ class Settings:
     cassandra_version: str = "5.0.8"
     cassandra_heap: str = "1G"
     cassandra_storage_port: int = 7000
+    # When the local node acknowledges a write (docs/reliability.md): "batch" (the default; measured the
+    # fastest of the durable modes here) and "group" answer only once the commit log is on disk, so a
+    # crash of the node loses nothing it acknowledged; "periodic" answers at once and syncs every window,
+    # losing up to a window's writes when the node crashes.
+    cassandra_commitlog_sync: str = "batch"
+    # group: how long the syncer waits between syncs; periodic: the sync period. Unused by batch.
+    cassandra_commitlog_window_ms: int = 10
+    # write threads of the local node; in group and batch modes each waits out the sync, so keep it well
+    # above the writes in flight
+    cassandra_concurrent_writes: int = 64
     kafka_version: str = "4.1.1"
     kafka_heap: str = "512M"
     kafka_controller_port: int = 9093
     redis_port: int = 6379
+
+    def __post_init__(self) -> None:
+        if self.cassandra_commitlog_sync not in COMMITLOG_SYNC_MODES:
+            raise ValueError(
+                f"PHOTOS_CASSANDRA_COMMITLOG_SYNC={self.cassandra_commitlog_sync!r}: "
+                f"choose one of {', '.join(COMMITLOG_SYNC_MODES)}"
+            )
+        if self.cassandra_commitlog_window_ms < 1:
+            raise ValueError("PHOTOS_CASSANDRA_COMMITLOG_WINDOW_MS must be at least 1")
 
     @property
     def public_url(self) -> str:

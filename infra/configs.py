@@ -7,7 +7,6 @@ infra/production/ shows what changes for a real cluster.
 
 from __future__ import annotations
 
-from pathlib import Path
 from string import Template
 
 # One loopback node tuned to start fast and stay small, with the defaults of Cassandra
@@ -29,15 +28,17 @@ storage_port: $storage_port
 native_transport_port: $native_port
 start_native_transport: true
 
-# Durability is not a concern for a dev node: sync the commit log every 10 s, no snapshots, no hints.
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+# When a write is acknowledged (PHOTOS_CASSANDRA_COMMITLOG_SYNC, docs/reliability.md). With one replica
+# the commit log on this disk is the only copy: group and batch answer after it is synced.
+$commitlog
 auto_snapshot: false
 hinted_handoff_enabled: false
 
 # Two cores are shared with Kafka and the app: keep thread pools and memtables small.
 concurrent_reads: 4
-concurrent_writes: 4
+# In group and batch modes a write holds its thread until the commit log is synced: with few threads
+# the node would accept only a handful of writes per sync window.
+concurrent_writes: $concurrent_writes
 concurrent_counter_writes: 2
 concurrent_compactors: 1
 memtable_heap_space: 128MiB
@@ -171,8 +172,17 @@ logfile $log_file
 """
 
 
-def render(template: str, path: Path, **values: object) -> Path:
-    """Fill `template` with `values` and write it to `path` (directories included)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(Template(template).substitute(values))
-    return path
+def commitlog_lines(mode: str, window_ms: int) -> str:
+    """The cassandra.yaml keys of a commit log sync mode (the mode's own window key, none for batch)."""
+    if mode == "group":
+        return f"commitlog_sync: group\ncommitlog_sync_group_window: {window_ms}ms"
+    if mode == "periodic":
+        return f"commitlog_sync: periodic\ncommitlog_sync_period: {window_ms}ms"
+    if mode == "batch":
+        return "commitlog_sync: batch"
+    raise ValueError(f"unknown commit log sync mode {mode!r}")
+
+
+def fill(template: str, **values: object) -> str:
+    """`template` with its `$name` placeholders replaced by `values`."""
+    return Template(template).substitute(values)

@@ -78,6 +78,21 @@ def process_cmdline(pid: int) -> str:
         return ""
 
 
+def group_alive(pgid: int) -> bool:
+    """Some process of the process group `pgid` is still running (zombies aside)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] not in {"Z", "X"} and int(fields[2]) == pgid:  # state, ppid, pgrp
+            return True
+    return False
+
+
 def signal_group(pid: int, sig: signal.Signals) -> None:
     """Send `sig` to the process group led by `pid` (see spawn_detached); ignore if gone."""
     try:

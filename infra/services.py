@@ -2,7 +2,9 @@
 
 Three servers (Cassandra, Kafka, Redis) keep their files under <stack_dir>/<name>/
 {conf,data,logs}; the two app processes (api, streams) are the project's own console
-scripts, run from the bin dir of the Python that runs this launcher.
+scripts, run from the bin dir of the Python that runs this launcher. Each runs under its
+own supervisor (infra/supervise.py), which restarts it when it dies: the pid file names the
+supervisor, and the supervisor's state file names the service's process.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from app.settings import Settings
 from infra import StackError, configs, probes
 from infra.fetch import JarBundle, cassandra_jars, kafka_jars
 from infra.procs import process_alive, process_cmdline, read_pid
+from infra.supervise import read_state
 
 LOOPBACK = "127.0.0.1"
 JAVA_PACKAGE = "openjdk-17-jre-headless"
@@ -72,7 +75,13 @@ class Service(ABC):
 
     @property
     def pid_file(self) -> Path:
+        """Names the service's supervisor."""
         return self.stack_dir / "run" / f"{self.name}.pid"
+
+    @property
+    def state_file(self) -> Path:
+        """Written by the supervisor: the service's own pid, its restarts and how it last ended."""
+        return self.stack_dir / "run" / f"{self.name}.state.json"
 
     @property
     def workdir(self) -> Path:
@@ -111,16 +120,69 @@ class Service(ABC):
     async def answers(self) -> bool:
         """The service responds to a real request."""
 
+    def config_files(self) -> dict[Path, str]:
+        """The configuration files the service starts with, as `prepare` would write them now."""
+        return {}
+
+    def config_changed(self) -> bool:
+        """A configuration file on disk differs from what the settings make now: a restart applies it."""
+        for path, text in self.config_files().items():
+            try:
+                if path.read_text() != text:
+                    return True
+            except FileNotFoundError:
+                return True
+        return False
+
+    def write_config_files(self) -> None:
+        for path, text in self.config_files().items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
     def missing_reason(self) -> str | None:
         """Why the service cannot be started at all on this machine, if it cannot."""
         return None
 
+    def supervised_command(self, argv: list[str]) -> list[str]:
+        """`argv` run under infra/supervise.py, which restarts it when it dies."""
+        supervisor = [sys.executable, "-m", "infra.supervise", "--name", self.name, "--state", str(self.state_file)]
+        return [*supervisor, "--", *argv]
+
     def running_pid(self) -> int | None:
-        """Pid of our live process, or None if stopped (or the pid file is stale)."""
+        """Pid of the service's live supervisor, or None if stopped (or the pid file is stale)."""
         pid = read_pid(self.pid_file)
-        if pid is None or not process_alive(pid) or self.cmdline_marker not in process_cmdline(pid):
+        if pid is None or not process_alive(pid):
+            return None
+        cmdline = process_cmdline(pid)
+        if "infra.supervise" not in cmdline or str(self.state_file) not in cmdline:
             return None
         return pid
+
+    def supervisor_state(self) -> dict:
+        """What the supervisor last reported (empty when it has not run)."""
+        return read_state(self.state_file) or {}
+
+    def service_pid(self) -> int | None:
+        """Pid of the service's own process while its supervisor runs it (None between restarts)."""
+        if self.running_pid() is None:
+            return None
+        pid = self.supervisor_state().get("child_pid")
+        return pid if isinstance(pid, int) and process_alive(pid) else None
+
+    def unsupervised_pid(self) -> int | None:
+        """A live process of this service that no supervisor of ours watches: started by a photos-stack
+        from before supervision, or left behind by a supervisor that was killed. Returns its process group."""
+        if self.running_pid() is not None:
+            return None
+        old_style = read_pid(self.pid_file)  # the pid file once named the service itself, a group leader
+        if old_style is not None and process_alive(old_style) and self.cmdline_marker in process_cmdline(old_style):
+            return old_style
+        state = self.supervisor_state()
+        child, group = state.get("child_pid"), state.get("supervisor_pid")
+        if isinstance(child, int) and isinstance(group, int) and process_alive(child):
+            if self.cmdline_marker in process_cmdline(child):
+                return group  # the orphan is still in its dead supervisor's process group
+        return None
 
 
 class Server(Service):
@@ -198,14 +260,27 @@ class Cassandra(JvmServer):
     def cmdline_marker(self) -> str:
         return f"-Dcassandra.config=file://{self.config_file}"
 
-    def prepare(self) -> list[str]:
-        configs.render(
-            configs.CASSANDRA_YAML,
-            self.config_file,
-            storage_port=self.settings.cassandra_storage_port,
-            native_port=self.settings.cassandra_port,
+    @property
+    def logback_file(self) -> Path:
+        return self.conf_dir / "logback.xml"
+
+    def config_files(self) -> dict[Path, str]:
+        commitlog = configs.commitlog_lines(
+            self.settings.cassandra_commitlog_sync, self.settings.cassandra_commitlog_window_ms
         )
-        logback = configs.render(configs.CASSANDRA_LOGBACK_XML, self.conf_dir / "logback.xml", log_file=self.main_log)
+        return {
+            self.config_file: configs.fill(
+                configs.CASSANDRA_YAML,
+                storage_port=self.settings.cassandra_storage_port,
+                native_port=self.settings.cassandra_port,
+                commitlog=commitlog,
+                concurrent_writes=self.settings.cassandra_concurrent_writes,
+            ),
+            self.logback_file: configs.fill(configs.CASSANDRA_LOGBACK_XML, log_file=self.main_log),
+        }
+
+    def prepare(self) -> list[str]:
+        self.write_config_files()
         flags = [
             "-Xss256k",
             "-XX:+PerfDisableSharedMem",  # no mmap'ed hsperfdata file: writes to it can stall GC
@@ -225,7 +300,7 @@ class Cassandra(JvmServer):
             self.cmdline_marker,
             f"-Dcassandra.storagedir={self.data_dir}",
             f"-Dcassandra.logdir={self.logs_dir}",
-            f"-Dlogback.configurationFile={logback}",
+            f"-Dlogback.configurationFile={self.logback_file}",
         ]
         return self.java_command(self.settings.cassandra_heap, flags, "org.apache.cassandra.service.CassandraDaemon")
 
@@ -253,20 +328,28 @@ class Kafka(JvmServer):
     def cmdline_marker(self) -> str:
         return str(self.config_file)
 
+    @property
+    def log4j_file(self) -> Path:
+        return self.conf_dir / "log4j2.xml"
+
+    def config_files(self) -> dict[Path, str]:
+        return {
+            self.config_file: configs.fill(
+                configs.KAFKA_SERVER_PROPERTIES,
+                port=self.settings.kafka_port,
+                controller_port=self.settings.kafka_controller_port,
+                data_dir=self.data_dir,
+                partitions=self.settings.kafka_topic_partitions,
+            ),
+            self.log4j_file: configs.fill(configs.KAFKA_LOG4J2_XML, log_file=self.main_log),
+        }
+
     def prepare(self) -> list[str]:
-        configs.render(
-            configs.KAFKA_SERVER_PROPERTIES,
-            self.config_file,
-            port=self.settings.kafka_port,
-            controller_port=self.settings.kafka_controller_port,
-            data_dir=self.data_dir,
-            partitions=self.settings.kafka_topic_partitions,
-        )
-        log4j = configs.render(configs.KAFKA_LOG4J2_XML, self.conf_dir / "log4j2.xml", log_file=self.main_log)
+        self.write_config_files()
         flags = [
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dlog4j2.configurationFile={self.log4j_file}",
             f"-Dkafka.logs.dir={self.logs_dir}",
         ]
         if not (self.data_dir / "meta.properties").exists():
@@ -310,16 +393,19 @@ class Redis(Server):
         # Redis rewrites its process title to "<program> <bind>:<port>", dropping the config path.
         return f"redis-server {LOOPBACK}:{self.settings.redis_port}"
 
+    @property
+    def config_file(self) -> Path:
+        return self.conf_dir / "redis.conf"
+
+    def config_files(self) -> dict[Path, str]:
+        text = configs.fill(configs.REDIS_CONF, port=self.settings.redis_port, data_dir=self.data_dir,
+                            log_file=self.main_log)
+        return {self.config_file: text}
+
     def prepare(self) -> list[str]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        config = configs.render(
-            configs.REDIS_CONF,
-            self.conf_dir / "redis.conf",
-            port=self.settings.redis_port,
-            data_dir=self.data_dir,
-            log_file=self.main_log,
-        )
-        return [shutil.which("redis-server") or "redis-server", str(config)]
+        self.write_config_files()
+        return [shutil.which("redis-server") or "redis-server", str(self.config_file)]
 
     async def answers(self) -> bool:
         return await probes.redis_answers(self.host, self.ports[0])
@@ -387,7 +473,7 @@ class Streams(AppProcess):
     async def answers(self) -> bool:
         """Faust's web server answers (any status), or, without one, the worker is alive."""
         if not self.ports:
-            return self.running_pid() is not None
+            return self.service_pid() is not None or self.unsupervised_pid() is not None
         return await probes.http_status(self.host, self.ports[0], "/") is not None
 
 

@@ -8,9 +8,11 @@
 
 `up` fetches what is missing, starts the three servers concurrently, waits until each
 answers a real request, runs `photos-migrate`, then starts `photos-api` and
-`photos-streams`. Services run detached and survive the launcher; data, logs, configs
-and pid files live under settings.stack_dir, downloaded jars under settings.cache_dir.
-Running `up` again leaves healthy services alone and restarts dead ones.
+`photos-streams`. Services run detached and survive the launcher, each under a supervisor
+(infra/supervise.py) that restarts it with back-off when it crashes or is killed; data, logs,
+configs and pid files live under settings.stack_dir, downloaded jars under settings.cache_dir.
+Running `up` again leaves healthy services alone, starts stopped ones, and restarts a server
+whose configuration the settings have changed (or one running without a supervisor).
 """
 
 from __future__ import annotations
@@ -29,7 +31,16 @@ from app.settings import Settings
 from infra import StackError
 from infra.fetch import fetch
 from infra.probes import tcp_accepts
-from infra.procs import exclusive_lock, file_size, process_alive, signal_group, spawn_detached, tail, write_pid
+from infra.procs import (
+    exclusive_lock,
+    file_size,
+    group_alive,
+    process_alive,
+    signal_group,
+    spawn_detached,
+    tail,
+    write_pid,
+)
 from infra.services import SERVER_NAMES, SERVICE_NAMES, Server, Service, build_services, project_script
 
 POLL_INTERVAL_S = 0.25
@@ -68,20 +79,38 @@ async def start(service: Service) -> None:
         return
     began = time.monotonic()
     pid = service.running_pid()
+    restart_because = None
+    if pid is not None and service.config_changed():
+        restart_because = "its configuration changed"
+    stray = service.unsupervised_pid()
+    if stray is not None:
+        pid, restart_because = stray, "it was running without a supervisor"
+    if restart_because:
+        print(f"{service.name:<9} restarting: {restart_because}")
+        await asyncio.to_thread(stop_all, [service], {service: pid})
+        pid = None
     # Where each log ends before this start, so that a failure shows only what this run wrote.
     log_marks = {log: file_size(log) for log in service.log_files}
     if pid is None:
         pid = await launch(service)
+        try:
+            await wait_until_answering(service, pid, began + service.ready_timeout_s, log_marks, first_run=True)
+        except StackError:  # reported, not retried in the background: the supervisor goes too
+            await asyncio.to_thread(stop_all, [service], {service: pid}, quiet=True)
+            raise
         outcome = "ready in {:5.1f} s"
     else:
+        await wait_until_answering(service, pid, began + service.ready_timeout_s, log_marks)
         outcome = "running, answered in {:.1f} s"
-    await wait_until_answering(service, pid, began + service.ready_timeout_s, log_marks)
     ports = ",".join(map(str, service.ports)) or "-"
-    print(f"{service.name:<9} {outcome.format(time.monotonic() - began)}  pid {pid}  port {ports}")
+    print(f"{service.name:<9} {outcome.format(time.monotonic() - began)}  pid {service.service_pid() or pid}  "
+          f"port {ports}")
 
 
 async def launch(service: Service) -> int:
+    """Start `service` under its supervisor; returns the supervisor's pid."""
     service.pid_file.unlink(missing_ok=True)  # stale: its process is gone
+    service.state_file.unlink(missing_ok=True)
     for port in service.ports:
         if await tcp_accepts(service.host, port):
             raise StackError(
@@ -89,14 +118,18 @@ async def launch(service: Service) -> int:
                 " (another stack, or a system service); stop it or change the PHOTOS_* port setting"
             )
     argv = await asyncio.to_thread(service.prepare)
-    pid = spawn_detached(argv, service.console_log, service.workdir)
+    pid = spawn_detached(service.supervised_command(argv), service.console_log, service.workdir)
     write_pid(service.pid_file, pid)
     return pid
 
 
-async def wait_until_answering(service: Service, pid: int, deadline: float, log_marks: dict[Path, int]) -> None:
+async def wait_until_answering(
+    service: Service, pid: int, deadline: float, log_marks: dict[Path, int], first_run: bool = False
+) -> None:
+    """Wait until `service` answers. On its `first_run`, fail as soon as that run ends: the supervisor
+    would retry it, but a service that cannot start is reported, not retried quietly."""
     while not await service.answers():
-        if not process_alive(pid):
+        if not process_alive(pid) or (first_run and service.supervisor_state().get("restarts", 0) > 0):
             raise StackError(failure_report(service, "exited during start-up", log_marks))
         if time.monotonic() > deadline:
             problem = f"did not answer within {service.ready_timeout_s:.0f} s"
@@ -159,18 +192,52 @@ def cmd_up(settings: Settings, names: list[str]) -> int:
 
 async def describe(service: Service) -> tuple[str, bool]:
     """One status line for `service`, and whether it is running and answering."""
-    pid = service.running_pid()
+    supervisor = service.running_pid()
+    pid = service.service_pid()
+    stray = service.unsupervised_pid()
     answering = await service.answers()
-    state = "running" if pid is not None else "stopped"
+    supervisor_state = service.supervisor_state()
+    if supervisor is None:
+        state = "running" if stray is not None else "stopped"
+    elif pid is None:
+        state = "restarting"
+    else:
+        state = "running"
     ports = ",".join(map(str, service.ports)) or "-"
-    line = f"{service.name:<9} {state:<8} pid {pid or '-':<7} port {ports:<10} "
+    line = f"{service.name:<9} {state:<10} pid {pid or stray or '-':<7} port {ports:<10} "
     line += "answering" if answering else "not answering"
-    if pid is None and answering:
+    if supervisor is not None:
+        line += restart_note(supervisor_state)
+    elif stray is not None:
+        line += " (unsupervised: `photos-stack up` restarts it under a supervisor)"
+    elif answering:
         line += " (but not started by photos-stack)"
     reason = service.missing_reason()
     if reason:
         line += f" ({reason})"
-    return line, pid is not None and answering
+    return line, (supervisor is not None or stray is not None) and answering
+
+
+def restart_note(state: dict, now: float | None = None) -> str:
+    """", restarted 2 times, last killed by SIGKILL 40 s ago": what the supervisor has done ("" if nothing)."""
+    restarts = state.get("restarts", 0)
+    last = state.get("last_exit")
+    if not restarts or not last:
+        return ""
+    now = time.time() if now is None else now
+    note = f", restarted {restarts} time{'s' if restarts != 1 else ''}, last {last['how']} {ago(now - last['at'])}"
+    next_start = state.get("next_start_at")
+    if state.get("state") == "waiting" and next_start:
+        note += f", next start in {max(0.0, next_start - now):.0f} s"
+    return note
+
+
+def ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.0f} h ago"
 
 
 async def describe_all(services: list[Service]) -> list[tuple[str, bool]]:
@@ -189,13 +256,16 @@ def cmd_status(settings: Settings, names: list[str]) -> int:
 # --- down / wipe -------------------------------------------------------------------
 
 
-def stop_all(services: list[Service]) -> None:
-    """SIGTERM every running service at once, then wait for each; SIGKILL the late ones."""
+def stop_all(services: list[Service], groups: dict[Service, int] | None = None, quiet: bool = False) -> None:
+    """SIGTERM every running service at once, then wait for each; SIGKILL the late ones.
+
+    A service's process group is its supervisor's (found from the pid file), or `groups[service]`."""
+    say = (lambda line: None) if quiet else print
     running: dict[Service, int] = {}
     for service in services:
-        pid = service.running_pid()
+        pid = (groups or {}).get(service) or service.running_pid() or service.unsupervised_pid()
         if pid is None:
-            print(f"{service.name:<9} not running")
+            say(f"{service.name:<9} not running")
         else:
             running[service] = pid
             signal_group(pid, signal.SIGTERM)
@@ -203,24 +273,18 @@ def stop_all(services: list[Service]) -> None:
     while running:
         time.sleep(POLL_INTERVAL_S)
         for service, pid in list(running.items()):
-            if not process_alive(pid):
-                print(f"{service.name:<9} stopped in {time.monotonic() - began:5.1f} s")
+            if not group_alive(pid):
+                say(f"{service.name:<9} stopped in {time.monotonic() - began:5.1f} s")
                 del running[service]
             elif time.monotonic() > began + service.stop_timeout_s:
                 signal_group(pid, signal.SIGKILL)
-                wait_for_exit(pid, deadline=time.monotonic() + KILL_GRACE_S)
-                print(f"{service.name:<9} killed: still running {service.stop_timeout_s:.0f} s after SIGTERM")
+                deadline = time.monotonic() + KILL_GRACE_S
+                while group_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(POLL_INTERVAL_S)
+                say(f"{service.name:<9} killed: still running {service.stop_timeout_s:.0f} s after SIGTERM")
                 del running[service]
     for service in services:
         service.pid_file.unlink(missing_ok=True)
-
-
-def wait_for_exit(pid: int, deadline: float) -> bool:
-    while process_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(POLL_INTERVAL_S)
-    return True
 
 
 def cmd_down(settings: Settings, names: list[str]) -> int:

@@ -60,6 +60,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -72,6 +73,7 @@ from app.cassandra import CassandraSession, make_cluster
 from app.feed.writer import for_each
 from app.migrate import prepare_storage
 from app.settings import REPO_ROOT, Settings
+from infra.supervise import read_state
 from loadtest import driver_ceiling
 from loadtest.seed_feed import Reader, ReadWorld, Seeder
 from tests.support.ports import free_port
@@ -125,11 +127,14 @@ class BenchProcess(ManagedProcess):
             return []
 
 
-def _server(name: str) -> Callable[[], list[psutil.Process]]:
+def _server(name: str, run_dir: Path = RUN_DIR) -> Callable[[], list[psutil.Process]]:
+    """The server's own process, as its photos-stack supervisor last recorded it."""
+
     def find() -> list[psutil.Process]:
+        pid = (read_state(run_dir / f"{name}.state.json") or {}).get("child_pid")
         try:
-            return [psutil.Process(int((RUN_DIR / f"{name}.pid").read_text().strip()))]
-        except (OSError, ValueError, psutil.NoSuchProcess):
+            return [psutil.Process(pid)] if isinstance(pid, int) else []
+        except psutil.NoSuchProcess:
             return []
 
     return find
@@ -138,10 +143,10 @@ def _server(name: str) -> Callable[[], list[psutil.Process]]:
 class CpuMeter:
     """CPU seconds per group of processes, so each measurement can say which of them kept the cores busy."""
 
-    def __init__(self) -> None:
+    def __init__(self, cassandra_run_dir: Path = RUN_DIR) -> None:
         me = psutil.Process()
         self.groups: dict[str, Callable[[], list[psutil.Process]]] = {
-            "cassandra": _server("cassandra"), "kafka": _server("kafka"), "redis": _server("redis"),
+            "cassandra": _server("cassandra", cassandra_run_dir), "kafka": _server("kafka"), "redis": _server("redis"),
             "loadgen": lambda: [me],
         }
 

@@ -22,3 +22,15 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s; last result: {result!r}")
         await asyncio.sleep(interval)
+
+
+def wait_until(probe: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05) -> T:
+    """Call `probe` until it returns something truthy, and return that; AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s; last result: {result!r}")
+        time.sleep(interval)

@@ -21,3 +21,10 @@ def test_environment_variables_override_with_their_types():
 def test_a_malformed_number_names_the_variable():
     with pytest.raises(ValueError, match="PHOTOS_API_PORT"):
         Settings.from_env({"PHOTOS_API_PORT": "eighty"})
+
+
+def test_the_commit_log_mode_is_one_cassandra_knows():
+    assert Settings.from_env({}).cassandra_commitlog_sync == "batch"
+    assert Settings.from_env({"PHOTOS_CASSANDRA_COMMITLOG_SYNC": "group"}).cassandra_commitlog_sync == "group"
+    with pytest.raises(ValueError, match="PHOTOS_CASSANDRA_COMMITLOG_SYNC='sometimes'"):
+        Settings.from_env({"PHOTOS_CASSANDRA_COMMITLOG_SYNC": "sometimes"})
