@@ -18,8 +18,8 @@ import cassandra.query
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResultSet, Session
 from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import PreparedStatement
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement, SimpleStatement
 
 from app.settings import Settings
 
@@ -70,6 +70,9 @@ def make_cluster(settings: Settings, **profile_overrides: Any) -> Cluster:
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connection_class=_Connection,
         connect_timeout=settings.cassandra_connect_timeout_s,
+        # the driver's default waits up to 10 minutes between attempts: a node back from a crash would
+        # go unused that long; capped, every process is serving again within seconds of its return
+        reconnection_policy=ExponentialReconnectionPolicy(0.5, settings.cassandra_reconnect_max_delay_s),
         protocol_version=5,
     )
 
@@ -115,12 +118,15 @@ class CassandraSession:
             if timeout is not None:
                 kwargs["timeout"] = timeout
             if fetch_size is not None or consistency is not None:
-                bound = statement.bind(params or ()) if isinstance(statement, PreparedStatement) else statement
+                if isinstance(statement, PreparedStatement):
+                    bound, values = statement.bind(params or ()), None
+                else:  # ad-hoc CQL (tests, tools): its values travel beside it
+                    bound, values = SimpleStatement(statement), params
                 if fetch_size is not None:
                     bound.fetch_size = fetch_size
                 if consistency is not None:
                     bound.consistency_level = consistency
-                future = self.session.execute_async(bound, **kwargs)
+                future = self.session.execute_async(bound, values, **kwargs)
             else:
                 future = self.session.execute_async(statement, params, **kwargs)
             return await self._handoff_for(loop).track(future, ResultSet)
@@ -214,10 +220,17 @@ class _Handoff:
 
 
 async def connect(settings: Settings, keyspace: str | None = None) -> tuple[Cluster, CassandraSession]:
-    """Connect without blocking the loop (the driver's connect is synchronous)."""
+    """Connect without blocking the loop (the driver's connect is synchronous).
+
+    A failed connection shuts its Cluster down (its threads and sockets with it), so a caller that
+    retries until Cassandra is back leaks nothing."""
     cluster = make_cluster(settings)
     loop = asyncio.get_running_loop()
-    session = await loop.run_in_executor(None, cluster.connect, keyspace)
+    try:
+        session = await loop.run_in_executor(None, cluster.connect, keyspace)
+    except BaseException:
+        await loop.run_in_executor(None, cluster.shutdown)
+        raise
     return cluster, CassandraSession(session, settings.cassandra_max_in_flight)
 
 

@@ -38,11 +38,16 @@ class ProfileChanged(Event):
 
 
 class FollowChanged(Event):
-    """`actor_id` started (`following=True`) or stopped following `followee_id`. Keyed by followee."""
+    """`actor_id` started (`following=True`) or stopped following `followee_id`. Keyed by followee.
+
+    `recheck`: the request failed while writing the edge (Cassandra went away), so whether the edge
+    changed is unknown; consumers settle from the edge as it is now, read at SERIAL (which finishes
+    a conditional write the failure left half done)."""
 
     followee_id: int
     bucket: int
     following: bool
+    recheck: bool = False
 
 
 class PostCreated(Event):
@@ -64,12 +69,18 @@ class LikeChanged(Event):
     """`actor_id` liked (`liked=True`) or unliked `post_id`, written by `post_author_id`. Keyed by post.
 
     `bucket` is the `post_likers` bucket of the edge the request wrote or removed; None when the
-    request found no edge (a retried unlike), and the worker then looks in every bucket."""
+    request found no edge (a retried unlike), and the worker then looks in every bucket.
+
+    `recheck`: the request failed while writing the edge (Cassandra went away), so whether it
+    changed is unknown. The like worker settles the count from the edge as it is now, read at
+    SERIAL (which finishes a conditional write the failure left half done); nobody is notified and
+    no affinity is recorded for it, since the like may never have happened."""
 
     post_id: int
     post_author_id: int
     bucket: int | None
     liked: bool
+    recheck: bool = False
 
 
 class CommentChanged(Event):
@@ -188,6 +199,15 @@ class EventPublisher:
             self._producer = producer
             log.info("kafka producer connected to %s", self._settings.kafka_bootstrap)
             return
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait until the producer is connected; Unavailable after `timeout_s` (for command-line tools)."""
+        if self._connector is None:
+            raise RuntimeError("start() the publisher first")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._connector), timeout_s)
+        except TimeoutError:
+            raise Unavailable(f"the event log (Kafka) did not answer within {timeout_s:.0f} s") from None
 
     async def stop(self) -> None:
         if self._connector is not None:

@@ -19,7 +19,7 @@ from app.cassandra import CassandraSession
 from app.events import CommentChanged, LikeChanged, topic_name
 from app.settings import Settings
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import until_done, until_ready
 
 BATCH_SIZE = 2000
 BATCH_SECONDS = 2.0  # ranking can wait; bigger batches merge more of one reader's interactions
@@ -48,7 +48,7 @@ class AffinityUpdater:
         # processes may arrive out of order, and then the next like or unlike of that post sets it right
         likes: dict[tuple[int, int], LikeChanged] = {}
         for e in sorted((e for e in events if isinstance(e, LikeChanged)), key=lambda e: e.at_ms):
-            if e.actor_id != e.post_author_id:
+            if e.actor_id != e.post_author_id and not e.recheck:  # a recheck's like may never have happened
                 likes[e.actor_id, e.post_id] = e
         comments = {(e.actor_id, e.post_id): e.post_author_id for e in events
                     if isinstance(e, CommentChanged) and e.created and e.actor_id != e.post_author_id}
@@ -74,18 +74,22 @@ class AffinityUpdater:
         await self._cass.execute(self._save, (read_at, interactions, user_id, author_id))
 
 
+async def make_updater(cass: CassandraSession) -> AffinityUpdater:
+    return await AffinityUpdater(cass).prepare()
+
+
 def register(app: faust.App, settings: Settings, resources: Resources) -> None:
     likes = app.topic(topic_name(settings, "likes"), value_type=LikeChanged)
     comments = app.topic(topic_name(settings, "comments"), value_type=CommentChanged)
 
     @app.agent(likes, name="affinity_likes")
     async def affinity_likes(stream) -> None:
-        updater = await AffinityUpdater(await resources.cassandra()).prepare()
+        updater = await until_ready("affinity_likes", lambda: resources.build(make_updater))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("affinity_likes", lambda: updater.apply(batch))  # noqa: B023 - awaited at once
 
     @app.agent(comments, name="affinity_comments")
     async def affinity_comments(stream) -> None:
-        updater = await AffinityUpdater(await resources.cassandra()).prepare()
+        updater = await until_ready("affinity_comments", lambda: resources.build(make_updater))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("affinity_comments", lambda: updater.apply(batch))  # noqa: B023 - awaited at once

@@ -25,7 +25,7 @@ from app.ids import hour_bucket
 from app.settings import Settings
 from streams.counted_set import CountedSet, CountedSetTables, Placement
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import until_done, until_ready
 
 BATCH_SECONDS = 0.5
 
@@ -117,6 +117,8 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
 
     @app.agent(topic, name="comment_counts")
     async def comment_counts(stream) -> None:
-        counter = await CommentCounter(await resources.cassandra()).prepare()
+        counter = await until_ready(
+            "comment_counts", lambda: resources.build(lambda cass: CommentCounter(cass).prepare())
+        )
         async for batch in stream.take(settings.comment_worker_batch_size, within=BATCH_SECONDS):
             await until_done("comment_counts", lambda: counter.apply(batch))  # noqa: B023 - awaited at once

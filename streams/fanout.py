@@ -27,7 +27,7 @@ from app.settings import Settings
 from app.timelines import BucketedTimeline
 from app.users.repository import FollowRepository
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import until_done, until_ready
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,6 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
 
     @app.agent(topic, name="feed_fanout")
     async def feed_fanout(stream) -> None:
-        fanout = await make_fanout(settings, resources)
+        fanout = await until_ready("feed_fanout", lambda: make_fanout(settings, resources))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("feed_fanout", lambda: fanout.apply(batch))  # noqa: B023 - awaited at once

@@ -23,7 +23,7 @@ from streams.fanout import make_fanout
 from streams.feed_graph import FeedGraph, FollowState
 from streams.recount import FOLLOWERS, BucketRecounter
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import until_done, until_ready
 from streams.search_index import SearchWriter
 from streams.story_tray import TrayWriter, make_tray_writer
 
@@ -64,7 +64,10 @@ class FollowGraphUpdater:
 
     async def apply(self, events: list[FollowChanged]) -> None:
         latest = {(e.actor_id, e.followee_id): e for e in events}
-        repaired = await asyncio.gather(*(self._repair_mirror(e) for e in latest.values()))
+        in_doubt = {(e.actor_id, e.followee_id) for e in events if e.recheck}  # their edges are read at SERIAL
+        repaired = await asyncio.gather(
+            *(self._repair_mirror(e, serial=pair in in_doubt) for pair, e in latest.items())
+        )
         # every bucket the batch touched: an edge may have moved between buckets within the batch
         dirty_buckets = {(e.followee_id, b) for e, (b, _) in zip(latest.values(), repaired, strict=True)}
         dirty_buckets |= {(e.followee_id, e.bucket) for e in events}
@@ -84,11 +87,11 @@ class FollowGraphUpdater:
         if self.search is not None:  # the totals just written rank the followees in search
             await self.search.users_best_effort(followees, dict(zip(followees, totals, strict=True)))
 
-    async def _repair_mirror(self, event: FollowChanged) -> tuple[int, bool]:
-        """Make the mirror row match the `following` edge as it is now; returns the bucket touched and
-        whether the edge exists."""
+    async def _repair_mirror(self, event: FollowChanged, serial: bool = False) -> tuple[int, bool]:
+        """Make the mirror row match the `following` edge as it is now (read at SERIAL when a request
+        failed mid-transaction on it); returns the bucket touched and whether the edge exists."""
         follows = self.store.follows
-        edge = await follows.edge(event.actor_id, event.followee_id)
+        edge = await follows.edge(event.actor_id, event.followee_id, serial=serial)
         if edge is None:
             await follows.delete_mirror(event.followee_id, event.bucket, event.actor_id)
             return event.bucket, False
@@ -120,10 +123,13 @@ def register(app: faust.App, settings: Settings, resources: Resources, search: S
 
     @app.agent(topic, name="follow_graph")
     async def follow_graph(stream) -> None:
-        store = await FollowGraphStore(await resources.cassandra()).prepare()
-        fanout = await make_fanout(settings, resources)
-        feeds = FeedGraph(fanout.writer, store.follows, settings.feed_celebrity_followers)
-        trays = await make_tray_writer(settings, resources)
-        updater = FollowGraphUpdater(store, settings.followers_per_bucket, feeds, search, trays)
+        async def make_updater() -> FollowGraphUpdater:
+            store = await FollowGraphStore(await resources.cassandra()).prepare()
+            fanout = await make_fanout(settings, resources)
+            feeds = FeedGraph(fanout.writer, store.follows, settings.feed_celebrity_followers)
+            trays = await make_tray_writer(settings, resources)
+            return FollowGraphUpdater(store, settings.followers_per_bucket, feeds, search, trays)
+
+        updater = await until_ready("follow_graph", make_updater)
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("follow_graph", lambda: updater.apply(batch))  # noqa: B023 - awaited at once

@@ -17,7 +17,7 @@ from app.settings import Settings
 from app.timelines import BucketedTimeline
 from streams.recount import HASHTAG_POSTS, BucketRecounter, recount_timeline
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import until_done, until_ready
 from streams.search_index import SearchWriter
 
 BATCH_SIZE = 500
@@ -41,9 +41,12 @@ def register(app: faust.App, settings: Settings, resources: Resources, search: S
 
     @app.agent(topic, name="hashtag_counts")
     async def hashtag_counts(stream) -> None:
-        cass = await resources.cassandra()
-        recounter = await BucketRecounter(cass, HASHTAG_POSTS).prepare()
-        by_hashtag = await BucketedTimeline(cass, HASHTAG_TIMELINE).prepare()
+        recounter = await until_ready(
+            "hashtag_counts", lambda: resources.build(lambda cass: BucketRecounter(cass, HASHTAG_POSTS).prepare())
+        )
+        by_hashtag = await until_ready(
+            "hashtag_counts", lambda: resources.build(lambda cass: BucketedTimeline(cass, HASHTAG_TIMELINE).prepare())
+        )
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done(
                 "hashtag_counts", lambda: recount_and_index(recounter, by_hashtag, search, batch)  # noqa: B023

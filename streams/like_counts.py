@@ -24,7 +24,7 @@ from app.likes.repository import LikeRepository
 from app.settings import Settings
 from streams.counted_set import CountedSet, CountedSetTables, Placement
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import until_done, until_ready
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,18 @@ class LikeCounter:
             return None  # deleted: its likers no longer matter, and a count write would leave a stray row
         seen: dict[int, set[int]] = defaultdict(set)
         unknown: set[int] = set()
+        in_doubt: set[int] = set()  # a request failed mid-transaction: its edge is read at SERIAL
         for event in events:
             if event.bucket is None:
                 unknown.add(event.actor_id)
             else:
                 seen[event.actor_id].add(event.bucket)
+            if event.recheck:
+                in_doubt.add(event.actor_id)
         users = sorted(seen.keys() | unknown)
-        edges = await asyncio.gather(*(self.edges.edge(user_id, post_id) for user_id in users))
+        edges = await asyncio.gather(
+            *(self.edges.edge(user_id, post_id, serial=user_id in in_doubt) for user_id in users)
+        )
         for user_id in unknown:
             seen[user_id] |= await self.likers.buckets_holding(post_id, user_id)
         placements = {
@@ -112,9 +117,9 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
     @app.agent(topic, name="like_counts")
     async def like_counts(stream) -> None:
         counts = LikeCounts.for_settings(settings, resources.redis())
-        counter = LikeCounter(
-            await resources.cassandra(), counts, settings.likes_per_bucket, settings.like_worker_posts_in_parallel
-        )
-        await counter.prepare()
+        counter = await until_ready("like_counts", lambda: resources.build(
+            lambda cass: LikeCounter(cass, counts, settings.likes_per_bucket, settings.like_worker_posts_in_parallel)
+            .prepare()
+        ))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("like_counts", lambda: counter.apply(batch))  # noqa: B023 - awaited at once

@@ -29,7 +29,7 @@ from app.settings import Settings
 from app.users.repository import FollowRepository, UserRepository
 from app.users.service import USERNAME
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import until_done, until_ready
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ class NoteMaker:
         return model.window_of(event.at_ms, self.window_h)
 
     def _like(self, e: LikeChanged) -> list[Note]:
-        if not e.liked or e.post_author_id == e.actor_id:
-            return []
+        if not e.liked or e.recheck or e.post_author_id == e.actor_id:
+            return []  # a recheck's like may never have happened
         key = model.like_key(e.post_id, self._window(e))
         return [Note(e.post_author_id, model.LIKE, key, e.actor_id, e.at_ms, post_id=e.post_id)]
 
@@ -145,13 +145,16 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
 
     @app.agent(topic, name="notifications")
     async def notifications(stream) -> None:
-        cass = await resources.cassandra()
-        users = await UserRepository(cass).prepare()
-        maker = NoteMaker(
-            users, await FollowRepository(cass).prepare(), settings.notification_aggregate_window_h,
-            settings.notification_max_mentions,
-        )
-        writer = NotificationWriter.for_settings(settings, await NotificationRepository(cass).prepare(), users)
+        async def make_parts() -> tuple[NoteMaker, NotificationWriter]:
+            cass = await resources.cassandra()
+            users = await UserRepository(cass).prepare()
+            maker = NoteMaker(
+                users, await FollowRepository(cass).prepare(), settings.notification_aggregate_window_h,
+                settings.notification_max_mentions,
+            )
+            return maker, NotificationWriter.for_settings(settings, await NotificationRepository(cass).prepare(), users)
+
+        maker, writer = await until_ready("notifications", make_parts)
         pusher = Pusher(resources.redis(), settings.cassandra_keyspace)
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("notifications", lambda: notify(maker, writer, pusher, batch))  # noqa: B023

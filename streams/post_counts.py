@@ -13,7 +13,7 @@ from app.settings import Settings
 from app.timelines import BucketedTimeline
 from streams.recount import USER_POSTS, BucketRecounter, recount_timeline
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import until_done, until_ready
 
 BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
@@ -30,8 +30,11 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
 
     @app.agent(topic, name="post_counts")
     async def post_counts(stream) -> None:
-        cass = await resources.cassandra()
-        recounter = await BucketRecounter(cass, USER_POSTS).prepare()
-        user_posts = await BucketedTimeline(cass, USER_POSTS_TIMELINE).prepare()
+        recounter = await until_ready(
+            "post_counts", lambda: resources.build(lambda cass: BucketRecounter(cass, USER_POSTS).prepare())
+        )
+        user_posts = await until_ready(
+            "post_counts", lambda: resources.build(lambda cass: BucketedTimeline(cass, USER_POSTS_TIMELINE).prepare())
+        )
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("post_counts", lambda: recount_timeline(recounter, user_posts, batch, author_month))  # noqa: B023

@@ -1,31 +1,104 @@
-"""Retrying a batch until it succeeds, so an agent never acknowledges events it did not apply.
+"""Keeping a worker alive through its dependencies' outages: every failure is retried or logged, never raised.
 
-faust's `stream.take()` acknowledges a batch when the loop body returns *or raises*; an
-exception escaping the body would commit offsets of events whose effects were never written.
+Three places can fail when Cassandra, Redis or Kafka goes away, and each has its rule here:
+- a batch (`until_done`): faust's `stream.take()` acknowledges a batch when the loop body returns
+  *or raises*, so an exception escaping the body would commit offsets of events whose effects were
+  never written. The batch is retried with back-off until it succeeds.
+- an agent's start-up (`until_ready`): connecting and preparing statements. An exception there
+  would crash the agent; it is retried with back-off instead, and the agent then reads its stream
+  from the committed offsets, so nothing is skipped.
+- a timer's tick (`timer`): faust stops the whole worker when a timer raises. A failed tick is
+  logged (the first failure in full, then a line a minute while it keeps failing) and the timer
+  runs again at its next tick.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import faust
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 FIRST_DELAY_S = 0.2
 MAX_DELAY_S = 10.0
+REPEAT_LOG_EVERY_S = 60.0
 
 
 async def until_done(name: str, attempt: Callable[[], Awaitable[None]]) -> None:
     """Run `attempt` until it returns, backing off between failures (cancellation still stops it)."""
+    await until_ready(name, attempt, what="batch")
+
+
+async def until_ready(name: str, attempt: Callable[[], Awaitable[T]], what: str = "start-up") -> T:
+    """Run `attempt` until it returns, backing off between failures, and return its result.
+
+    The first failure is logged with its traceback; while the same step keeps failing, a line per
+    MAX_DELAY_S at most. Cancellation (the worker stopping or rebalancing) still stops it."""
     delay = FIRST_DELAY_S
+    failures = 0
     while True:
         try:
-            await attempt()
-            return
+            result = await attempt()
         except asyncio.CancelledError:
             raise
-        except Exception:  # any failure of a dependency: the batch is retried, never dropped
-            log.exception("%s: batch failed; retrying in %.1f s", name, delay)
+        except Exception as exc:  # any failure of a dependency: retried, never dropped
+            failures += 1
+            if failures == 1:
+                log.exception("%s: %s failed; retrying in %.1f s", name, what, delay)
+            elif delay >= MAX_DELAY_S or failures <= 3:
+                log.warning("%s: %s failed %d times (%r); retrying in %.1f s", name, what, failures, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY_S)
+            continue
+        if failures:
+            log.info("%s: %s succeeded after %d failed attempts", name, what, failures)
+        return result
+
+
+def timer(
+    app: faust.App, *, interval: float, name: str, on_leader: bool = False
+) -> Callable[[Callable[[], Awaitable[None]]], Callable[[], Awaitable[None]]]:
+    """`app.timer` whose failed ticks are logged instead of stopping the worker."""
+
+    def register(body: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        tick = GuardedTick(name, body)
+        app.timer(interval=interval, on_leader=on_leader, name=name)(tick.run)
+        return tick.run
+
+    return register
+
+
+class GuardedTick:
+    """One timer's body, run so that no failure escapes; logs how a run of failures starts and ends."""
+
+    def __init__(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        self.name = name
+        self.body = body
+        self.failures = 0
+        self._logged_at = 0.0
+
+    async def run(self) -> None:
+        try:
+            await self.body()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the next tick tries again; the worker keeps running
+            self.failures += 1
+            now = time.monotonic()
+            if self.failures == 1:
+                log.exception("%s: tick failed; the next tick tries again", self.name)
+                self._logged_at = now
+            elif now - self._logged_at >= REPEAT_LOG_EVERY_S:
+                log.warning("%s: %d ticks failed in a row so far (%r)", self.name, self.failures, exc)
+                self._logged_at = now
+            return
+        if self.failures:
+            log.info("%s: tick succeeded again after %d failed", self.name, self.failures)
+            self.failures = 0

@@ -29,7 +29,7 @@ from app.search.rebuild import now_us, rebuild, user_payload
 from app.settings import Settings
 from app.users.repository import UserRepository
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import timer, until_done
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +139,8 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> Search
             user_ids = sorted({e.actor_id for e in batch})
             await until_done("search_profiles", lambda: writer.users(user_ids))  # noqa: B023
 
-    @app.timer(interval=settings.search_repair_s, name="search_repair")
-    async def search_repair() -> None:
-        try:
-            await writer.repair(leader=app.is_leader())
-        except Exception:  # Redis or Cassandra still down: the next tick tries again
-            log.warning("search index: repair failed; retrying in %.0f s", settings.search_repair_s, exc_info=True)
+    @timer(app, interval=settings.search_repair_s, name="search_repair")
+    async def search_repair() -> None:  # Redis or Cassandra still down: the next tick tries again
+        await writer.repair(leader=app.is_leader())
 
     return writer

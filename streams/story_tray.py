@@ -26,7 +26,7 @@ from app.stories.repository import StoryRepository
 from app.users.repository import FollowRepository, UserRepository
 from streams.feed_graph import FollowState
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import until_done, until_ready
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,6 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
 
     @app.agent(stories, name="story_tray")
     async def story_tray(stream) -> None:
-        writer = await make_tray_writer(settings, resources)
+        writer = await until_ready("story_tray", lambda: make_tray_writer(settings, resources))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("story_tray", lambda: writer.posted(batch))  # noqa: B023 - awaited at once

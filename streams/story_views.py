@@ -23,7 +23,7 @@ from app.settings import Settings
 from app.stories.repository import StoryRef, StoryRepository, remaining_s
 from streams.counted_set import CountedSet, CountedSetTables, Placement
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import until_done, until_ready
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
 
     @app.agent(topic, name="story_views")
     async def story_views(stream) -> None:
-        counter = await ViewCounter(await resources.cassandra(), settings.story_views_per_bucket).prepare()
+        counter = await until_ready("story_views", lambda: resources.build(
+            lambda cass: ViewCounter(cass, settings.story_views_per_bucket).prepare()
+        ))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("story_views", lambda: counter.apply(batch))  # noqa: B023 - awaited at once

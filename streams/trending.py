@@ -18,7 +18,7 @@ from app.settings import Settings
 from app.trending.repository import TrendingCells, TrendingRankings
 from app.trending.scoring import WINDOWS, TrendingParams, rank, slot_of
 from streams.resources import Resources
-from streams.retry import until_done
+from streams.retry import timer, until_done
 
 BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
@@ -63,7 +63,7 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
             added, removed = contributions(batch)
             await until_done("trending", lambda: cells.apply(added, removed))  # noqa: B023
 
-    @app.timer(interval=settings.trending_refresh_s, on_leader=True, name="trending_refresh")
+    @timer(app, interval=settings.trending_refresh_s, on_leader=True, name="trending_refresh")
     async def trending_refresh() -> None:
         cells, rankings = stores()
         await refresh(cells, rankings, params_of(settings), int(time.time() * 1000))

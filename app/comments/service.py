@@ -9,6 +9,8 @@ Creating, in order (the pattern of posts' `_create`):
   4. publish CommentChanged. If that fails the comment is taken back (entry and row) and the
      client gets 503 with nothing created; a "deleted" event is then attempted too, in case
      Kafka took the first one after all, so that the worker re-reads the missing row.
+     If step 3 fails (Cassandra went away), the row may have landed: a "deleted" event goes out
+     before the 503, and the worker marks the row deleted (if it exists) once Cassandra is back.
 Deleting, in order (the pattern of posts' `delete`): publish first, so with Kafka down nothing
 is deleted and the client gets 503; then mark the row deleted. The comment worker applies the
 same deletion when it reads the event, so a request that dies in between still ends deleted and
@@ -106,7 +108,11 @@ class CommentService:
             comment_id=self.ids.next_id(), post_id=post_id, parent_id=parent.comment_id if parent else None,
             author_id=author_id, text=text, mentions=mentions(text), created_at=datetime.now(UTC),
         )
-        await self.comments.insert(row)
+        try:
+            await self.comments.insert(row)
+        except Exception:
+            await self._announce_deleted(author_id, post, row, parent)
+            raise
         try:
             await self._publish(author_id, post, row, parent, created=True)
         except Exception as exc:
@@ -138,10 +144,15 @@ class CommentService:
         except Exception:
             log.exception("comment %d: written but neither published nor taken back", row.comment_id)
             return
-        try:  # if Kafka took the first event after all, this one makes the worker re-read the missing row
+        await self._announce_deleted(actor_id, post, row, parent)  # in case Kafka took the first event after all
+
+    async def _announce_deleted(self, actor_id: int, post, row: CommentRow, parent) -> None:
+        """Tell the worker this comment is not to be: it marks the row deleted if some of it landed, and
+        re-reads it for the counts. Best effort."""
+        try:
             await self._publish(actor_id, post, row, parent, created=False)
         except Exception:
-            log.warning("comment %d: taken back, but its deletion could not be published", row.comment_id)
+            log.warning("comment %d: not created, but its deletion could not be published", row.comment_id)
 
     async def _publish(self, actor_id: int, post, comment, parent, *, created: bool) -> None:
         event = CommentChanged(

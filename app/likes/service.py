@@ -9,6 +9,9 @@ A like or unlike request, in order:
   5. publish LikeChanged, keyed by post, even when nothing changed, so a retry after a failed
      publish still reaches the worker. If the publish fails, the request undoes its edge change
      (conditionally: only if no later request replaced it) and answers 503, having changed nothing.
+If step 3 itself fails (Cassandra went away mid-transaction), the edge may or may not have changed:
+the request publishes a `recheck` LikeChanged before answering 503, and the worker settles the
+count from the edge as it is once Cassandra is back, so a like that landed is counted all the same.
 The like worker (streams/like_counts.py) then makes `post_likers` and the counts agree with
 `likes`. Redis is moved before the publish so the worker's exact count always lands after it.
 """
@@ -46,7 +49,11 @@ class LikeService:
     async def like(self, user_id: int, post_id: int) -> dict:
         post = await self._post(post_id)
         liked_at = datetime.now(UTC)
-        changed, bucket = await self.likes.like(user_id, post_id, liked_at, post.like_bucket or 0)
+        try:
+            changed, bucket = await self.likes.like(user_id, post_id, liked_at, post.like_bucket or 0)
+        except Exception:
+            await self._recheck(user_id, post, liked=True)
+            raise
 
         async def undo() -> None:
             await self.likes.undo_like(user_id, post_id, liked_at)
@@ -55,7 +62,11 @@ class LikeService:
 
     async def unlike(self, user_id: int, post_id: int) -> dict:
         post = await self._post(post_id)
-        removed = await self.likes.unlike(user_id, post_id)
+        try:
+            removed = await self.likes.unlike(user_id, post_id)
+        except Exception:
+            await self._recheck(user_id, post, liked=False)
+            raise
 
         async def undo() -> None:
             await self.likes.undo_unlike(user_id, post_id, removed)
@@ -87,6 +98,18 @@ class LikeService:
                 await self._undo(post.post_id, change, undo)
             raise
         return {"liked": liked, "like_count": count}
+
+    async def _recheck(self, user_id: int, post, *, liked: bool) -> None:
+        """The edge change failed midway, so it may have happened: ask the worker to settle the count from
+        the edge as it is. Best effort: with Kafka down too, the next like event of the post settles it."""
+        event = LikeChanged(
+            **new_event_fields(user_id), post_id=post.post_id, post_author_id=post.author_id, bucket=None,
+            liked=liked, recheck=True,
+        )
+        try:
+            await self.events.publish("likes", post.post_id, event)
+        except Exception:
+            log.warning("post %d: a like change of user %d may have landed unannounced", post.post_id, user_id)
 
     async def _undo(self, post_id: int, change: int, undo: Callable[[], Awaitable[None]]) -> None:
         try:

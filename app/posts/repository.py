@@ -55,6 +55,10 @@ class PostRepository:
             self._insert,
             (post_id, author_id, caption, hashtags, mentions, location, filter_name, media, preview, created_at),
         )
+        await self.add_to_timelines(post_id, author_id, hashtags)
+
+    async def add_to_timelines(self, post_id: int, author_id: int, hashtags: Iterable[str]) -> None:
+        """The post's entries in its author's and its hashtags' timelines (idempotent)."""
         await asyncio.gather(
             self.by_user.add(author_id, month_bucket(post_id), post_id),
             *(self.by_hashtag.add(tag, hour_bucket(post_id), post_id, author_id) for tag in hashtags),

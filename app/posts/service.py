@@ -6,6 +6,10 @@ Creating a post writes in an order that never leaves a post pointing at missing 
   3. the variants are stored; 4. the post row and its timelines are written;
   5. the event is published (a failure undoes 4 and answers 503); 6. the sweep entry is removed.
 Media of a request that died between 2 and 6 is collected by the sweeper (app/posts/sweeper.py).
+If 4 fails (Cassandra went away) it is undone as far as possible; what cannot be undone yet is
+settled by the sweeper after its grace period: it finishes any post whose row exists (timelines
+written again, PostCreated published again, both idempotent), since it cannot tell a post whose
+client got 503 from one whose sweep entry could not be removed after its 201.
 """
 
 from __future__ import annotations
@@ -128,10 +132,14 @@ class PostService:
                    for name in keys},
             preview=processed.preview, created_at=datetime.now(UTC),
         )
-        await self.posts.insert(
-            post.post_id, author_id, post.caption, post.hashtags, post.mentions, post.location, post.filter,
-            {name: tuple(variant) for name, variant in post.media.items()}, post.preview, post.created_at,
-        )
+        try:
+            await self.posts.insert(
+                post.post_id, author_id, post.caption, post.hashtags, post.mentions, post.location, post.filter,
+                {name: tuple(variant) for name, variant in post.media.items()}, post.preview, post.created_at,
+            )
+        except Exception:
+            await self._undo_create(post)  # what it cannot undo now, the sweeper settles
+            raise
         event = PostCreated(**new_event_fields(author_id), post_id=post_id, hashtags=post.hashtags,
                             mentions=post.mentions)
         try:

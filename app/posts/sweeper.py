@@ -3,7 +3,11 @@
 Every upload and every delete records its media keys in `media_sweep` before touching the
 store and removes the record when it is done. Records that outlive the grace period belong to
 requests that died midway: if their post exists the media is in use and the record is dropped,
-otherwise the media is deleted. Run by the stream workers every few minutes and by
+otherwise the media is deleted. An upload record whose post exists is also finished: the post's
+timeline entries are written again and PostCreated is published again (both idempotent), because
+the upload may have died after writing the row and before announcing it (Cassandra went away
+mid-write, or the API process was killed), and a post must never stay out of the counts, feeds
+and hashtag pages its row belongs in. Run by the stream workers every few minutes and by
 `photos-sweep-media`; safe to run anywhere, any number of times, concurrently.
 """
 
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from app import cassandra
+from app.events import EventPublisher, PostCreated, new_event_fields
 from app.media.store import MediaStore, make_media_store
 from app.posts.repository import (
     SWEEP_LOOKBACK_HOURS,
@@ -38,14 +43,18 @@ SHARDS = range(SWEEP_SHARDS)
 class SweepReport:
     checked: int = 0
     kept: int = 0
+    finished: int = 0  # uploads whose post existed: timelines written and PostCreated published again
     removed_keys: int = 0
 
 
 class MediaSweeper:
-    def __init__(self, sweep: MediaSweepLog, posts: PostRepository, store: MediaStore, grace_s: int) -> None:
+    def __init__(
+        self, sweep: MediaSweepLog, posts: PostRepository, store: MediaStore, events: EventPublisher, grace_s: int
+    ) -> None:
         self._sweep = sweep
         self._posts = posts
         self._store = store
+        self._events = events
         self._grace_s = grace_s  # younger records may belong to requests still running
 
     async def run(self) -> SweepReport:
@@ -63,9 +72,9 @@ class MediaSweeper:
             await asyncio.gather(*(self._settle_place(SweepPlace(bucket, s), cutoff, report) for s in SHARDS))
             if bucket < newest:  # a whole hour before the cutoff: nothing can be added to it any more
                 await self._sweep.mark_settled(bucket)
-        if report.removed_keys:
-            log.info("media sweep: %d records, %d kept, %d keys removed", report.checked, report.kept,
-                     report.removed_keys)
+        if report.removed_keys or report.finished:
+            log.info("media sweep: %d records, %d kept (%d uploads finished), %d keys removed", report.checked,
+                     report.kept, report.finished, report.removed_keys)
         return report
 
     async def _settle_place(self, place: SweepPlace, cutoff: float, report: SweepReport) -> None:
@@ -75,8 +84,12 @@ class MediaSweeper:
 
     async def _settle(self, place: SweepPlace, entry, report: SweepReport) -> None:
         report.checked += 1
-        if await self._posts.get(entry.post_id) is not None:
+        post = await self._posts.get(entry.post_id)
+        if post is not None:
             report.kept += 1  # the post committed (or its delete failed): the media is in use
+            if entry.reason == "upload":
+                await self._finish_upload(post)
+                report.finished += 1
         else:
             keys = list(entry.keys or ())
             await self._store.delete_many(keys)
@@ -84,18 +97,33 @@ class MediaSweeper:
         await self._sweep.forget(place, entry.post_id)
 
 
+    async def _finish_upload(self, post) -> None:
+        """Everything an upload writes after its row, again: its timeline entries, then its event."""
+        hashtags = list(post.hashtags or ())
+        await self._posts.add_to_timelines(post.post_id, post.author_id, hashtags)
+        event = PostCreated(
+            **new_event_fields(post.author_id), post_id=post.post_id, hashtags=hashtags,
+            mentions=list(post.mentions or ()),
+        )
+        await self._events.publish("posts", post.author_id, event)
+
+
 async def sweep_once(settings: Settings) -> tuple[SweepReport, StorySweepReport]:
     """One run of both sweepers: media no post points at, and media of expired stories."""
     cluster, cass = await cassandra.connect(settings, settings.cassandra_keyspace)
     store = make_media_store(settings)
+    events = EventPublisher(settings)
+    await events.start()
     try:
+        await events.wait_connected(settings.kafka_send_timeout_s)
         sweeper = MediaSweeper(
-            await MediaSweepLog(cass).prepare(), await PostRepository(cass).prepare(), store,
+            await MediaSweepLog(cass).prepare(), await PostRepository(cass).prepare(), store, events,
             settings.media_sweep_grace_s,
         )
         stories = StorySweeper(await StoryMediaLog(cass).prepare(), store)
         return await sweeper.run(), await stories.run()
     finally:
+        await events.stop()
         await store.close()
         await cassandra.shutdown(cluster)
 
@@ -105,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     report, stories = asyncio.run(sweep_once(Settings.from_env()))
-    print(f"posts: checked {report.checked} records, kept {report.kept}, removed {report.removed_keys} media keys")
+    print(f"posts: checked {report.checked} records, kept {report.kept} (finished {report.finished} uploads), "
+          f"removed {report.removed_keys} media keys")
     print(f"stories: {stories.expired} expired, removed {stories.removed_keys} media keys")
     return 0

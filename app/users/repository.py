@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 
+from cassandra import ConsistencyLevel
+
 from app.cassandra import CassandraSession
 
 USER_COLUMNS = (
@@ -107,8 +109,12 @@ class FollowRepository:
             return bucket
         return result.current_rows[0].follower_bucket
 
-    async def edge(self, follower_id: int, followee_id: int):
-        return await self._cass.one(self._edge, (follower_id, followee_id))
+    async def edge(self, follower_id: int, followee_id: int, *, serial: bool = False):
+        """The `following` row, or None; `serial` reads at LOCAL_SERIAL, which first finishes a conditional
+        write left half done (after a request that failed mid-transaction)."""
+        consistency = ConsistencyLevel.LOCAL_SERIAL if serial else None
+        rows = await self._cass.rows(self._edge, (follower_id, followee_id), consistency=consistency)
+        return rows[0] if rows else None
 
     async def is_following(self, follower_id: int, followee_ids: Iterable[int]) -> set[int]:
         """Which of `followee_ids` (a page, at most 100) the follower follows: one partition read."""

@@ -135,8 +135,13 @@ class UserService:
             if me is not None and (me.following_count or 0) >= self.max_following:
                 raise Conflict(f"you follow {self.max_following} accounts, the most allowed", code="following_limit")
         now = datetime.now(UTC)
-        bucket = await self.follows.claim_edge(follower_id, followee_id, now, followee.follower_bucket or 0)
-        await self.follows.write_mirror(followee_id, bucket, follower_id, now)
+        bucket = followee.follower_bucket or 0
+        try:
+            bucket = await self.follows.claim_edge(follower_id, followee_id, now, bucket)
+            await self.follows.write_mirror(followee_id, bucket, follower_id, now)
+        except Exception:
+            await self._recheck(follower_id, followee_id, bucket, following=True)
+            raise
         await self._publish(follower_id, followee_id, bucket, following=True)
 
     async def unfollow(self, follower_id: int, followee_id: int) -> None:
@@ -149,15 +154,31 @@ class UserService:
             bucket = 0
         else:
             bucket = edge.follower_bucket
-            await self.follows.delete_mirror(followee_id, bucket, follower_id)
-            await self.follows.delete_edge(follower_id, followee_id)
+            try:
+                await self.follows.delete_mirror(followee_id, bucket, follower_id)
+                await self.follows.delete_edge(follower_id, followee_id)
+            except Exception:
+                await self._recheck(follower_id, followee_id, bucket, following=False)
+                raise
             await self.feed_cache.invalidate([follower_id])  # the next feed read leaves the author out
         # published even when nothing changed: a retry after a failed publish must reach the workers
         await self._publish(follower_id, followee_id, bucket, following=False)
 
-    async def _publish(self, follower_id: int, followee_id: int, bucket: int, *, following: bool) -> None:
+    async def _recheck(self, follower_id: int, followee_id: int, bucket: int, *, following: bool) -> None:
+        """The edge write failed midway (Cassandra went away), so it may have landed: ask the follow worker
+        to settle the mirror and counts from the edge as it is. Best effort: the client's retry (idempotent)
+        publishes again."""
+        try:
+            await self._publish(follower_id, followee_id, bucket, following=following, recheck=True)
+        except Exception:
+            log.warning("follow %d -> %d may have changed unannounced", follower_id, followee_id)
+
+    async def _publish(
+        self, follower_id: int, followee_id: int, bucket: int, *, following: bool, recheck: bool = False
+    ) -> None:
         event = FollowChanged(
-            **new_event_fields(follower_id), followee_id=followee_id, bucket=bucket, following=following
+            **new_event_fields(follower_id), followee_id=followee_id, bucket=bucket, following=following,
+            recheck=recheck,
         )
         await self.events.publish("follows", followee_id, event)
 

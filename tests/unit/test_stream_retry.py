@@ -1,8 +1,9 @@
 import asyncio
+import logging
 
 import pytest
 
-from streams.retry import until_done
+from streams.retry import timer, until_done, until_ready
 
 
 async def test_a_failing_batch_is_retried_until_it_succeeds_and_no_error_escapes():
@@ -26,3 +27,51 @@ async def test_cancellation_still_stops_the_retries():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_start_up_step_is_retried_and_its_result_returned():
+    attempts = []
+
+    async def connect():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionError("NoHostAvailable")
+        return "session"
+
+    assert await until_ready("test", connect) == "session"
+    assert len(attempts) == 3
+
+
+class RecordingApp:
+    """Stands in for faust.App.timer: keeps the function it would run every interval."""
+
+    def __init__(self) -> None:
+        self.ticks = {}
+
+    def timer(self, *, interval, on_leader, name):
+        def register(fun):
+            self.ticks[name] = fun
+            return fun
+
+        return register
+
+
+async def test_a_failing_timer_tick_is_logged_and_never_raised_and_the_next_tick_runs(caplog):
+    caplog.set_level(logging.INFO, logger="streams.retry")
+    app = RecordingApp()
+    outcomes = [ConnectionError("cassandra went away"), ConnectionError("still down"), None]
+    ran = []
+
+    @timer(app, interval=1.0, name="sweep", on_leader=True)
+    async def sweep():
+        ran.append(1)
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    for _ in range(3):
+        await app.ticks["sweep"]()  # what faust would await on each tick: nothing may escape
+    assert len(ran) == 3
+    messages = [record.getMessage() for record in caplog.records]
+    assert "sweep: tick failed; the next tick tries again" in messages
+    assert "sweep: tick succeeded again after 2 failed" in messages
