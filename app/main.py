@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -72,6 +74,12 @@ from app.web import Route
 
 log = logging.getLogger("photos.api")
 
+# a worker of `photos-api --workers N` that dies is started again: after 1 s, doubling while it keeps
+# dying within a minute of its start, at most every 30 s
+WORKER_STABLE_AFTER_S = 60.0
+WORKER_MAX_RESTART_DELAY_S = 30.0
+WORKER_POLL_S = 0.2
+
 MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, much smaller, limit
 
 
@@ -84,11 +92,28 @@ def all_routes() -> list[Route]:
 
 async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    cluster, session = await cassandra.connect(settings, settings.cassandra_keyspace)
-    await session.ping(timeout=settings.cassandra_request_timeout_s)  # prepares the readiness check now
+    cluster, session = await connect_when_up(settings)
     app[CASSANDRA] = session
     yield
     await cassandra.shutdown(cluster)
+
+
+async def connect_when_up(settings: Settings):
+    """Connect to Cassandra, waiting (with back-off, a line in the log each time) while it cannot be reached:
+    an API started during an outage starts serving when Cassandra is back instead of exiting."""
+    delay = 0.5
+    while True:
+        cluster = None
+        try:
+            cluster, session = await cassandra.connect(settings, settings.cassandra_keyspace)
+            await session.ping(timeout=settings.cassandra_request_timeout_s)  # prepares the readiness check now
+            return cluster, session
+        except Exception as exc:  # NoHostAvailable and the like: nothing to serve without it yet
+            if cluster is not None:
+                await cassandra.shutdown(cluster)
+            log.warning("Cassandra unreachable (%r); trying again in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.cassandra_reconnect_max_delay_s)
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -254,27 +279,45 @@ def run_worker(settings: Settings) -> None:
 
 
 def run_workers(settings: Settings, count: int) -> int:
-    """Start `count` worker processes and stop them all when this one is told to stop."""
+    """Start `count` worker processes, start again any that dies (the others keep serving the port), and
+    stop them all when this one is told to stop."""
     env = dict(os.environ)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="photos-metrics-"))
 
-    def worker_env(index: int) -> dict[str, str]:
-        if settings.id_shard < 0:
-            return env
-        return {**env, "PHOTOS_ID_SHARD": str(settings.id_shard + index)}  # no two workers share a shard
+    def start(index: int) -> subprocess.Popen:
+        worker_env = env if settings.id_shard < 0 else {**env, "PHOTOS_ID_SHARD": str(settings.id_shard + index)}
+        return subprocess.Popen([sys.executable, "-m", "app.main", "--worker"], env=worker_env)  # own id shard each
 
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "app.main", "--worker"], env=worker_env(i)) for i in range(count)
-    ]
+    workers = [start(i) for i in range(count)]
+    started_at = [time.monotonic()] * count
+    quick_exits = [0] * count
     log.info("API on http://%s:%d with %d worker processes", settings.api_host, settings.api_port, count)
+    stopping = False
 
     def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
         for worker in workers:
             if worker.poll() is None:
                 worker.terminate()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    restart_at: dict[int, float] = {}
+    while not stopping:
+        for index, worker in enumerate(workers):
+            if index not in restart_at and worker.poll() is not None:
+                quick = time.monotonic() - started_at[index] < WORKER_STABLE_AFTER_S
+                quick_exits[index] = quick_exits[index] + 1 if quick else 0
+                delay = min(WORKER_MAX_RESTART_DELAY_S, 2.0 ** max(0, quick_exits[index] - 1))
+                log.warning("API worker %d (pid %d) exited with %s; starting it again in %.0f s",
+                            index, worker.pid, worker.returncode, delay)
+                restart_at[index] = time.monotonic() + delay
+        for index, when in list(restart_at.items()):
+            if time.monotonic() >= when and not stopping:
+                workers[index], started_at[index] = start(index), time.monotonic()
+                del restart_at[index]
+        time.sleep(WORKER_POLL_S)
     codes = [worker.wait() for worker in workers]
     return max(codes, default=0)
 

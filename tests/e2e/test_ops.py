@@ -1,13 +1,17 @@
+import asyncio
+
+import psutil
 import pytest
 
 from app.main import all_routes
 from app.openapi import build_document
-from tests.e2e.conftest import register, start_api
+from tests.e2e.conftest import GENEROUS_LIMITS, register, start_api
 from tests.e2e.feeds import post
 from tests.e2e.posting import form, user_posts
 from tests.e2e.stories import post_story, story_form, user_stories, view
 from tests.support.polling import eventually
 from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess, wait_http_ok
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -93,6 +97,22 @@ async def test_readyz_is_503_while_cassandra_is_unreachable_and_recovers(http, m
         proxy.close()
 
 
+async def test_an_api_started_while_cassandra_is_unreachable_waits_for_it_and_then_serves(http, migrated):
+    proxy = TcpProxy(migrated.cassandra_port)  # not started: nothing listens on its port yet
+    port = free_port()
+    env = {**GENEROUS_LIMITS, "PHOTOS_CASSANDRA_PORT": str(proxy.port), "PHOTOS_API_PORT": str(port)}
+    process = ManagedProcess("api-cassandra-late", ["-m", "app.main"], env)
+    try:
+        await eventually(lambda: asyncio.to_thread(process.log_tail), lambda log: "Cassandra unreachable" in log,
+                         timeout=30)
+        assert process.alive()
+        proxy.start()
+        await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/readyz", process)
+    finally:
+        process.stop()
+        proxy.close()
+
+
 async def test_with_kafka_down_an_upload_is_refused_and_creates_nothing(http, api_url, api_without_redis_and_kafka):
     url = api_without_redis_and_kafka
     author = await register(http, url)
@@ -129,3 +149,31 @@ async def test_with_kafka_down_stories_and_views_are_refused_and_change_nothing(
     assert (await user_stories(http, url, fan, author.id))[0]["seen_by_me"] is False  # reads still work
     async with http.get(f"{api_url}/v1/stories/{story['id']}/viewers", headers=author.auth) as response:
         assert (await response.json())["items"] == []
+
+
+async def test_an_api_worker_that_dies_is_started_again_while_the_others_serve(http, migrated):
+    process, url = start_api("api-respawn", {}, workers=2)
+    try:
+        parent = psutil.Process(process.proc.pid)
+        workers = await eventually(lambda: _children(parent), lambda found: len(found) == 2, timeout=30)
+        victim = workers[0]
+        victim.kill()
+        await asyncio.to_thread(victim.wait, 10)  # gone, its listening socket with it (the parent reaps it)
+        async with http.get(f"{url}/healthz") as response:  # the other worker still serves the port
+            assert response.status == 200
+        replaced = await eventually(
+            lambda: _children(parent), lambda found: len(found) == 2 and victim not in found, timeout=30
+        )
+        assert workers[1] in replaced
+        await eventually(lambda: _healthz(http, url), lambda status: status == 200, timeout=30)
+    finally:
+        process.stop()
+
+
+async def _children(parent) -> list:
+    return [child for child in parent.children() if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+
+
+async def _healthz(http, url: str) -> int:
+    async with http.get(f"{url}/healthz") as response:
+        return response.status
