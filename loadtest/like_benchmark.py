@@ -4,6 +4,7 @@ Sustained likes per second through HTTP with zero lost, the count lag, and count
 
     .venv/bin/python -m loadtest.like_benchmark [--duration 20] [--concurrency 64] [--users 40000]
                                                 [--posts 1000] [--api-workers 2]
+                                                [--commitlog-modes periodic,group,batch] [--mode-duration 10]
 
 It uses its own keyspace (photos_bench_likes), topics (photos-bench-likes.*) and consumer group,
 starts the real API (`python -m app.main --workers 2`) and the real stream worker
@@ -27,6 +28,13 @@ stored count, the sum of its post_like_buckets and its post_likers rows all equa
 Count writes per like come from the like worker's own tally (Redis hash
 <keyspace>:stats:like_worker), read before and after each phase; Cassandra requests per like
 per table from Cassandra's own coordinator counters (system_views), over the phase and its settling.
+
+Commit log modes: then, for each of --commitlog-modes, a Cassandra node of its own in that mode
+(loadtest/commitlog_modes.py), its own topics, API and worker, a smaller seed (--mode-users,
+--mode-posts) and the spread phase for --mode-duration seconds, with the same zero-lost check.
+Its table compares likes/s and latency with the first mode's (periodic, Cassandra's default, which
+acknowledges before the commit log is on disk); docs/reliability.md says why the stack uses batch.
+About a minute per mode.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from app.feed.writer import for_each
 from app.likes.counts import LikeCounts
 from app.migrate import prepare_storage
 from app.settings import REPO_ROOT, Settings
+from loadtest.commitlog_modes import CommitLogMode, Node, cassandra_node, parse_modes
 from loadtest.feed_benchmark import (
     BENCH_ENV,
     LOG_DIR,
@@ -452,6 +461,72 @@ async def measure(settings: Settings, args: argparse.Namespace, procs: dict[str,
     ]
 
 
+async def measure_mode(node: Node, args: argparse.Namespace, procs: dict[str, BenchProcess]) -> LikeRun:
+    """The spread phase alone, on a node of its own: seed, warm up, measure, check."""
+    cpu = CpuMeter(node.run_dir)
+    for name, process in procs.items():
+        cpu.add(name, process)
+    cluster = make_cluster(node.settings)
+    redis = Redis.from_url(node.settings.redis_url)
+    try:
+        cass = CassandraSession(cluster.connect(KEYSPACE), node.settings.cassandra_max_in_flight)
+        seeder = await Seeder(node.settings, cass, redis).prepare()
+        users, post_ids = await seed(seeder, args.mode_users, args.mode_posts + 2)
+        hot, warm_post, others = post_ids[0], post_ids[1], post_ids[2:]
+        base = procs["api"].url
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+            bench = Bench(http, base, await CountProbe(cass).prepare(), cass, redis,
+                          LikeCounts.for_settings(node.settings, redis).stats_key, cpu, args.concurrency,
+                          args.mode_duration)
+            warm, fresh = users[-WARMUP_USERS:], users[:-WARMUP_USERS]
+            await drive_likes(http, base, ((user, warm_post) for user in warm), args.concurrency, 3.0)
+            await until_worker_idle(redis, bench.stats_key)
+            rng = random.Random(3)
+            spread = fresh_pairs(fresh, lambda: hot if rng.random() < HOT_SHARE_SPREAD else rng.choice(others), set())
+            return await bench.like_phase("spread", spread, [hot, *others], hot)
+    finally:
+        await redis.aclose()
+        cluster.shutdown()
+
+
+def compare_modes(args: argparse.Namespace) -> list[str]:
+    """The spread phase once per commit log mode, each on a node of its own; a table of the results."""
+    runs: list[tuple[CommitLogMode, LikeRun]] = []
+    for mode in args.commitlog_modes:
+        isolation = {
+            "PHOTOS_KAFKA_TOPIC_PREFIX": f"photos-bench-likes-{mode.sync}.",
+            "PHOTOS_STREAMS_APP_ID": f"photos-bench-likes-{mode.sync}-streams",
+        }
+        with cassandra_node(mode, {**BENCH_ENV, **LIKE_ENV, **isolation}) as node:
+            prepare_storage(node.settings)
+            with child_processes() as procs:
+                procs["api"] = start_api(f"api-likes-{mode.sync}", args.api_workers, node.env)
+                procs["streams"] = BenchProcess(f"streams-likes-{mode.sync}", ["-m", "streams"], node.env)
+                wait_http_ok(f"{procs['api'].url}/healthz", procs["api"])
+                wait_log_line(procs["streams"], "Ready")
+                runs.append((mode, uvloop.run(measure_mode(node, args, procs))))
+    return report_modes(runs, args)
+
+
+def report_modes(runs: list[tuple[CommitLogMode, LikeRun]], args: argparse.Namespace) -> list[str]:
+    first = runs[0][1].load.req_s
+    lines = [
+        f"Commit log modes: the spread phase ({args.concurrency} likes in flight, {args.mode_duration:.0f} s, "
+        f"{args.mode_users:,} users, {args.mode_posts:,} posts) on a fresh node per mode, same machine, same run",
+        f"{'mode':<14} {'likes/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'lost':>5} "
+        f"{'÷ ' + runs[0][0].label:>16}  cores busy",
+    ]
+    for mode, run in runs:
+        load, lost = run.load, sum(run.missing.values())
+        lines.append(
+            f"{mode.label:<14} {load.req_s:>8,.0f} {load.percentile(0.5):>7.1f} {load.percentile(0.99):>7.1f} "
+            f"{load.errors:>6} {lost:>5} {load.req_s / first:>16.2f}  {cpu_note(load.cores)}"
+        )
+    for mode, run in runs:
+        lines.append(f"verdict: {mode.label}: zero lost ({run.likes:,} acknowledged): {verdict(not run.lost)}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase")
@@ -459,6 +534,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=40_000, help="users (each likes the hot post at most once)")
     parser.add_argument("--posts", type=int, default=1000, help="posts the spread phase spreads 90%% of its likes over")
     parser.add_argument("--api-workers", type=int, default=2, help="API processes")
+    parser.add_argument("--commitlog-modes", type=parse_modes, default="periodic,group,batch",
+                        help="compare these commit log modes, each on a node of its own (empty: skip)")
+    parser.add_argument("--mode-duration", type=float, default=10.0, help="seconds of the spread phase per mode")
+    parser.add_argument("--mode-users", type=int, default=12_000, help="users per mode")
+    parser.add_argument("--mode-posts", type=int, default=300, help="posts per mode")
     args = parser.parse_args(argv)
     settings = Settings.from_env({**os.environ, **BENCH_ENV, **LIKE_ENV})
     prepare_storage(settings)
@@ -468,7 +548,10 @@ def main(argv: list[str] | None = None) -> int:
         wait_http_ok(f"{procs['api'].url}/healthz", procs["api"])
         wait_log_line(procs["streams"], "Ready")
         lines = uvloop.run(measure(settings, args, procs))
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
+    if args.commitlog_modes:
+        print("", flush=True)
+        print("\n".join(compare_modes(args)))
     return 0
 
 

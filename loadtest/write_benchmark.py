@@ -1,0 +1,253 @@
+"""Follows and uploads under each commit log mode: what durable acknowledgements cost the write paths.
+
+    .venv/bin/python -m loadtest.write_benchmark [--modes periodic,group,batch] [--duration 10]
+                                                 [--concurrency 64] [--upload-concurrency 8]
+                                                 [--users 3000] [--api-workers 2]
+
+For each mode, a Cassandra node of its own in that mode (loadtest/commitlog_modes.py), its own
+topics and consumer group, the real API (`python -m app.main --workers 2`) and stream worker as
+child processes (logs in .stack/bench-logs/), users seeded with tokens through the repositories,
+then three closed-loop phases, each for --duration seconds:
+  http floor  GET /healthz: what HTTP alone costs these processes and this load generator (noise gauge);
+  follow      PUT /v1/users/{id}/follow, --concurrency in flight, never the same pair twice, onto
+              200 followees; afterwards every acknowledged edge is read back from `following`, and
+              the lag until every followee's follower_count is exact is measured;
+  upload      POST /v1/posts with a small JPEG, --upload-concurrency in flight (the image pipeline is
+              CPU-bound); afterwards every acknowledged post is read back.
+The table compares each phase's req/s with the first mode's (periodic, Cassandra's default, which
+acknowledges before the commit log is on disk). The load generator shares the machine's cores with
+everything it measures; the "cores busy" column says who used them. About a minute per mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import aiohttp
+import uvloop
+from redis.asyncio import Redis
+
+from app.cassandra import CassandraSession, make_cluster
+from app.feed.writer import for_each
+from app.migrate import prepare_storage
+from app.settings import REPO_ROOT
+from loadtest.commitlog_modes import CommitLogMode, Node, cassandra_node, parse_modes
+from loadtest.feed_benchmark import (
+    BENCH_ENV,
+    LOG_DIR,
+    PHOTO,
+    BenchProcess,
+    CpuMeter,
+    Load,
+    child_processes,
+    cpu_note,
+    drive,
+    start_api,
+    verdict,
+)
+from loadtest.seed_feed import SEED_CONCURRENCY, Reader, Seeder
+from tests.support.processes import wait_http_ok, wait_log_line
+
+KEYSPACE = "photos_bench_writes"
+WRITE_ENV = {"PHOTOS_CASSANDRA_KEYSPACE": KEYSPACE}
+FOLLOWEES = 200
+COUNT_TIMEOUT_S = 120.0
+
+
+@dataclass
+class Phase:
+    name: str
+    load: Load
+    acknowledged: list = field(default_factory=list)  # what each 200/201/204 created
+    lost: int = 0
+    lag_s: float | None = None  # follow: from the last acknowledgement to every count exact
+
+
+async def closed_loop(http: aiohttp.ClientSession, concurrency: int, seconds: float, request) -> Phase:
+    """`request()` (an async context manager factory yielding (response, what it created)) in a closed loop."""
+    phase = Phase("", Load("", concurrency, 0.0, [], Counter(), Counter(), Counter()))
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    async def client() -> None:
+        while time.perf_counter() < deadline:
+            sent = time.perf_counter()
+            try:
+                status, created = await request()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                status, created = type(exc).__name__, None
+            phase.load.latencies.append(time.perf_counter() - sent)
+            phase.load.statuses[status] += 1
+            if created is not None:
+                phase.acknowledged.append(created)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    phase.load.seconds = time.perf_counter() - started
+    return phase
+
+
+class WriteBench:
+    def __init__(self, http: aiohttp.ClientSession, base: str, cass: CassandraSession, users: list[Reader],
+                 args: argparse.Namespace) -> None:
+        self.http = http
+        self.base = base
+        self.cass = cass
+        self.args = args
+        self.followees = users[:FOLLOWEES]
+        self.followers = users[FOLLOWEES:]
+        self.uploaders = itertools.cycle(users)
+
+    async def follow_phase(self) -> Phase:
+        rng = random.Random(7)
+        pairs = ((follower, followee) for follower in self.followers
+                 for followee in rng.sample(self.followees, len(self.followees)))
+
+        async def request():
+            follower, followee = next(pairs)
+            async with self.http.put(f"{self.base}/v1/users/{followee.user_id}/follow", headers=follower.auth) as r:
+                await r.read()
+                return r.status, (follower.user_id, followee.user_id) if r.status == 204 else None
+
+        phase = await closed_loop(self.http, self.args.concurrency, self.args.duration, request)
+        phase.name = "follow"
+        last_ack = time.perf_counter()
+        edge = await self.cass.prepare("SELECT followee_id FROM following WHERE user_id = ? AND followee_id = ?")
+
+        async def check(pair: tuple[int, int]) -> None:
+            if not await self.cass.rows(edge, pair):
+                phase.lost += 1
+
+        await for_each(phase.acknowledged, check, SEED_CONCURRENCY)
+        expected = Counter(followee for _, followee in phase.acknowledged)
+        count = await self.cass.prepare("SELECT follower_count FROM users WHERE user_id = ?")
+
+        async def exact() -> bool:
+            rows = await asyncio.gather(*(self.cass.rows(count, (uid,)) for uid in expected))
+            return all((r[0].follower_count or 0) == expected[uid] for uid, r in zip(expected, rows, strict=True))
+
+        deadline = time.perf_counter() + COUNT_TIMEOUT_S
+        while time.perf_counter() < deadline:  # lag_s stays None if the counts never get there
+            if await exact():
+                phase.lag_s = time.perf_counter() - last_ack
+                break
+            await asyncio.sleep(0.25)
+        return phase
+
+    async def upload_phase(self) -> Phase:
+        async def request():
+            author = next(self.uploaders)
+            data = aiohttp.FormData()
+            data.add_field("image", PHOTO, filename="photo.jpg", content_type="image/jpeg")
+            async with self.http.post(f"{self.base}/v1/posts", data=data, headers=author.auth) as r:
+                body = await r.json() if r.status == 201 else None
+                return r.status, int(body["id"]) if body else None
+
+        phase = await closed_loop(self.http, self.args.upload_concurrency, self.args.duration, request)
+        phase.name = "upload"
+        get = await self.cass.prepare("SELECT author_id FROM posts WHERE post_id = ?")
+
+        async def check(post_id: int) -> None:
+            rows = await self.cass.rows(get, (post_id,))
+            if not rows or rows[0].author_id is None:
+                phase.lost += 1
+
+        await for_each(phase.acknowledged, check, SEED_CONCURRENCY)
+        return phase
+
+
+async def measure_mode(node: Node, args: argparse.Namespace, procs: dict[str, BenchProcess]) -> list[Phase]:
+    cpu = CpuMeter(node.run_dir)
+    for name, process in procs.items():
+        cpu.add(name, process)
+    cluster = make_cluster(node.settings)
+    redis = Redis.from_url(node.settings.redis_url)
+    try:
+        cass = CassandraSession(cluster.connect(KEYSPACE), node.settings.cassandra_max_in_flight)
+        seeder = await Seeder(node.settings, cass, redis).prepare()
+        users = await seeder.seed_readers(args.users, "w")
+        base = procs["api"].url
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+            bench = WriteBench(http, base, cass, users, args)
+            await drive(http, f"{base}/healthz", users[:50], args.concurrency, seconds=2.0)  # warm-up
+            phases = []
+            before = cpu.snapshot()
+            floor = Phase("http floor", await drive(http, f"{base}/healthz", users[:100], args.concurrency,
+                                                    seconds=args.duration))
+            floor.load.cores = CpuMeter.cores(before, cpu.snapshot())
+            phases.append(floor)
+            for run in (bench.follow_phase, bench.upload_phase):
+                before = cpu.snapshot()
+                phase = await run()
+                phase.load.cores = CpuMeter.cores(before, cpu.snapshot())  # the load and its checks
+                phases.append(phase)
+            return phases
+    finally:
+        await redis.aclose()
+        cluster.shutdown()
+
+
+def report(results: list[tuple[CommitLogMode, list[Phase]]], args: argparse.Namespace) -> list[str]:
+    first = {phase.name: phase.load.req_s for phase in results[0][1]}
+    lines = [
+        f"Write benchmark ({os.cpu_count()} cores shared by every process, the load generator included; API "
+        f"{args.api_workers} processes; a fresh Cassandra node per commit log mode; {args.duration:.0f} s per phase)",
+        f"{'phase':<11} {'mode':<14} {'in-flight':>9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+        f"{'lost':>5} {'÷ ' + results[0][0].label:>16} {'count lag s':>11}  cores busy",
+    ]
+    for name in first:
+        for mode, phases in results:
+            phase = next(p for p in phases if p.name == name)
+            load = phase.load
+            lag = "-" if phase.name != "follow" else (f"{phase.lag_s:.2f}" if phase.lag_s is not None else "never")
+            lines.append(
+                f"{name:<11} {mode.label:<14} {load.concurrency:>9} {load.req_s:>8,.0f} {load.percentile(0.5):>7.1f} "
+                f"{load.percentile(0.99):>7.1f} {load.errors:>6} {phase.lost if name != 'http floor' else '-':>5} "
+                f"{load.req_s / first[name]:>16.2f} {lag:>11}  {cpu_note(load.cores)}"
+            )
+    for mode, phases in results:
+        for phase in phases[1:]:
+            lines.append(f"verdict: {phase.name} on {mode.label}: zero lost ({len(phase.acknowledged):,} "
+                         f"acknowledged, {phase.lost} missing): {verdict(phase.lost == 0)}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modes", type=parse_modes, default="periodic,group,batch", help="commit log modes")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    parser.add_argument("--concurrency", type=int, default=64, help="follows (and floor requests) in flight")
+    parser.add_argument("--upload-concurrency", type=int, default=8, help="uploads in flight")
+    parser.add_argument("--users", type=int, default=3000, help="users seeded per mode (the first 200 are followed)")
+    parser.add_argument("--api-workers", type=int, default=2, help="API processes")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    results: list[tuple[CommitLogMode, list[Phase]]] = []
+    for mode in args.modes:
+        isolation = {
+            **WRITE_ENV,
+            "PHOTOS_KAFKA_TOPIC_PREFIX": f"photos-bench-writes-{mode.sync}.",
+            "PHOTOS_STREAMS_APP_ID": f"photos-bench-writes-{mode.sync}-streams",
+            "PHOTOS_MEDIA_DIR": str(REPO_ROOT / ".stack" / "bench-media-writes"),
+        }
+        with cassandra_node(mode, {**BENCH_ENV, **isolation}) as node:
+            prepare_storage(node.settings)
+            with child_processes() as procs:
+                procs["api"] = start_api(f"api-writes-{mode.sync}", args.api_workers, node.env)
+                procs["streams"] = BenchProcess(f"streams-writes-{mode.sync}", ["-m", "streams"], node.env)
+                wait_http_ok(f"{procs['api'].url}/healthz", procs["api"])
+                wait_log_line(procs["streams"], "Ready")
+                results.append((mode, uvloop.run(measure_mode(node, args, procs))))
+    print("\n".join(report(results, args)))
+    print(f"total {time.perf_counter() - began:.0f} s (child logs in {LOG_DIR.relative_to(REPO_ROOT)}/)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
