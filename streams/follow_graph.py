@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 
 import faust
 
@@ -65,9 +66,7 @@ class FollowGraphUpdater:
     async def apply(self, events: list[FollowChanged]) -> None:
         latest = {(e.actor_id, e.followee_id): e for e in events}
         in_doubt = {(e.actor_id, e.followee_id) for e in events if e.recheck}  # their edges are read at SERIAL
-        repaired = await asyncio.gather(
-            *(self._repair_mirror(e, serial=pair in in_doubt) for pair, e in latest.items())
-        )
+        repaired = await self._repair_mirrors(latest, in_doubt)
         # every bucket the batch touched: an edge may have moved between buckets within the batch
         dirty_buckets = {(e.followee_id, b) for e, (b, _) in zip(latest.values(), repaired, strict=True)}
         dirty_buckets |= {(e.followee_id, e.bucket) for e in events}
@@ -86,6 +85,31 @@ class FollowGraphUpdater:
             await self.trays.follows_settled(states)
         if self.search is not None:  # the totals just written rank the followees in search
             await self.search.users_best_effort(followees, dict(zip(followees, totals, strict=True)))
+
+    async def _repair_mirrors(
+        self, latest: dict[tuple[int, int], FollowChanged], in_doubt: set[tuple[int, int]]
+    ) -> list[tuple[int, bool]]:
+        """`_repair_mirror` for every pair, in the order of `latest`. The pairs in doubt are read at SERIAL, and
+        serial reads of one follower's `following` partition are each a Paxos round that contends with the
+        others: those go one after another per follower (followers in parallel), the rest all at once."""
+        results: dict[tuple[int, int], tuple[int, bool]] = {}
+        doubted_by_follower: dict[int, list[FollowChanged]] = defaultdict(list)
+        for pair, event in latest.items():
+            if pair in in_doubt:
+                doubted_by_follower[event.actor_id].append(event)
+
+        async def repair(pair: tuple[int, int], event: FollowChanged) -> None:
+            results[pair] = await self._repair_mirror(event)
+
+        async def repair_in_turn(events: list[FollowChanged]) -> None:
+            for event in events:
+                results[event.actor_id, event.followee_id] = await self._repair_mirror(event, serial=True)
+
+        await asyncio.gather(
+            *(repair(pair, event) for pair, event in latest.items() if pair not in in_doubt),
+            *(repair_in_turn(events) for events in doubted_by_follower.values()),
+        )
+        return [results[pair] for pair in latest]
 
     async def _repair_mirror(self, event: FollowChanged, serial: bool = False) -> tuple[int, bool]:
         """Make the mirror row match the `following` edge as it is now (read at SERIAL when a request

@@ -59,6 +59,29 @@ async def test_recount_repairs_a_missing_mirror_and_ignores_redelivery(repos, st
     assert (await follows.followers_page(star, 0, 0, 10))[0] == [fan]
 
 
+async def test_rechecks_of_one_follower_settle_from_the_edges_read_at_serial(
+    repos, store, feeds
+):
+    """Requests that failed mid-transaction announce rechecks; many of them by one follower (one `following`
+    partition) are settled in one batch, each from the edge as it is, whichever way the request went."""
+    users, follows = repos
+    fan = await new_user(users)
+    stars = [await new_user(users) for _ in range(40)]
+    landed = stars[::2]
+    for star in landed:  # these follows reached the disk before their requests failed; the others did not
+        await follows.claim_edge(fan, star, datetime.now(UTC), 0)
+    rechecks = [
+        FollowChanged(**new_event_fields(fan), followee_id=star, bucket=0, following=True, recheck=True)
+        for star in stars
+    ]
+    await FollowGraphUpdater(store, followers_per_bucket=1000, feeds=feeds).apply(rechecks)
+    assert (await users.get(fan)).following_count == len(landed)
+    for star in stars:
+        expected = [fan] if star in landed else []
+        assert (await follows.followers_page(star, 0, 0, 10))[0] == expected
+        assert ((await users.get(star)).follower_count or 0) == len(expected)
+
+
 async def test_recount_removes_an_orphan_mirror_row(repos, store, feeds):
     users, follows = repos
     star, fan = await new_user(users), await new_user(users)
