@@ -5,6 +5,7 @@ Sustained likes per second through HTTP with zero lost, the count lag, and count
     .venv/bin/python -m loadtest.like_benchmark [--duration 20] [--concurrency 64] [--users 40000]
                                                 [--posts 1000] [--api-workers 2]
                                                 [--commitlog-modes periodic,group,batch] [--mode-duration 10]
+                                                [--modes-only]
 
 It uses its own keyspace (photos_bench_likes), topics (photos-bench-likes.*) and consumer group,
 starts the real API (`python -m app.main --workers 2`) and the real stream worker
@@ -539,16 +540,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode-duration", type=float, default=10.0, help="seconds of the spread phase per mode")
     parser.add_argument("--mode-users", type=int, default=12_000, help="users per mode")
     parser.add_argument("--mode-posts", type=int, default=300, help="posts per mode")
+    parser.add_argument("--modes-only", action="store_true", help="only the commit log comparison")
     args = parser.parse_args(argv)
-    settings = Settings.from_env({**os.environ, **BENCH_ENV, **LIKE_ENV})
-    prepare_storage(settings)
-    with child_processes() as procs:
-        procs["api"] = start_api("api-likes", args.api_workers, LIKE_ENV)
-        procs["streams"] = BenchProcess("streams-likes", ["-m", "streams"], {**BENCH_ENV, **LIKE_ENV})
-        wait_http_ok(f"{procs['api'].url}/healthz", procs["api"])
-        wait_log_line(procs["streams"], "Ready")
-        lines = uvloop.run(measure(settings, args, procs))
-    print("\n".join(lines), flush=True)
+    if not args.modes_only:
+        settings = Settings.from_env({**os.environ, **BENCH_ENV, **LIKE_ENV})
+        prepare_storage(settings)
+        with child_processes() as procs:
+            procs["api"] = start_api("api-likes", args.api_workers, LIKE_ENV)
+            procs["streams"] = BenchProcess("streams-likes", ["-m", "streams"], {**BENCH_ENV, **LIKE_ENV})
+            wait_http_ok(f"{procs['api'].url}/healthz", procs["api"])
+            wait_log_line(procs["streams"], "Ready")
+            lines = uvloop.run(measure(settings, args, procs))
+        print("\n".join(lines), flush=True)
     if args.commitlog_modes:
         print("", flush=True)
         print("\n".join(compare_modes(args)))
