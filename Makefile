@@ -32,6 +32,7 @@ bench:
 	@$(VENV)/python -m loadtest.media_benchmark
 	@$(VENV)/python -m loadtest.feed_benchmark
 	@$(VENV)/python -m loadtest.like_benchmark
+	@$(VENV)/python -m loadtest.write_benchmark
 	@$(VENV)/python -m loadtest.search_benchmark
 	@$(VENV)/python -m loadtest.tray_benchmark
 
