@@ -67,7 +67,9 @@ class Node:
 @contextmanager
 def cassandra_node(mode: CommitLogMode, base_env: dict[str, str]) -> Iterator[Node]:
     """A fresh single Cassandra node in `mode`; `base_env` are the benchmark's other settings."""
-    shutil.rmtree(NODE_DIR, ignore_errors=True)
+    if NODE_DIR.exists():  # left by a benchmark that was itself killed: its node may still run
+        stop_all([Cassandra(Settings.from_env({**os.environ, "PHOTOS_STACK_DIR": str(NODE_DIR)}))], quiet=True)
+        shutil.rmtree(NODE_DIR, ignore_errors=True)
     env = {
         **base_env,
         **mode.env,

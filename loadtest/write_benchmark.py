@@ -9,9 +9,11 @@ topics and consumer group, the real API (`python -m app.main --workers 2`) and s
 child processes (logs in .stack/bench-logs/), users seeded with tokens through the repositories,
 then three closed-loop phases, each for --duration seconds:
   http floor  GET /healthz: what HTTP alone costs these processes and this load generator (noise gauge);
-  follow      PUT /v1/users/{id}/follow, --concurrency in flight, never the same pair twice, onto
-              200 followees; afterwards every acknowledged edge is read back from `following`, and
-              the lag until every followee's follower_count is exact is measured;
+  follow x1   PUT /v1/users/{id}/follow, one at a time: the latency a commit log mode adds to a write
+              when the node is not busy;
+  follow      the same with --concurrency in flight, never the same pair twice in the run, onto 200
+              followees; after each follow phase every acknowledged edge is read back from
+              `following`, and the lag until every followee's follower_count is exact is measured;
   upload      POST /v1/posts with a small JPEG, --upload-concurrency in flight (the image pipeline is
               CPU-bound); afterwards every acknowledged post is read back.
 The table compares each phase's req/s with the first mode's (periodic, Cassandra's default, which
@@ -58,6 +60,8 @@ KEYSPACE = "photos_bench_writes"
 WRITE_ENV = {"PHOTOS_CASSANDRA_KEYSPACE": KEYSPACE}
 FOLLOWEES = 200
 COUNT_TIMEOUT_S = 120.0
+QUIET_CORES = 0.3
+QUIET_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -104,17 +108,17 @@ class WriteBench:
         self.base = base
         self.cass = cass
         self.args = args
-        self.followees = users[:FOLLOWEES]
-        self.followers = users[FOLLOWEES:]
+        followees, followers = users[:FOLLOWEES], users[FOLLOWEES:]
+        # every pair once in the run, and pairs in flight together share neither follower nor followee: a
+        # person follows one account at a time (concurrent follows by one user would contend on one Paxos
+        # partition, which measures contention, not the write path)
+        self.pairs = ((follower, followees[(i + turn) % len(followees)])
+                      for turn in range(len(followees)) for i, follower in enumerate(followers))
+        self.followed = Counter()  # followee -> follows acknowledged so far in the run
         self.uploaders = itertools.cycle(users)
 
-    async def follow_phase(self) -> Phase:
-        # every pair once, and pairs in flight together share neither follower nor followee: a person
-        # follows one account at a time (concurrent follows by one user would contend on one Paxos
-        # partition, which measures contention, not the write path)
-        count = len(self.followees)
-        pairs = ((follower, self.followees[(i + turn) % count])
-                 for turn in range(count) for i, follower in enumerate(self.followers))
+    async def follow_phase(self, name: str, concurrency: int) -> Phase:
+        pairs = self.pairs
 
         async def request():
             follower, followee = next(pairs)
@@ -122,8 +126,8 @@ class WriteBench:
                 await r.read()
                 return r.status, (follower.user_id, followee.user_id) if r.status == 204 else None
 
-        phase = await closed_loop(self.http, self.args.concurrency, self.args.duration, request)
-        phase.name = "follow"
+        phase = await closed_loop(self.http, concurrency, self.args.duration, request)
+        phase.name = name
         last_ack = time.perf_counter()
         edge = await self.cass.prepare("SELECT followee_id FROM following WHERE user_id = ? AND followee_id = ?")
 
@@ -132,7 +136,8 @@ class WriteBench:
                 phase.lost += 1
 
         await for_each(phase.acknowledged, check, SEED_CONCURRENCY)
-        expected = Counter(followee for _, followee in phase.acknowledged)
+        self.followed.update(followee for _, followee in phase.acknowledged)
+        expected = {followee: self.followed[followee] for _, followee in phase.acknowledged}
         count = await self.cass.prepare("SELECT follower_count FROM users WHERE user_id = ?")
 
         async def exact() -> bool:
@@ -169,6 +174,17 @@ class WriteBench:
         return phase
 
 
+async def until_quiet(cpu: CpuMeter, below: float = QUIET_CORES, timeout_s: float = QUIET_TIMEOUT_S) -> None:
+    """Wait until every process the meter watches together uses less than `below` cores for a second."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        before = cpu.snapshot()
+        await asyncio.sleep(1.0)
+        busy = CpuMeter.cores(before, cpu.snapshot())
+        if sum(cores for name, cores in busy.items() if name != "loadgen") < below:
+            return
+
+
 async def measure_mode(node: Node, args: argparse.Namespace, procs: dict[str, BenchProcess]) -> list[Phase]:
     cpu = CpuMeter(node.run_dir)
     for name, process in procs.items():
@@ -183,13 +199,16 @@ async def measure_mode(node: Node, args: argparse.Namespace, procs: dict[str, Be
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
             bench = WriteBench(http, base, cass, users, args)
             await drive(http, f"{base}/healthz", users[:50], args.concurrency, seconds=2.0)  # warm-up
+            await until_quiet(cpu)  # the seed's flushes and compactions would be measured with the first phase
             phases = []
             before = cpu.snapshot()
             floor = Phase("http floor", await drive(http, f"{base}/healthz", users[:100], args.concurrency,
                                                     seconds=args.duration))
             floor.load.cores = CpuMeter.cores(before, cpu.snapshot())
             phases.append(floor)
-            for run in (bench.follow_phase, bench.upload_phase):
+            runs = (lambda: bench.follow_phase("follow x1", 1), lambda: bench.follow_phase("follow", args.concurrency),
+                    bench.upload_phase)
+            for run in runs:
                 before = cpu.snapshot()
                 phase = await run()
                 phase.load.cores = CpuMeter.cores(before, cpu.snapshot())  # the load and its checks
@@ -212,7 +231,8 @@ def report(results: list[tuple[CommitLogMode, list[Phase]]], args: argparse.Name
         for mode, phases in results:
             phase = next(p for p in phases if p.name == name)
             load = phase.load
-            lag = "-" if phase.name != "follow" else (f"{phase.lag_s:.2f}" if phase.lag_s is not None else "never")
+            lag = "-" if not phase.name.startswith("follow") else (
+                f"{phase.lag_s:.2f}" if phase.lag_s is not None else "never")
             lines.append(
                 f"{name:<11} {mode.label:<14} {load.concurrency:>9} {load.req_s:>8,.0f} {load.percentile(0.5):>7.1f} "
                 f"{load.percentile(0.99):>7.1f} {phase.errors:>6} {phase.lost if name != 'http floor' else '-':>5} "

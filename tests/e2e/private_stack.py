@@ -61,7 +61,9 @@ class PrivateStack:
         return output
 
     def up(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)  # what an earlier run left, logs included
+        if self.dir.exists():  # an earlier run that was itself killed may have left its stack running
+            self.photos_stack("down")
+            shutil.rmtree(self.dir, ignore_errors=True)
         self.photos_stack("up")
 
     def down(self) -> None:
