@@ -13,15 +13,25 @@ import argparse
 import asyncio
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import uvloop
+from redis.asyncio import Redis
+
+from app.cassandra import CassandraSession, make_cluster
+from app.migrate import prepare_storage
 from app.settings import REPO_ROOT, Settings
 from infra.services import Cassandra
 from infra.stack import start_all, stop_all
+from loadtest.feed_benchmark import BenchProcess, CpuMeter, child_processes, start_api
 from tests.support.ports import free_port
+from tests.support.processes import wait_http_ok, wait_log_line
+
+T = TypeVar("T")
 
 NODE_DIR = REPO_ROOT / ".stack" / "bench-commitlog"
 
@@ -87,3 +97,52 @@ def cassandra_node(mode: CommitLogMode, base_env: dict[str, str]) -> Iterator[No
     finally:
         stop_all([node], quiet=True)
         shutil.rmtree(NODE_DIR, ignore_errors=True)
+
+
+@dataclass
+class ModeRun:
+    """What a benchmark's measurement gets for one mode."""
+
+    node: Node
+    procs: dict[str, BenchProcess]  # "api" and "streams"
+    cpu: CpuMeter  # the node's process, the children, Kafka, Redis and the load generator
+    cass: CassandraSession  # on the benchmark's keyspace of this node
+    redis: Redis
+
+
+def run_per_mode(
+    name: str, modes: list[CommitLogMode], base_env: dict[str, str], api_workers: int,
+    measure: Callable[[ModeRun], Awaitable[T]],
+) -> list[tuple[CommitLogMode, T]]:
+    """For each mode: a node in that mode, the keyspace of `base_env` migrated on it, topics and a consumer
+    group of its own, the real API and stream worker as child processes, then `measure`; all stopped after."""
+    results = []
+    for mode in modes:
+        isolation = {
+            "PHOTOS_KAFKA_TOPIC_PREFIX": f"photos-bench-{name}-{mode.sync}.",
+            "PHOTOS_STREAMS_APP_ID": f"photos-bench-{name}-{mode.sync}-streams",
+        }
+        with cassandra_node(mode, {**base_env, **isolation}) as node:
+            prepare_storage(node.settings)
+            with child_processes() as procs:
+                procs["api"] = start_api(f"api-{name}-{mode.sync}", api_workers, node.env)
+                procs["streams"] = BenchProcess(f"streams-{name}-{mode.sync}", ["-m", "streams"], node.env)
+                wait_http_ok(f"{procs['api'].url}/healthz", procs["api"])
+                wait_log_line(procs["streams"], "Ready")
+                results.append((mode, uvloop.run(_measure(node, procs, measure))))
+    return results
+
+
+async def _measure(node: Node, procs: dict[str, BenchProcess], measure: Callable[[ModeRun], Awaitable[T]]) -> T:
+    cpu = CpuMeter(node.run_dir)
+    for name, process in procs.items():
+        cpu.add(name, process)
+    cluster = make_cluster(node.settings)
+    redis = Redis.from_url(node.settings.redis_url)
+    try:
+        session = await asyncio.to_thread(cluster.connect, node.settings.cassandra_keyspace)
+        cass = CassandraSession(session, node.settings.cassandra_max_in_flight)
+        return await measure(ModeRun(node, procs, cpu, cass, redis))
+    finally:
+        await redis.aclose()
+        cluster.shutdown()

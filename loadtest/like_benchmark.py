@@ -59,7 +59,7 @@ from app.feed.writer import for_each
 from app.likes.counts import LikeCounts
 from app.migrate import prepare_storage
 from app.settings import REPO_ROOT, Settings
-from loadtest.commitlog_modes import CommitLogMode, Node, cassandra_node, parse_modes
+from loadtest.commitlog_modes import CommitLogMode, ModeRun, parse_modes, run_per_mode
 from loadtest.feed_benchmark import (
     BENCH_ENV,
     LOG_DIR,
@@ -462,50 +462,28 @@ async def measure(settings: Settings, args: argparse.Namespace, procs: dict[str,
     ]
 
 
-async def measure_mode(node: Node, args: argparse.Namespace, procs: dict[str, BenchProcess]) -> LikeRun:
+async def measure_mode(run: ModeRun, args: argparse.Namespace) -> LikeRun:
     """The spread phase alone, on a node of its own: seed, warm up, measure, check."""
-    cpu = CpuMeter(node.run_dir)
-    for name, process in procs.items():
-        cpu.add(name, process)
-    cluster = make_cluster(node.settings)
-    redis = Redis.from_url(node.settings.redis_url)
-    try:
-        cass = CassandraSession(cluster.connect(KEYSPACE), node.settings.cassandra_max_in_flight)
-        seeder = await Seeder(node.settings, cass, redis).prepare()
-        users, post_ids = await seed(seeder, args.mode_users, args.mode_posts + 2)
-        hot, warm_post, others = post_ids[0], post_ids[1], post_ids[2:]
-        base = procs["api"].url
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-            bench = Bench(http, base, await CountProbe(cass).prepare(), cass, redis,
-                          LikeCounts.for_settings(node.settings, redis).stats_key, cpu, args.concurrency,
-                          args.mode_duration)
-            warm, fresh = users[-WARMUP_USERS:], users[:-WARMUP_USERS]
-            await drive_likes(http, base, ((user, warm_post) for user in warm), args.concurrency, 3.0)
-            await until_worker_idle(redis, bench.stats_key)
-            rng = random.Random(3)
-            spread = fresh_pairs(fresh, lambda: hot if rng.random() < HOT_SHARE_SPREAD else rng.choice(others), set())
-            return await bench.like_phase("spread", spread, [hot, *others], hot)
-    finally:
-        await redis.aclose()
-        cluster.shutdown()
+    seeder = await Seeder(run.node.settings, run.cass, run.redis).prepare()
+    users, post_ids = await seed(seeder, args.mode_users, args.mode_posts + 2)
+    hot, warm_post, others = post_ids[0], post_ids[1], post_ids[2:]
+    base = run.procs["api"].url
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        bench = Bench(http, base, await CountProbe(run.cass).prepare(), run.cass, run.redis,
+                      LikeCounts.for_settings(run.node.settings, run.redis).stats_key, run.cpu, args.concurrency,
+                      args.mode_duration)
+        warm, fresh = users[-WARMUP_USERS:], users[:-WARMUP_USERS]
+        await drive_likes(http, base, ((user, warm_post) for user in warm), args.concurrency, 3.0)
+        await until_worker_idle(run.redis, bench.stats_key)
+        rng = random.Random(3)
+        spread = fresh_pairs(fresh, lambda: hot if rng.random() < HOT_SHARE_SPREAD else rng.choice(others), set())
+        return await bench.like_phase("spread", spread, [hot, *others], hot)
 
 
 def compare_modes(args: argparse.Namespace) -> list[str]:
     """The spread phase once per commit log mode, each on a node of its own; a table of the results."""
-    runs: list[tuple[CommitLogMode, LikeRun]] = []
-    for mode in args.commitlog_modes:
-        isolation = {
-            "PHOTOS_KAFKA_TOPIC_PREFIX": f"photos-bench-likes-{mode.sync}.",
-            "PHOTOS_STREAMS_APP_ID": f"photos-bench-likes-{mode.sync}-streams",
-        }
-        with cassandra_node(mode, {**BENCH_ENV, **LIKE_ENV, **isolation}) as node:
-            prepare_storage(node.settings)
-            with child_processes() as procs:
-                procs["api"] = start_api(f"api-likes-{mode.sync}", args.api_workers, node.env)
-                procs["streams"] = BenchProcess(f"streams-likes-{mode.sync}", ["-m", "streams"], node.env)
-                wait_http_ok(f"{procs['api'].url}/healthz", procs["api"])
-                wait_log_line(procs["streams"], "Ready")
-                runs.append((mode, uvloop.run(measure_mode(node, args, procs))))
+    runs = run_per_mode("likes", args.commitlog_modes, {**BENCH_ENV, **LIKE_ENV}, args.api_workers,
+                        lambda run: measure_mode(run, args))
     return report_modes(runs, args)
 
 

@@ -32,32 +32,28 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import aiohttp
-import uvloop
-from redis.asyncio import Redis
 
-from app.cassandra import CassandraSession, make_cluster
+from app.cassandra import CassandraSession
 from app.feed.writer import for_each
-from app.migrate import prepare_storage
 from app.settings import REPO_ROOT
-from loadtest.commitlog_modes import CommitLogMode, Node, cassandra_node, parse_modes
+from loadtest.commitlog_modes import CommitLogMode, ModeRun, parse_modes, run_per_mode
 from loadtest.feed_benchmark import (
     BENCH_ENV,
     LOG_DIR,
     PHOTO,
-    BenchProcess,
     CpuMeter,
     Load,
-    child_processes,
     cpu_note,
     drive,
-    start_api,
     verdict,
 )
 from loadtest.seed_feed import SEED_CONCURRENCY, Reader, Seeder
-from tests.support.processes import wait_http_ok, wait_log_line
 
 KEYSPACE = "photos_bench_writes"
-WRITE_ENV = {"PHOTOS_CASSANDRA_KEYSPACE": KEYSPACE}
+WRITE_ENV = {
+    "PHOTOS_CASSANDRA_KEYSPACE": KEYSPACE,
+    "PHOTOS_MEDIA_DIR": str(REPO_ROOT / ".stack" / "bench-media-writes"),
+}
 FOLLOWEES = 200
 COUNT_TIMEOUT_S = 120.0
 QUIET_CORES = 0.3
@@ -185,38 +181,29 @@ async def until_quiet(cpu: CpuMeter, below: float = QUIET_CORES, timeout_s: floa
             return
 
 
-async def measure_mode(node: Node, args: argparse.Namespace, procs: dict[str, BenchProcess]) -> list[Phase]:
-    cpu = CpuMeter(node.run_dir)
-    for name, process in procs.items():
-        cpu.add(name, process)
-    cluster = make_cluster(node.settings)
-    redis = Redis.from_url(node.settings.redis_url)
-    try:
-        cass = CassandraSession(cluster.connect(KEYSPACE), node.settings.cassandra_max_in_flight)
-        seeder = await Seeder(node.settings, cass, redis).prepare()
-        users = await seeder.seed_readers(args.users, "w")
-        base = procs["api"].url
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-            bench = WriteBench(http, base, cass, users, args)
-            await drive(http, f"{base}/healthz", users[:50], args.concurrency, seconds=2.0)  # warm-up
-            await until_quiet(cpu)  # the seed's flushes and compactions would be measured with the first phase
-            phases = []
+async def measure_mode(run: ModeRun, args: argparse.Namespace) -> list[Phase]:
+    cpu, cass = run.cpu, run.cass
+    seeder = await Seeder(run.node.settings, cass, run.redis).prepare()
+    users = await seeder.seed_readers(args.users, "w")
+    base = run.procs["api"].url
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        bench = WriteBench(http, base, cass, users, args)
+        await drive(http, f"{base}/healthz", users[:50], args.concurrency, seconds=2.0)  # warm-up
+        await until_quiet(cpu)  # the seed's flushes and compactions would be measured with the first phase
+        phases = []
+        before = cpu.snapshot()
+        floor = Phase("http floor", await drive(http, f"{base}/healthz", users[:100], args.concurrency,
+                                                seconds=args.duration))
+        floor.load.cores = CpuMeter.cores(before, cpu.snapshot())
+        phases.append(floor)
+        steps = (lambda: bench.follow_phase("follow x1", 1), lambda: bench.follow_phase("follow", args.concurrency),
+                 bench.upload_phase)
+        for step in steps:
             before = cpu.snapshot()
-            floor = Phase("http floor", await drive(http, f"{base}/healthz", users[:100], args.concurrency,
-                                                    seconds=args.duration))
-            floor.load.cores = CpuMeter.cores(before, cpu.snapshot())
-            phases.append(floor)
-            runs = (lambda: bench.follow_phase("follow x1", 1), lambda: bench.follow_phase("follow", args.concurrency),
-                    bench.upload_phase)
-            for run in runs:
-                before = cpu.snapshot()
-                phase = await run()
-                phase.load.cores = CpuMeter.cores(before, cpu.snapshot())  # the load and its checks
-                phases.append(phase)
-            return phases
-    finally:
-        await redis.aclose()
-        cluster.shutdown()
+            phase = await step()
+            phase.load.cores = CpuMeter.cores(before, cpu.snapshot())  # the load and its checks
+            phases.append(phase)
+        return phases
 
 
 def report(results: list[tuple[CommitLogMode, list[Phase]]], args: argparse.Namespace) -> list[str]:
@@ -256,22 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-workers", type=int, default=2, help="API processes")
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    results: list[tuple[CommitLogMode, list[Phase]]] = []
-    for mode in args.modes:
-        isolation = {
-            **WRITE_ENV,
-            "PHOTOS_KAFKA_TOPIC_PREFIX": f"photos-bench-writes-{mode.sync}.",
-            "PHOTOS_STREAMS_APP_ID": f"photos-bench-writes-{mode.sync}-streams",
-            "PHOTOS_MEDIA_DIR": str(REPO_ROOT / ".stack" / "bench-media-writes"),
-        }
-        with cassandra_node(mode, {**BENCH_ENV, **isolation}) as node:
-            prepare_storage(node.settings)
-            with child_processes() as procs:
-                procs["api"] = start_api(f"api-writes-{mode.sync}", args.api_workers, node.env)
-                procs["streams"] = BenchProcess(f"streams-writes-{mode.sync}", ["-m", "streams"], node.env)
-                wait_http_ok(f"{procs['api'].url}/healthz", procs["api"])
-                wait_log_line(procs["streams"], "Ready")
-                results.append((mode, uvloop.run(measure_mode(node, args, procs))))
+    results = run_per_mode("writes", args.modes, {**BENCH_ENV, **WRITE_ENV}, args.api_workers,
+                           lambda run: measure_mode(run, args))
     print("\n".join(report(results, args)))
     print(f"total {time.perf_counter() - began:.0f} s (child logs in {LOG_DIR.relative_to(REPO_ROOT)}/)")
     return 0
