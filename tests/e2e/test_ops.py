@@ -155,7 +155,9 @@ async def test_an_api_worker_that_dies_is_started_again_while_the_others_serve(h
     process, url = start_api("api-respawn", {}, workers=2)
     try:
         parent = psutil.Process(process.proc.pid)
-        workers = await eventually(lambda: _children(parent), lambda found: len(found) == 2, timeout=30)
+        port = int(url.rsplit(":", 1)[1])
+        # both listening (the first to listen answered the start-up check; the other may still be preparing)
+        workers = await eventually(lambda: _listening(parent, port), lambda found: len(found) == 2, timeout=60)
         victim = workers[0]
         victim.kill()
         await asyncio.to_thread(victim.wait, 10)  # gone, its listening socket with it (the parent reaps it)
@@ -168,6 +170,12 @@ async def test_an_api_worker_that_dies_is_started_again_while_the_others_serve(h
         await eventually(lambda: _healthz(http, url), lambda status: status == 200, timeout=30)
     finally:
         process.stop()
+
+
+async def _listening(parent, port: int) -> list:
+    """The parent's worker processes that have their socket listening on `port`."""
+    return [child for child in await _children(parent)
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in child.net_connections("tcp"))]
 
 
 async def _children(parent) -> list:
