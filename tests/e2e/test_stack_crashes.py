@@ -162,7 +162,9 @@ async def test_a_worker_started_while_kafka_and_cassandra_are_down_waits_for_the
     await eventually(lambda: asyncio.to_thread(logged, "waiting for it"), bool, timeout=30)  # for Kafka
     stack.photos_stack("up", "--services", "kafka")
     await eventually(lambda: asyncio.to_thread(logged, "start-up failed"), bool, timeout=60)  # an agent, on Cassandra
-    await eventually(lambda: asyncio.to_thread(logged, "media_sweep: tick failed"), bool, timeout=60)  # a timer
+    # a timer: the sweep runs on the group's leader only, once the group has rebalanced (~15 s; a rebalance
+    # may have to wait out the killed worker's membership first)
+    await eventually(lambda: asyncio.to_thread(logged, "media_sweep: tick failed"), bool, timeout=120)
     stack.photos_stack("up", "--services", "cassandra")
     await stack.until_api_ready(stack_http)
 
