@@ -1,0 +1,585 @@
+"""Load shapes with SLOs, and what each request costs: `python -m loadtest.run --shape step --host URL --out DIR`.
+
+Runs Locust (loadtest/locustfile.py with loadtest/shapes.py) headless against any deployment, and
+beside it samples, once a second, the API's Prometheus metrics (per-route Cassandra requests, Redis
+commands, Kafka messages, the API's CPU; docs/metrics.md), the stream workers' metrics when it can
+reach them, and, on the machine the stack runs on, the CPU of every process kind. Then:
+
+- `step` finds the knee: the highest load whose phase held every SLO. A second, short run (`profile`)
+  sends each task alone so the API's CPU per request can be read route by route.
+- `spike` and `soak` exit non-zero when any phase broke an SLO.
+
+Into DIR: Locust's CSV (`locust_stats.csv`, `locust_stats_history.csv`, failures) and HTML report,
+`phases.json` (every phase judged), `steps.png` (throughput against p50/p99 per phase) and
+`profile.json` (the knee, per-route costs, CPU per process kind, bytes stored; the capacity
+planner's input, docs/capacity-planner.md). docs/capacity.md shows the commands and the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from infra.supervise import read_state
+from loadtest import traffic as traffic_model
+from loadtest.credentials import LoadSetupError, load_credentials
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+RUN_DIR = REPO_ROOT / ".stack" / "run"  # the local stack's supervisor state files (infra/supervise.py)
+PROCESS_KINDS = ("api", "streams", "cassandra", "kafka", "redis")
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+DEFAULT_STREAMS_METRICS = "http://127.0.0.1:9464/metrics"
+
+
+class RunError(Exception):
+    """The run cannot go on; one line says why."""
+
+
+# --- sampling what the deployment does -------------------------------------------------------------
+@dataclass
+class Sample:
+    at: float  # wall clock
+    api: dict[tuple, float]  # (metric, labels...) -> value
+    streams: dict[tuple, float]
+    cpu: dict[str, float]  # process kind -> CPU seconds so far
+
+
+def scrape(url: str, timeout: float = 2.0) -> dict[tuple, float]:
+    """A Prometheus text page as {(sample name, sorted label items): value}; {} when unreachable."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            text = response.read().decode()
+    except (OSError, urllib.error.URLError):
+        return {}
+    values: dict[tuple, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
+
+
+def _tree(pid: int | None) -> list[psutil.Process]:
+    if not isinstance(pid, int):
+        return []
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+class LocalProcesses:
+    """The CPU of the local stack's processes by kind, found through their supervisors' state files."""
+
+    def __init__(self, run_dir: Path, loadgen: list[psutil.Process]) -> None:
+        self.run_dir = run_dir
+        self.loadgen = loadgen
+
+    def available(self) -> bool:
+        return any((self.run_dir / f"{kind}.state.json").exists() for kind in PROCESS_KINDS)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        seconds: dict[str, float] = {}
+        for kind in PROCESS_KINDS:
+            state = read_state(self.run_dir / f"{kind}.state.json") or {}
+            seconds[kind] = _cpu(_tree(state.get("child_pid")))
+        seconds["loadgen"] = _cpu([p for root in self.loadgen for p in _tree(root.pid)])
+        return seconds
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+@dataclass
+class Sampler:
+    """Samples every source once a second in a thread, until stopped."""
+
+    metrics_urls: list[str]
+    streams_url: str | None
+    local: LocalProcesses | None
+    samples: list[Sample] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append(self.take())
+            if self._stop.wait(1.0):
+                self.samples.append(self.take())
+                return
+
+    def take(self) -> Sample:
+        api: dict[tuple, float] = {}
+        for url in self.metrics_urls:  # several hosts: their counters add up
+            for key, value in scrape(url).items():
+                api[key] = api.get(key, 0.0) + value
+        streams = scrape(self.streams_url) if self.streams_url else {}
+        cpu = self.local.cpu_seconds() if self.local else {}
+        return Sample(time.time(), api, streams, cpu)
+
+    def around(self, started_at: float, ended_at: float) -> tuple[Sample, Sample] | None:
+        """The samples that best bracket a window: the last at or before its start, the first at or after its end."""
+        before = [s for s in self.samples if s.at <= started_at + 0.5]
+        after = [s for s in self.samples if s.at >= ended_at - 0.5]
+        if not before or not after or after[0].at <= before[-1].at:
+            return None
+        return before[-1], after[0]
+
+
+# --- turning samples into costs ----------------------------------------------------------------------
+def _route_key(labels: dict[str, str]) -> str:
+    route = labels.get("route", "")
+    if " " in route or "method" not in labels:
+        return route
+    return f"{labels['method']} {route}"
+
+
+def deltas(before: dict[tuple, float], after: dict[tuple, float], metric: str) -> list[tuple[dict, float]]:
+    rows = []
+    for (name, labels), value in after.items():
+        if name != metric:
+            continue
+        change = value - before.get((name, labels), 0.0)
+        if change > 0:
+            rows.append((dict(labels), change))
+    return rows
+
+
+def route_costs(before: dict, after: dict) -> dict[str, dict]:
+    """Per route served in a window: requests (the API's own count) and Cassandra/Redis/Kafka work per request."""
+    served: dict[str, float] = {}
+    for labels, change in deltas(before, after, "photos_http_requests_total"):
+        served[_route_key(labels)] = served.get(_route_key(labels), 0.0) + change
+    costs: dict[str, dict] = {}
+    for route, requests in served.items():
+        costs[route] = {"served": requests, "cassandra_requests": 0.0, "cassandra_by_table": {},
+                        "redis_commands": 0.0, "redis_round_trips": 0.0, "kafka_messages": 0.0, "kafka_by_topic": {}}
+
+    def add(metric: str, field_name: str, by: str | None = None, by_field: str | None = None) -> None:
+        for labels, change in deltas(before, after, metric):
+            cost = costs.get(_route_key(labels))
+            if cost is None:
+                continue
+            cost[field_name] += change / cost["served"]
+            if by and by_field:
+                key = labels.get(by, "?")
+                cost[by_field][key] = cost[by_field].get(key, 0.0) + change / cost["served"]
+
+    add("photos_cassandra_requests_total", "cassandra_requests", "table", "cassandra_by_table")
+    add("photos_redis_commands_total", "redis_commands")
+    add("photos_redis_round_trips_total", "redis_round_trips")
+    add("photos_kafka_messages_total", "kafka_messages", "topic", "kafka_by_topic")
+    return costs
+
+
+def counter_total(before: dict, after: dict, metric: str, **match: str) -> float:
+    return sum(change for labels, change in deltas(before, after, metric)
+               if all(labels.get(k) == v for k, v in match.items()))
+
+
+def api_cpu_seconds(before: Sample, after: Sample) -> float | None:
+    """The API's CPU in a window: its own counter (works remotely), else the local processes'."""
+    from_metrics = counter_total(before.api, after.api, "photos_process_cpu_seconds_total", kind="api")
+    if from_metrics > 0:
+        return from_metrics
+    if "api" in after.cpu:
+        return after.cpu["api"] - before.cpu.get("api", 0.0)
+    return None
+
+
+# --- running Locust -------------------------------------------------------------------------------------
+def locust_command(args: argparse.Namespace, out: Path, prefix: str) -> list[str]:
+    command = [
+        sys.executable, "-m", "locust",
+        "-f", f"{HERE / 'locustfile.py'},{HERE / 'shapes.py'}",
+        "--host", args.host, "--headless", "--only-summary",
+        "--csv", str(out / prefix), "--csv-full-history", "--html", str(out / f"{prefix}_report.html"),
+        "--exit-code-on-error", "0", "--loglevel", "WARNING",
+    ]
+    if args.processes and prefix == "locust":
+        command += ["--processes", str(args.processes)]
+    if args.expect_workers and prefix == "locust":
+        command += ["--master", "--expect-workers", str(args.expect_workers)]
+    return command
+
+
+def shape_env(args: argparse.Namespace, out: Path, shape: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PHOTOS_LOAD_SHAPE": shape, "PHOTOS_LOAD_OUT": str(out), "PHOTOS_LOAD_MIX": args.mix,
+        "PHOTOS_LOAD_TRAFFIC": str(args.traffic), "PHOTOS_LOAD_CREDENTIALS": str(args.credentials),
+        "PHOTOS_LOAD_USER_RATE": str(args.user_rate), "PHOTOS_SHAPE_WARMUP_S": str(args.warmup),
+        "PHOTOS_SHAPE_START_USERS": str(args.start_users), "PHOTOS_SHAPE_STEP_USERS": str(args.step_users),
+        "PHOTOS_SHAPE_MAX_USERS": str(args.max_users), "PHOTOS_SHAPE_STEP_S": str(args.step_seconds),
+        "PHOTOS_SHAPE_SPIKE_FACTOR": str(args.spike_factor), "PHOTOS_SHAPE_DURATION_S": str(args.duration),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    if shape == "profile":
+        env.update({"PHOTOS_SHAPE_START_USERS": str(args.profile_users),
+                    "PHOTOS_SHAPE_STEP_S": str(args.profile_seconds), "PHOTOS_LOAD_USER_RATE": "1"})
+    return env
+
+
+def run_locust(args: argparse.Namespace, out: Path, shape: str, prefix: str, sampler: Sampler) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "phases.json").unlink(missing_ok=True)
+    log = (out / f"{prefix}.log").open("w")
+    process = subprocess.Popen(locust_command(args, out, prefix), env=shape_env(args, out, shape),
+                               stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    if sampler.local is not None:
+        sampler.local.loadgen.append(psutil.Process(process.pid))
+    shown = 0
+    while process.poll() is None:
+        time.sleep(1.0)
+        shown = _show_progress(out / "phases.json", shown)
+    _show_progress(out / "phases.json", shown)
+    log.close()
+    if sampler.local is not None:
+        sampler.local.loadgen.clear()
+    try:
+        return json.loads((out / "phases.json").read_text())
+    except (OSError, ValueError):
+        tail = (out / f"{prefix}.log").read_text().strip().splitlines()[-3:]
+        raise RunError(f"Locust ended (exit {process.returncode}) without judging a phase: {' | '.join(tail)}")\
+            from None
+
+
+def _show_progress(path: Path, shown: int) -> int:
+    try:
+        phases = json.loads(path.read_text())["phases"]
+    except (OSError, ValueError, KeyError):
+        return shown
+    for phase in phases[shown:]:
+        verdict = {True: "held", False: "BROKE", None: "-"}[phase["held"]]
+        p99 = "-" if phase["p99_ms"] is None else str(round(phase["p99_ms"]))
+        print(f"  {phase['name']:<22} users {phase['users']:>5}  {phase['requests_per_s']:8.1f} req/s"
+              f"  p99 {p99:>6} ms  errors {phase['error_ratio']:6.2%}  {verdict}"
+              + (f": {'; '.join(phase['broken'][:3])}" if phase["broken"] else ""), flush=True)
+    return len(phases)
+
+
+# --- the profile --------------------------------------------------------------------------------------
+def build_profile(args: argparse.Namespace, knee: dict, sampler: Sampler, profile_phases: list[dict] | None,
+                  storage: dict | None, environment: dict) -> dict:
+    bracket = sampler.around(knee["started_at"], knee["ended_at"])
+    costs = route_costs(bracket[0].api, bracket[1].api) if bracket else {}
+    cpu_api_ms = api_cpu_by_route(profile_phases, sampler) if profile_phases else {}
+    routes = {}
+    for route, seen in sorted(knee["routes"].items()):
+        cost = costs.get(route, {})
+        routes[route] = {
+            "requests_per_s": seen["requests_per_s"], "p50_ms": seen["p50_ms"], "p99_ms": seen["p99_ms"],
+            "error_ratio": seen["error_ratio"], "api_cpu_ms": cpu_api_ms.get(route),
+            **{k: (round(v, 3) if isinstance(v, float) else {t: round(n, 3) for t, n in v.items()})
+               for k, v in cost.items() if k != "served"},
+        }
+    cpu = {"cores": {}, "ms_per_request": {}, "cassandra_ms_per_cassandra_request": None,
+           "streams_ms_per_kafka_message": None}
+    if bracket:
+        before, after = bracket
+        wall = after.at - before.at
+        rps = knee["requests_per_s"]
+        api = api_cpu_seconds(before, after)
+        seconds = {kind: after.cpu[kind] - before.cpu.get(kind, 0.0) for kind in after.cpu}
+        if api is not None:
+            seconds["api"] = api
+        cpu["cores"] = {kind: round(s / wall, 3) for kind, s in seconds.items()}
+        cpu["ms_per_request"] = {kind: round(s * 1000 / (rps * wall), 3) for kind, s in seconds.items()
+                                 if kind != "loadgen" and rps}
+        cassandra_requests = counter_total(before.api, after.api, "photos_cassandra_requests_total") + \
+            counter_total(before.streams, after.streams, "photos_cassandra_requests_total")
+        if "cassandra" in seconds and cassandra_requests:
+            cpu["cassandra_ms_per_cassandra_request"] = round(seconds["cassandra"] * 1000 / cassandra_requests, 4)
+        kafka_messages = counter_total(before.api, after.api, "photos_kafka_messages_total")
+        if "streams" in seconds and kafka_messages:
+            cpu["streams_ms_per_kafka_message"] = round(seconds["streams"] * 1000 / kafka_messages, 4)
+    return {
+        "schema": 1,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "host": args.host,
+        "mix": args.mix,
+        "environment": environment,
+        "knee": {"users": knee["users"], "requests_per_s": round(knee["requests_per_s"], 2),
+                 "p50_ms": knee["p50_ms"], "p99_ms": knee["p99_ms"], "error_ratio": knee["error_ratio"]},
+        "routes": routes,
+        "cpu": cpu,
+        "storage": storage or {},
+    }
+
+
+def api_cpu_by_route(phases: list[dict], sampler: Sampler) -> dict[str, float]:
+    """API CPU per request of each route, from the profile run: each task alone, less what the API burns idle."""
+    idle_rate = 0.0
+    result: dict[str, float] = {}
+    for phase in phases:
+        bracket = sampler.around(phase["started_at"], phase["ended_at"])
+        if bracket is None:
+            continue
+        before, after = bracket
+        cpu = api_cpu_seconds(before, after)
+        if cpu is None:
+            continue
+        wall = after.at - before.at
+        if phase["focus"] is None:
+            idle_rate = cpu / wall
+            continue
+        served = route_costs(before.api, after.api)
+        requests = sum(cost["served"] for cost in served.values())
+        if not requests:
+            requests = sum(route["requests"] for route in phase["routes"].values())
+        if not requests:
+            continue
+        route = _focus_route(phase)
+        if route:
+            result[route] = round(max(cpu - idle_rate * wall, 0.0) * 1000 / requests, 3)
+    return result
+
+
+def _focus_route(phase: dict) -> str | None:
+    routes = phase["routes"]
+    return max(routes, key=lambda r: routes[r]["requests"]) if routes else None
+
+
+# --- steps.png ----------------------------------------------------------------------------------------
+def plot(phases: list[dict], knee: dict | None, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    judged = [p for p in phases if p.get("focus") is None and p["requests"]]
+    if not judged:
+        return
+    labels = [f"{p['users']}" for p in judged]
+    x = range(len(judged))
+    figure, throughput = plt.subplots(figsize=(9, 5))
+    throughput.bar(x, [p["requests_per_s"] for p in judged], color=["#4c9a2a" if p["held"] else "#c0392b"
+                                                                     for p in judged], alpha=0.6)
+    throughput.plot(x, [p["offered_per_s"] for p in judged], "k--", linewidth=1, label="offered req/s")
+    throughput.set_xlabel("users (phase)")
+    throughput.set_ylabel("requests/s served (green: SLOs held, red: broken)")
+    throughput.set_xticks(list(x), labels)
+    latency = throughput.twinx()
+    latency.plot(x, [p["p50_ms"] or 0 for p in judged], "o-", color="#2c7fb8", label="p50 ms")
+    latency.plot(x, [p["p99_ms"] or 0 for p in judged], "s-", color="#d95f0e", label="p99 ms")
+    latency.set_yscale("log")
+    latency.set_ylabel("latency, ms (log)")
+    if knee is not None:
+        at = judged.index(knee)
+        throughput.axvline(at, color="#333", linewidth=1)
+        throughput.annotate(f"knee: {knee['requests_per_s']:.0f} req/s", (at, knee["requests_per_s"]),
+                            textcoords="offset points", xytext=(5, 10))
+    lines = throughput.get_legend_handles_labels()[0] + latency.get_legend_handles_labels()[0]
+    names = throughput.get_legend_handles_labels()[1] + latency.get_legend_handles_labels()[1]
+    latency.legend(lines, names, loc="upper left")
+    throughput.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+# --- the command ----------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=("step", "spike", "soak"), required=True)
+    parser.add_argument("--host", required=True, help="the API's base URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--out", type=Path, required=True, help="directory for CSV, report, phases, plot, profile")
+    parser.add_argument("--mix", default="seed", help="a [mixes.*] of the traffic file, or only:<task>")
+    parser.add_argument("--traffic", type=Path, default=traffic_model.DEFAULT_PATH)
+    parser.add_argument("--credentials", type=Path,
+                        default=Path(os.environ.get("PHOTOS_LOAD_CREDENTIALS") or
+                                     REPO_ROOT / ".stack" / "load" / "credentials.jsonl"))
+    parser.add_argument("--user-rate", type=float, default=1.0, help="requests a second each user offers")
+    parser.add_argument("--start-users", type=int, default=10, help="step: first phase; spike: base; soak: users")
+    parser.add_argument("--step-users", type=int, default=10)
+    parser.add_argument("--max-users", type=int, default=2000)
+    parser.add_argument("--step-seconds", type=float, default=30, help="phase length (soak: window length)")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of each phase not measured")
+    parser.add_argument("--spike-factor", type=float, default=3)
+    parser.add_argument("--duration", type=float, default=600, help="soak: total seconds")
+    parser.add_argument("--processes", type=int, default=0, help="Locust worker processes on this machine")
+    parser.add_argument("--expect-workers", type=int, default=0,
+                        help="run as Locust master and wait for this many workers (started elsewhere with"
+                             " `locust -f loadtest/locustfile.py --worker --master-host HOST`)")
+    parser.add_argument("--no-profile", action="store_true", help="step: skip the per-route API CPU run")
+    parser.add_argument("--profile-users", type=int, default=8)
+    parser.add_argument("--profile-seconds", type=float, default=8)
+    parser.add_argument("--metrics-url", action="append", default=None,
+                        help="API Prometheus endpoint(s); default <host>/metrics. Repeat for several hosts")
+    parser.add_argument("--streams-metrics-url", default=None,
+                        help=f"stream workers' metrics; default {DEFAULT_STREAMS_METRICS} for a local host")
+    parser.add_argument("--no-storage", action="store_true", help="skip measuring bytes stored per entity")
+    args = parser.parse_args(argv)
+    for name in ("start_users", "step_users", "max_users"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.step_seconds <= args.warmup:
+        parser.error("--step-seconds must be longer than --warmup")
+    return args
+
+
+def check_inputs(args: argparse.Namespace) -> traffic_model.Traffic:
+    traffic = traffic_model.load(args.traffic)
+    traffic.weights(args.mix)
+    credentials = load_credentials(args.credentials)
+    if urlparse(args.host).scheme not in ("http", "https") or not urlparse(args.host).hostname:
+        raise RunError(f"--host must be an http(s) URL, not {args.host!r}")
+    try:
+        with urllib.request.urlopen(args.host.rstrip("/") + "/healthz", timeout=5) as response:
+            response.read()
+    except (OSError, urllib.error.URLError) as error:
+        reason = getattr(error, "reason", error)
+        raise RunError(f"cannot reach the API at {args.host}: {reason}") from None
+    if len(credentials) < args.start_users:
+        print(f"note: {len(credentials)} credentials for {args.start_users}+ users: some users share an account",
+              file=sys.stderr)
+    return traffic
+
+
+def environment_of(args: argparse.Namespace, local: bool) -> dict:
+    environment = {"cores": os.cpu_count(), "local_stack": local}
+    if local:
+        environment["shared"] = ("load generator, API, stream workers, Cassandra, Kafka and Redis all on this"
+                                 f" machine's {os.cpu_count()} cores")
+        for kind in PROCESS_KINDS:
+            state = read_state(RUN_DIR / f"{kind}.state.json") or {}
+            if kind in ("api", "streams"):
+                processes = _tree(state.get("child_pid"))
+                environment[f"{kind}_processes"] = max(len(processes) - (1 if kind == "api" and
+                                                                          len(processes) > 1 else 0), 0)
+        environment["cassandra_nodes"] = 1
+        environment["kafka_brokers"] = 1
+    return environment
+
+
+def measure_storage(args: argparse.Namespace) -> dict | None:
+    try:
+        from loadtest import footprint
+    except ImportError:
+        return None
+    try:
+        return footprint.measure_from_env()
+    except Exception as error:  # a footprint is a bonus: report the run without it
+        print(f"note: bytes stored not measured: {error}", file=sys.stderr)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        traffic = check_inputs(args)
+    except (RunError, LoadSetupError, traffic_model.TrafficError) as error:
+        print(f"loadtest.run: {error}", file=sys.stderr)
+        return 2
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"loadtest.run: cannot write to {out}: {error}", file=sys.stderr)
+        return 2
+    is_local = urlparse(args.host).hostname in LOCAL_HOSTS
+    local = LocalProcesses(RUN_DIR, []) if is_local else None
+    if local is not None and not local.available():
+        local = None
+    metrics_urls = args.metrics_url or [args.host.rstrip("/") + "/metrics"]
+    streams_url = args.streams_metrics_url or (DEFAULT_STREAMS_METRICS if is_local else None)
+    sampler = Sampler(metrics_urls, streams_url, local).start()
+    print(f"{args.shape} run of mix {args.mix!r} against {args.host} ({len(traffic.weights(args.mix))} tasks;"
+          f" load generator on this machine's {os.cpu_count()} cores"
+          + (", sharing them with the whole stack)" if local else ")"), flush=True)
+    try:
+        result = run_locust(args, out, args.shape, "locust", sampler)
+        phases = result["phases"]
+        judged = [p for p in phases if p["held"] is not None]
+        held = [p for p in judged if p["held"]]
+        knee = held[-1] if args.shape == "step" and held else None
+        if args.shape == "step":
+            plot(judged, knee, out / "steps.png", f"step run, mix {args.mix} ({args.host})")
+        else:
+            plot(judged, None, out / "steps.png", f"{args.shape} run, mix {args.mix} ({args.host})")
+        if args.shape != "step":
+            failed = [p for p in judged if not p["held"]]
+            print(f"{args.shape}: {len(judged) - len(failed)} of {len(judged)} phases held their SLOs"
+                  + (f"; broken in {', '.join(p['name'] for p in failed)}" if failed else ""))
+            return 1 if failed or not judged else 0
+        if knee is None:
+            print("step: no phase held its SLOs, not even the first: lower --start-users", file=sys.stderr)
+            return 1
+        print(f"knee: {knee['name']}, {knee['users']} users, {knee['requests_per_s']:.1f} req/s,"
+              f" p50 {knee['p50_ms']:.0f} ms, p99 {knee['p99_ms']:.0f} ms (load generator on the same machine)")
+        profile_phases = None
+        if not args.no_profile:
+            if args.expect_workers:
+                print("note: the per-route CPU run needs a local Locust; skipped with --expect-workers")
+            else:
+                print("per-route cost run: each task alone, after an idle window", flush=True)
+                profile_phases = run_locust(args, out / "per-route", "profile", "profile", sampler)["phases"]
+        storage = None if args.no_storage else measure_storage(args)
+        profile = build_profile(args, knee, sampler, profile_phases, storage, environment_of(args, local is not None))
+        (out / "profile.json").write_text(json.dumps(profile, indent=1))
+        print_costs(profile)
+        print(f"wrote {out}/profile.json, steps.png, phases.json, locust_*.csv, locust_report.html")
+        return 0
+    except RunError as error:
+        print(f"loadtest.run: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        sampler.stop()
+
+
+def print_costs(profile: dict) -> None:
+    print("per request at the knee (API CPU from the per-route run; counts from the API's metrics):")
+    print(f"{'route':<38} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'API ms':>7} {'cass':>6} {'redis':>6}"
+          f" {'kafka':>6}")
+    for route, cost in sorted(profile["routes"].items(), key=lambda item: -item[1]["requests_per_s"]):
+        def show(value, digits=1):
+            return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+                f"{value:.{digits}f}"
+        print(f"{route:<38} {show(cost['requests_per_s']):>7} {show(cost['p50_ms'], 0):>7}"
+              f" {show(cost['p99_ms'], 0):>7} {show(cost.get('api_cpu_ms'), 2):>7}"
+              f" {show(cost.get('cassandra_requests')):>6} {show(cost.get('redis_commands')):>6}"
+              f" {show(cost.get('kafka_messages'), 2):>6}")
+    cores = profile["cpu"]["cores"]
+    if cores:
+        print("cores busy at the knee: " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                                    sorted(cores.items(), key=lambda kv: -kv[1])))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
