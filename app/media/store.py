@@ -109,6 +109,9 @@ class MediaStore(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    async def size(self, key: str) -> int | None:
+        """The object's length in bytes, None when there is none; reads no content."""
+
     def list_keys(self, prefix: str = "", older_than: datetime | None = None) -> AsyncIterator[str]:
         """Keys starting with prefix, last written before older_than (timezone-aware) if given; any order."""
 
@@ -190,6 +193,9 @@ class LocalMediaStore:
 
     async def exists(self, key: str) -> bool:
         return await self._pool.run(self._exists_blocking, validate_key(key))
+
+    async def size(self, key: str) -> int | None:
+        return await self._pool.run(self._size_blocking, validate_key(key))
 
     async def delete(self, key: str) -> None:
         await self._pool.run(self._delete_blocking, validate_key(key))
@@ -274,6 +280,13 @@ class LocalMediaStore:
             return stat.S_ISREG(os.lstat(self._path(key)).st_mode)
         except (FileNotFoundError, NotADirectoryError):
             return False
+
+    def _size_blocking(self, key: str) -> int | None:
+        try:
+            info = os.lstat(self._path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
 
     def _delete_blocking(self, key: str) -> None:
         # not fsynced: a delete lost in a crash leaves an orphan the media sweeper collects again
@@ -373,6 +386,9 @@ class S3MediaStore:
     async def exists(self, key: str) -> bool:
         return await self._pool.run(self._exists_blocking, validate_key(key))
 
+    async def size(self, key: str) -> int | None:
+        return await self._pool.run(self._size_blocking, validate_key(key))
+
     async def delete(self, key: str) -> None:
         await self._pool.run(partial(self._client.delete_object, Bucket=self.bucket, Key=validate_key(key)))
 
@@ -429,6 +445,15 @@ class S3MediaStore:
                 return False
             raise
         return True
+
+    def _size_blocking(self, key: str) -> int | None:
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+        return response["ContentLength"]
 
     def _delete_batch_blocking(self, keys: list[str]) -> None:
         response = self._client.delete_objects(
