@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.settings import Settings
 from infra.supervise import read_state
 from loadtest import traffic as traffic_model
 from loadtest.credentials import LoadSetupError, load_credentials
@@ -87,16 +88,17 @@ def _tree(pid: int | None) -> list[psutil.Process]:
 class LocalProcesses:
     """The CPU of the local stack's processes by kind, found through their supervisors' state files."""
 
-    def __init__(self, run_dir: Path, loadgen: list[psutil.Process]) -> None:
+    def __init__(self, run_dir: Path, kinds: tuple[str, ...], loadgen: list[psutil.Process]) -> None:
         self.run_dir = run_dir
+        self.kinds = kinds
         self.loadgen = loadgen
 
     def available(self) -> bool:
-        return any((self.run_dir / f"{kind}.state.json").exists() for kind in PROCESS_KINDS)
+        return any((self.run_dir / f"{kind}.state.json").exists() for kind in self.kinds)
 
     def cpu_seconds(self) -> dict[str, float]:
         seconds: dict[str, float] = {}
-        for kind in PROCESS_KINDS:
+        for kind in self.kinds:
             state = read_state(self.run_dir / f"{kind}.state.json") or {}
             seconds[kind] = _cpu(_tree(state.get("child_pid")))
         seconds["loadgen"] = _cpu([p for root in self.loadgen for p in _tree(root.pid)])
@@ -313,10 +315,13 @@ def build_profile(args: argparse.Namespace, knee: dict, sampler: Sampler, profil
         before, after = bracket
         wall = after.at - before.at
         rps = knee["requests_per_s"]
-        api = api_cpu_seconds(before, after)
         seconds = {kind: after.cpu[kind] - before.cpu.get(kind, 0.0) for kind in after.cpu}
+        api = api_cpu_seconds(before, after)
         if api is not None:
             seconds["api"] = api
+        streams = counter_total(before.streams, after.streams, "photos_process_cpu_seconds_total", kind="streams")
+        if streams > 0:
+            seconds["streams"] = streams
         cpu["cores"] = {kind: round(s / wall, 3) for kind, s in seconds.items()}
         cpu["ms_per_request"] = {kind: round(s * 1000 / (rps * wall), 3) for kind, s in seconds.items()
                                  if kind != "loadgen" and rps}
@@ -470,30 +475,44 @@ def check_inputs(args: argparse.Namespace) -> traffic_model.Traffic:
     return traffic
 
 
-def environment_of(args: argparse.Namespace, local: bool) -> dict:
-    environment = {"cores": os.cpu_count(), "local_stack": local}
-    if local:
-        environment["shared"] = ("load generator, API, stream workers, Cassandra, Kafka and Redis all on this"
-                                 f" machine's {os.cpu_count()} cores")
-        for kind in PROCESS_KINDS:
-            state = read_state(RUN_DIR / f"{kind}.state.json") or {}
-            if kind in ("api", "streams"):
-                processes = _tree(state.get("child_pid"))
-                environment[f"{kind}_processes"] = max(len(processes) - (1 if kind == "api" and
-                                                                          len(processes) > 1 else 0), 0)
-        environment["cassandra_nodes"] = 1
-        environment["kafka_brokers"] = 1
+def local_processes(host: str) -> LocalProcesses | None:
+    """The local stack's processes whose CPU this run can see: none for a remote host; the servers for a
+    local one, and the stack's API and stream workers too when the host is the stack's own API (a test
+    API on another port has processes of its own, which report their CPU through their metrics)."""
+    url = urlparse(host)
+    if url.hostname not in LOCAL_HOSTS:
+        return None
+    kinds = ("cassandra", "kafka", "redis")
+    if (url.port or 80) == Settings.from_env().api_port:
+        kinds = PROCESS_KINDS
+    local = LocalProcesses(RUN_DIR, kinds, [])
+    return local if local.available() else None
+
+
+def environment_of(local: LocalProcesses | None) -> dict:
+    """What the figures were measured on: always this machine's cores, and the local stack's shape when seen."""
+    environment: dict = {"cores": os.cpu_count(), "local_stack": local is not None}
+    if local is None:
+        return environment
+    environment["shared"] = (f"the load generator and the stack's servers ({', '.join(local.kinds)}) share this"
+                             f" machine's {os.cpu_count()} cores")
+    if "api" in local.kinds:
+        api = _tree((read_state(RUN_DIR / "api.state.json") or {}).get("child_pid"))
+        environment["api_processes"] = max(len(api) - 1, 1)  # photos-api --workers N: a parent and N workers
+        environment["stream_workers"] = 1 if _tree((read_state(RUN_DIR / "streams.state.json") or {})
+                                                   .get("child_pid")) else 0
+    environment["cassandra_nodes"] = 1
+    environment["kafka_brokers"] = 1
     return environment
 
 
-def measure_storage(args: argparse.Namespace) -> dict | None:
+def measure_storage() -> dict | None:
+    """Bytes stored per post, story and user (loadtest/footprint.py), from the deployment the settings name."""
+    from loadtest import footprint
+
     try:
-        from loadtest import footprint
-    except ImportError:
-        return None
-    try:
-        return footprint.measure_from_env()
-    except Exception as error:  # a footprint is a bonus: report the run without it
+        return footprint.measure_sync(Settings.from_env(), 200)
+    except Exception as error:  # the footprint is one section of the profile: report the run without it
         print(f"note: bytes stored not measured: {error}", file=sys.stderr)
         return None
 
@@ -511,12 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"loadtest.run: cannot write to {out}: {error}", file=sys.stderr)
         return 2
-    is_local = urlparse(args.host).hostname in LOCAL_HOSTS
-    local = LocalProcesses(RUN_DIR, []) if is_local else None
-    if local is not None and not local.available():
-        local = None
+    local = local_processes(args.host)
     metrics_urls = args.metrics_url or [args.host.rstrip("/") + "/metrics"]
-    streams_url = args.streams_metrics_url or (DEFAULT_STREAMS_METRICS if is_local else None)
+    streams_url = args.streams_metrics_url or (DEFAULT_STREAMS_METRICS if local and "streams" in local.kinds else None)
     sampler = Sampler(metrics_urls, streams_url, local).start()
     print(f"{args.shape} run of mix {args.mix!r} against {args.host} ({len(traffic.weights(args.mix))} tasks;"
           f" load generator on this machine's {os.cpu_count()} cores"
@@ -548,8 +564,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print("per-route cost run: each task alone, after an idle window", flush=True)
                 profile_phases = run_locust(args, out / "per-route", "profile", "profile", sampler)["phases"]
-        storage = None if args.no_storage else measure_storage(args)
-        profile = build_profile(args, knee, sampler, profile_phases, storage, environment_of(args, local is not None))
+        storage = None if args.no_storage else measure_storage()
+        profile = build_profile(args, knee, sampler, profile_phases, storage, environment_of(local))
         (out / "profile.json").write_text(json.dumps(profile, indent=1))
         print_costs(profile)
         print(f"wrote {out}/profile.json, steps.png, phases.json, locust_*.csv, locust_report.html")
