@@ -35,6 +35,9 @@ YEAR_S = 365 * DAY_S
 KB, MB, GB, TB, PB = 10**3, 10**6, 10**9, 10**12, 10**15  # decimal, as the seed counts
 VARIANTS = ("original", "large", "medium", "thumbnail")
 READ_METHODS = ("GET", "HEAD")
+# the share of the knee's requests the profile's routes must cover before what they leave unexplained is
+# put down to the stream workers
+KNEE_COVERAGE = 0.95
 
 # The requests that add and remove what accumulates (the API's routes, ../shared/API.md). A deleted
 # comment keeps its rows (flagged), so nothing removes comments; stories expire instead.
@@ -576,49 +579,96 @@ class Planner:
         return guess, Input("replication where measured", str(guess), (ASSUMED,),
                             f"not stated; taken from {fmt(nodes or 1)} Cassandra node(s)")
 
+    def knee_traffic(self) -> dict[str, float] | None:
+        """HTTP requests, the API's Cassandra requests and Kafka messages per second at the knee, from the
+        profile's routes; None when no route has both its rate and its Cassandra requests."""
+        routes = [fields for fields in self.profile.routes.values() if fields.get("requests_per_s") is not None]
+        with_requests = [fields for fields in routes if fields.get("cassandra_requests") is not None]
+        if not with_requests:
+            return None
+        return {
+            "http": sum(fields["requests_per_s"] for fields in with_requests),
+            "cassandra": sum(fields["requests_per_s"] * fields["cassandra_requests"] for fields in with_requests),
+            "messages": sum(fields["requests_per_s"] * fields["kafka_messages"] for fields in routes
+                            if fields.get("kafka_messages") is not None),
+        }
+
+    def stream_requests_per_message(self, per_request: float | None) -> tuple[float, Input]:
+        """Cassandra requests the stream workers send per Kafka message: what the knee's Cassandra requests
+        (its CPU / CPU per request) leave after the API's own, per message; else assumed."""
+        knee = self.knee_traffic()
+        cores = self.profile.cpu("cores", "cassandra")
+        knee_rate = self.profile.data.get("knee", {}).get("requests_per_s")
+        covered = knee is not None and bool(knee_rate) and knee["http"] >= KNEE_COVERAGE * knee_rate
+        if covered and knee["messages"] and cores is not None and per_request:
+            total = cores * 1000 / per_request
+            derived = max(0.0, total - knee["cassandra"]) / knee["messages"]
+            return derived, Input(
+                "stream Cassandra requests per Kafka message", fmt(derived), (MEASURED,),
+                f"at the knee: {fmt(total)} requests/s (cpu.cores.cassandra / cassandra_ms_per_cassandra_request)"
+                f" - {fmt(knee['cassandra'])} from the API, over {fmt(knee['messages'])} messages/s",
+            )
+        value, item = self.assumed("deployment", "stream_cassandra_requests_per_kafka_message")
+        why = ("the profile's routes carry no Kafka messages, cover under "
+               f"{KNEE_COVERAGE:.0%} of the knee's requests, or Cassandra's CPU was not measured")
+        return value, Input(item.name, item.value, item.sources, f"not derivable ({why}): {item.origin}")
+
     def cassandra_cpu(self) -> None:
-        per_request = self.profile.cpu("cassandra_ms_per_cassandra_request")
-        mix = self.profile.cpu("ms_per_request", "cassandra")
-        ms_fallback, ms_input = self.assumed("deployment", "cassandra_ms_per_request")
+        measured_ms = self.profile.cpu("cassandra_ms_per_cassandra_request")
+        per_request, per_request_input = self.measured_or_assumed(
+            measured_ms, "cassandra_ms_per_cassandra_request", "deployment", "cassandra_ms_per_request")
         requests_fallback, requests_input = self.assumed("deployment", "cassandra_requests_per_request")
         reads, reads_input = self.assumed("deployment", "read_replicas")
         writes, writes_input = self.assumed("deployment", "write_replicas")
         write_share, write_share_input = self.assumed("deployment", "write_share_of_changing_requests")
-        measured_rf, measured_rf_input = self.measured_replication()
+        # the measured CPU per request covers the replicas a request touched where it was measured; an assumed
+        # one is per replica
+        measured_rf, measured_rf_input = self.measured_replication() if measured_ms is not None else (1, None)
+        knee = self.knee_traffic()
 
-        def cost(task: Task) -> Cost:  # Cassandra CPU ms per HTTP request at the measured replication
-            requests = self.profile.route(task.route, "cassandra_requests")
-            if requests is not None:
-                if per_request is not None:
-                    return Cost(requests * per_request, "route")
-                return Cost(requests * ms_fallback, "assumed")
-            if mix is not None:
-                return Cost(mix, "mix")
-            return Cost(requests_fallback * ms_fallback, "assumed")
+        def requests(task: Task) -> Cost:
+            measured = self.profile.route(task.route, "cassandra_requests")
+            if measured is not None:
+                return Cost(measured, "route")
+            if knee:
+                return Cost(knee["cassandra"] / knee["http"], "mix")
+            return Cost(requests_fallback, "assumed")
 
-        def replica_factor(task: Task) -> float:
-            share = self.profile.route(task.route, "cassandra_write_share")
-            if share is None:
-                share = 0.0 if task.route.split(" ", 1)[0] in READ_METHODS else write_share
+        def replica_factor(share: float) -> float:
             production = share * writes + (1 - share) * reads
             return production / (share * measured_rf + (1 - share) * (measured_rf // 2 + 1))
 
-        costs, cost_input = self.per_task("Cassandra CPU ms per request", cost)
+        def route_factor(task: Task) -> float:
+            share = self.profile.route(task.route, "cassandra_write_share")
+            if share is None:
+                share = 0.0 if task.route.split(" ", 1)[0] in READ_METHODS else write_share
+            return replica_factor(share)
+
+        counts, counts_input = self.per_task("Cassandra requests per HTTP request", requests)
+        inputs = [self.rates(), counts_input]
+        if any(c.how == "assumed" for c in counts):
+            inputs.append(requests_input)
+        self.add("cassandra.api_requests", "Cassandra requests, API", self.weighted(counts), "requests/s",
+                 "sum over tasks of rate x cassandra_requests(route) (a route the profile lacks: the knee's average)",
+                 inputs)
+        per_message, per_message_input = self.stream_requests_per_message(measured_ms)
+        messages = self.line("streams.messages").value
+        self.add("cassandra.stream_requests", "Cassandra requests, stream workers", messages * per_message,
+                 "requests/s", "Kafka messages x stream Cassandra requests per Kafka message",
+                 [self.ref("streams.messages"), per_message_input])
         utilisation, utilisation_input = self.assumed("deployment", "cassandra_target_utilisation")
-        inputs = [self.rates(), cost_input]
-        if per_request is not None:
-            inputs.append(Input("cassandra_ms_per_cassandra_request", fmt(per_request), (MEASURED,), self.profile.name))
-        if any(c.how == "assumed" for c in costs):
-            inputs += [ms_input, requests_input]
-        inputs += [measured_rf_input, reads_input, writes_input, write_share_input, utilisation_input]
-        cores = self.weighted(costs, replica_factor) / 1000 / utilisation
+        replica_requests = self.weighted(counts, route_factor) + messages * per_message * replica_factor(write_share)
+        cores = replica_requests * per_request / 1000 / utilisation
         self.add(
             "cassandra.cores", "Cassandra cores", cores, "cores",
-            "sum over tasks of rate x cassandra_requests(route) x cassandra_ms_per_cassandra_request x replica factor"
-            " / 1000 / cassandra_target_utilisation; replica factor = replicas a request touches in production"
-            " (w x write_replicas + (1 - w) x read_replicas, w = the route's write share) / those it touched"
-            " where measured",
-            inputs,
+            "(sum over tasks of rate x cassandra_requests(route) x replica factor + stream requests x replica factor"
+            " of write_share_of_changing_requests) x cassandra_ms_per_cassandra_request / 1000"
+            " / cassandra_target_utilisation; replica factor = replicas a request touches in production"
+            " (w x write_replicas + (1 - w) x read_replicas, w = its write share: 0 for GET, the route's measured"
+            " cassandra_write_share, else write_share_of_changing_requests) / replicas it touched where measured",
+            [self.ref("cassandra.api_requests"), self.ref("cassandra.stream_requests"), per_request_input,
+             *([measured_rf_input] if measured_rf_input else []), reads_input, writes_input, write_share_input,
+             utilisation_input],
         )
         node_cores, node_input = self.assumed("deployment", "cassandra_node_cores")
         self.add("cassandra.nodes_by_cpu", "Cassandra nodes by CPU", math.ceil(cores / node_cores), "nodes",
@@ -852,16 +902,19 @@ class Planner:
     def knee_checks(self) -> None:
         """Does the per-route model reproduce the CPU the profile measured at its knee?"""
         routes = self.profile.routes
-        for kind, name, scale in (("api", "api_cpu_ms", 1.0),
-                                  ("cassandra", "cassandra_requests",
-                                   self.profile.cpu("cassandra_ms_per_cassandra_request"))):
-            measured = self.profile.cpu("cores", kind)
-            pairs = [(fields.get("requests_per_s"), fields.get(name)) for fields in routes.values()]
-            if not measured or scale is None or not pairs or any(None in pair for pair in pairs):
-                continue
-            modelled = sum(rate * cost for rate, cost in pairs) * scale / 1000
-            self.checks.append(f"at the knee the profile's routes explain {modelled / measured:.0%} of its {kind} CPU "
-                               f"({modelled:.2f} of {measured:.2f} cores) through {name}")
+        measured = self.profile.cpu("cores", "api")
+        pairs = [(fields.get("requests_per_s"), fields.get("api_cpu_ms")) for fields in routes.values()]
+        if measured and pairs and all(None not in pair for pair in pairs):
+            modelled = sum(rate * cost for rate, cost in pairs) / 1000
+            self.checks.append(f"at the knee the routes' api_cpu_ms explain {modelled / measured:.0%} of the API CPU"
+                               f" measured ({modelled:.2f} of {measured:.2f} cores); the rest is work no route"
+                               " names (idle loops, metrics), spread by the mix average only where it is used")
+        knee, cores, per_request = (self.knee_traffic(), self.profile.cpu("cores", "cassandra"),
+                                    self.profile.cpu("cassandra_ms_per_cassandra_request"))
+        if knee and cores and per_request:
+            share = knee["cassandra"] * per_request / 1000 / cores
+            self.checks.append(f"at the knee the API sent {share:.0%} of Cassandra's requests; the stream workers"
+                               " (and any other client) the rest")
         unmeasured = [task for task in self.traffic.tasks if task.route not in routes]
         if unmeasured:
             share = sum(task.rate for task in unmeasured) / (self.traffic.total_rate or 1.0)
