@@ -460,14 +460,29 @@ class Planner:
                  "sum over tasks of rate x api_cpu_ms(route) / 1000 / api_target_utilisation", inputs)
         self.add("api.processes", "API processes", math.ceil(cores), "processes",
                  "API cores, one process per core (photos-api --workers N)", [self.ref("api.cores")])
+        self.image_pipeline(costs, utilisation, utilisation_input)
+
+    def image_pipeline(self, costs: list[Cost], utilisation: float, utilisation_input: Input) -> None:
+        """Uploads whose API CPU is below what the image pipeline alone costs: the profile did not see the
+        image worker processes (their CPU is not the API process's own), so the pipeline is added here."""
         image_ms, image_input = self.assumed("deployment", "image_pipeline_cpu_ms")
-        for route in UPLOAD_ROUTES:
-            measured = self.profile.route(route, "api_cpu_ms")
-            if measured is not None and measured < image_ms:
-                self.checks.append(
-                    f"{route}: api_cpu_ms {fmt(measured)} is below the image pipeline's {fmt(image_ms)} ms "
-                    f"({image_input.origin}): does the profile count the image worker processes' CPU?"
-                )
+        short = [(task, cost) for task, cost in zip(self.traffic.tasks, costs, strict=True)
+                 if task.route in UPLOAD_ROUTES and cost.value < image_ms]
+        if not short:
+            return
+        routes = tuple(dict.fromkeys(task.route for task, _ in short))
+        rate, rate_input = self.rate("uploads without the pipeline's CPU", routes)
+        self.add("api.image_cores", "image pipeline cores", rate * image_ms / 1000 / utilisation, "cores",
+                 "uploads x image_pipeline_cpu_ms / 1000 / api_target_utilisation: one image worker per core"
+                 " (PHOTOS_MEDIA_WORKERS) beside the API processes",
+                 [rate_input, image_input, utilisation_input])
+        for task, cost in short:
+            how = {"route": "measured for the route", "mix": "the mix average", "assumed": "assumed"}[cost.how]
+            self.checks.append(
+                f"{task.route}: {fmt(cost.value)} ms of API CPU a request ({how}) is below the image pipeline's"
+                f" {fmt(image_ms)} ms, so 'image pipeline cores' adds the pipeline; a profile whose api_cpu_ms counts"
+                " the image workers' CPU needs no such line"
+            )
 
     def events(self, task: Task) -> tuple[dict[str, float], str]:
         """Kafka messages per request by topic (suffix after the prefix): measured for the route, else assumed."""
