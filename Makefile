@@ -2,7 +2,7 @@
 # and `make test` (install what is missing, start the servers, run the whole test suite).
 VENV := .venv/bin
 
-.PHONY: install up down status test lint bench check-scylla-driver
+.PHONY: install up down status test lint bench capacity check-scylla-driver
 
 install:
 	@infra/install.sh
@@ -35,6 +35,15 @@ bench:
 	@$(VENV)/python -m loadtest.write_benchmark
 	@$(VENV)/python -m loadtest.search_benchmark
 	@$(VENV)/python -m loadtest.tray_benchmark
+
+# for a newcomer, in under 10 minutes: the whole stack, a small data set, a short step run and the bill of
+# materials it implies (docs/capacity.md); everything lands in .stack/load/
+CAPACITY_OUT := .stack/load/capacity
+capacity: up
+	@$(VENV)/photos-seed --users 2000 --seed 1
+	@$(VENV)/python -m loadtest.run --shape step --host http://127.0.0.1:8080 --out $(CAPACITY_OUT) \
+		--start-users 10 --step-users 10 --step-seconds 20 --warmup 5 --profile-seconds 5
+	@$(VENV)/photos-capacity --profile $(CAPACITY_OUT)/profile.json
 
 # the driver-level tests again, in a second virtualenv where scylla-driver replaces cassandra-driver
 check-scylla-driver: install

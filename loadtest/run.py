@@ -214,13 +214,12 @@ def counter_total(before: dict, after: dict, metric: str, **match: str) -> float
 
 
 def api_cpu_seconds(before: Sample, after: Sample) -> float | None:
-    """The API's CPU in a window: its own counter (works remotely), else the local processes'."""
-    from_metrics = counter_total(before.api, after.api, "photos_process_cpu_seconds_total", kind="api")
-    if from_metrics > 0:
-        return from_metrics
+    """The API's CPU in a window. On the stack's own machine, its process tree's (the image pool's worker
+    processes included); elsewhere the API's own counter, which sees only the API processes themselves."""
     if "api" in after.cpu:
         return after.cpu["api"] - before.cpu.get("api", 0.0)
-    return None
+    from_metrics = counter_total(before.api, after.api, "photos_process_cpu_seconds_total", kind="api")
+    return from_metrics if from_metrics > 0 else None
 
 
 # --- running Locust -------------------------------------------------------------------------------------
