@@ -488,6 +488,14 @@ def local_processes(host: str) -> LocalProcesses | None:
     return local if local.available() else None
 
 
+def _is_pool_process(process: psutil.Process) -> bool:
+    """A multiprocessing helper (the image pool's workers, its fork server, the resource tracker)."""
+    try:
+        return "multiprocessing" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
 def environment_of(local: LocalProcesses | None) -> dict:
     """What the figures were measured on: always this machine's cores, and the local stack's shape when seen."""
     environment: dict = {"cores": os.cpu_count(), "local_stack": local is not None}
@@ -497,7 +505,9 @@ def environment_of(local: LocalProcesses | None) -> dict:
                              f" machine's {os.cpu_count()} cores")
     if "api" in local.kinds:
         api = _tree((read_state(RUN_DIR / "api.state.json") or {}).get("child_pid"))
-        environment["api_processes"] = max(len(api) - 1, 1)  # photos-api --workers N: a parent and N workers
+        servers = [p for p in api if not _is_pool_process(p)]  # photos-api --workers N: a parent and N workers
+        environment["api_processes"] = max(len(servers) - 1, 1)
+        environment["image_pool_processes"] = len(api) - len(servers)
         environment["stream_workers"] = 1 if _tree((read_state(RUN_DIR / "streams.state.json") or {})
                                                    .get("child_pid")) else 0
     environment["cassandra_nodes"] = 1
