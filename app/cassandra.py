@@ -21,6 +21,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, SimpleStatement
 
+from app.metrics import count_cassandra, remember_prepared
 from app.settings import Settings
 
 try:  # the libev reactor is the driver's fast one; fall back where the wheel lacks it
@@ -94,7 +95,9 @@ class CassandraSession:
     async def prepare(self, cql: str) -> PreparedStatement:
         """Prepare a statement; call once per statement at start-up, never per request."""
         # the driver has no asynchronous prepare: keep its blocking round trip off the loop
-        return await asyncio.get_running_loop().run_in_executor(None, self.session.prepare, cql)
+        prepared = await asyncio.get_running_loop().run_in_executor(None, self.session.prepare, cql)
+        remember_prepared(prepared)  # batches name their statements by id: the metrics find the table by it
+        return prepared
 
     async def execute(
         self,
@@ -112,6 +115,7 @@ class CassandraSession:
         what a conditional write committed)."""
         loop = asyncio.get_running_loop()
         async with self._slots:
+            count_cassandra(statement)  # sent now, for the current route (app/metrics.py)
             kwargs: dict[str, Any] = {}
             if paging_state is not None:
                 kwargs["paging_state"] = paging_state
@@ -138,6 +142,10 @@ class CassandraSession:
         thread and the loop waits on a single future, which costs far less per statement than one
         asyncio hand-off each. Not bounded by the per-process semaphore: callers bound their calls."""
         loop = asyncio.get_running_loop()
+        if not isinstance(params, Sequence):
+            params = list(params)
+        if params:
+            count_cassandra(statement, len(params))  # here: the worker thread does not see the route
         await loop.run_in_executor(
             None,
             lambda: execute_concurrent_with_args(

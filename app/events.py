@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from app.errors import Unavailable
+from app.metrics import count_kafka
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -221,9 +222,11 @@ class EventPublisher:
         producer = self._producer
         if producer is None:
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
+        topic = topic_name(self._settings, suffix)
+        count_kafka(topic)  # for the current route (app/metrics.py)
         try:
             await asyncio.wait_for(
-                producer.send_and_wait(topic_name(self._settings, suffix), event.dumps(), key=str(key).encode()),
+                producer.send_and_wait(topic, event.dumps(), key=str(key).encode()),
                 timeout=self._settings.kafka_send_timeout_s,
             )
         except (TimeoutError, KafkaError) as exc:

@@ -3,34 +3,65 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
 
 from app.context import CASSANDRA, EVENTS, REDIS
+from app.metrics import CpuMeter, exposition
 from app.web import Route, json_response
 
 REQUESTS = Counter("photos_http_requests_total", "HTTP requests served", ["method", "route", "status"])
 LATENCY = Histogram(
     "photos_http_request_seconds",
-    "HTTP request latency",
+    "HTTP request latency (handler and middleware), by route as \"<METHOD> <path template>\"",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+UNMATCHED = "unmatched"  # no route: 404, 405
+CPU_METER = web.AppKey("cpu_meter", CpuMeter)  # this process's, added at each scrape (app/main.py starts it)
 
 
-def route_label(request: web.Request) -> str:
+class RouteLabels:
+    """The labels of one aiohttp route: `template` ("/v1/feed": photos_http_requests_total's route) and
+    `cost` ("GET /v1/feed": the route of the cost metrics (app/metrics.py) and of the latency)."""
+
+    __slots__ = ("cost", "template")
+
+    def __init__(self, template: str, cost: str) -> None:
+        self.template = template
+        self.cost = cost
+
+
+_UNMATCHED = RouteLabels(UNMATCHED, UNMATCHED)
+_route_labels: dict[object, RouteLabels] = {}
+_request_children: dict[tuple[str, str, int], tuple] = {}  # (method, cost route, status) -> metric children
+
+
+def route_labels(request: web.Request) -> RouteLabels:
+    """The request's route labels, worked out once per route (the router has matched before middlewares run)."""
     route = request.match_info.route
-    resource = route.resource if route is not None else None
-    return resource.canonical if resource is not None else "unmatched"
+    labels = _route_labels.get(route)
+    if labels is None:
+        resource = route.resource if route is not None else None
+        if resource is None:
+            return _UNMATCHED
+        labels = _route_labels[route] = RouteLabels(resource.canonical, f"{route.method} {resource.canonical}")
+    return labels
 
 
-def observe(request: web.Request, status: int, started: float) -> None:
-    route = route_label(request)
-    REQUESTS.labels(request.method, route, str(status)).inc()
-    LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+def observe(request: web.Request, status: int, started: float, labels: RouteLabels | None = None) -> None:
+    labels = labels or route_labels(request)
+    key = (request.method, labels.cost, status)
+    children = _request_children.get(key)
+    if children is None:
+        children = (REQUESTS.labels(request.method, labels.template, str(status)),
+                    LATENCY.labels(request.method, labels.cost))
+        if len(_request_children) < 10_000:  # the method is the client's: do not keep every one it makes up
+            _request_children[key] = children
+    children[0].inc()
+    children[1].observe(time.perf_counter() - started)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -82,17 +113,11 @@ async def _check_redis(request: web.Request) -> bool:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    # several API processes: their metric files are read and summed, off the event loop
-    body = await asyncio.get_running_loop().run_in_executor(None, _exposition)
+    # this process's CPU is added first; several API processes: their metric files are read and summed,
+    # off the event loop
+    cpu = request.app.get(CPU_METER)
+    body = await asyncio.get_running_loop().run_in_executor(None, exposition, cpu)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def _exposition() -> bytes:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest()
 
 
 ROUTES = [

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
-from redis.asyncio import Redis
 
 from app import cassandra, health, openapi
 from app.auth import Passwords, SessionStore
@@ -53,6 +52,7 @@ from app.likes.service import LikeService
 from app.media import routes as media_routes
 from app.media.processor import ImageProcessor
 from app.media.store import S3MediaStore, make_media_store
+from app.metrics import CountingRedis, CpuMeter
 from app.middleware import errors_as_json
 from app.notifications import routes as notification_routes
 from app.notifications.service import make_notification_service
@@ -118,12 +118,19 @@ async def connect_when_up(settings: Settings):
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = Redis.from_url(
+    client = CountingRedis.from_url(  # counts each route's commands and round trips (app/metrics.py)
         settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
     )
     app[REDIS] = client
     yield
     await client.aclose()
+
+
+async def cpu_ctx(app: web.Application) -> AsyncIterator[None]:
+    """photos_process_cpu_seconds_total{kind="api"}: this process's CPU, added every second and at each scrape."""
+    async with CpuMeter("api").running() as meter:
+        app[health.CPU_METER] = meter
+        yield
 
 
 async def events_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -256,7 +263,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     app[OPENAPI_DOCUMENT] = orjson.dumps(openapi.build_document(routes))
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
-    app.cleanup_ctx.extend([cassandra_ctx, redis_ctx, events_ctx, media_ctx, services_ctx])
+    app.cleanup_ctx.extend([cpu_ctx, cassandra_ctx, redis_ctx, events_ctx, media_ctx, services_ctx])
     app.on_shutdown.append(notification_routes.close_streams)  # open WebSockets would hold shutdown up
     return app
 

@@ -1,4 +1,5 @@
-"""Request middlewares: errors to JSON (one place for every status) and request metrics."""
+"""Request middlewares: errors to JSON (one place for every status), request metrics, and the route every
+cost metric of the request's work is counted for (app/metrics.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from cassandra.connection import ConnectionException
 from redis.exceptions import RedisError
 
 from app.errors import AppError
-from app.health import observe
+from app.health import observe, route_labels
 from app.media.store import MediaStoreError
+from app.metrics import ROUTE
 from app.web import json_response
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ def error_body(code: str, message: str) -> dict:
 @web.middleware
 async def errors_as_json(request: web.Request, handler) -> web.StreamResponse:
     started = time.perf_counter()
+    labels = route_labels(request)
+    route_token = ROUTE.set(labels.cost)  # what the handler's work sends to the stores counts for this route
     status = 500
     try:
         response = await handler(request)
@@ -74,4 +78,5 @@ async def errors_as_json(request: web.Request, handler) -> web.StreamResponse:
         log.exception("%s %s failed", request.method, request.path)
         return json_response(error_body("internal_error", "something went wrong on our side"), status=500)
     finally:
-        observe(request, status, started)
+        ROUTE.reset(route_token)
+        observe(request, status, started, labels)
