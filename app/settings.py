@@ -62,6 +62,9 @@ class Settings:
     kafka_send_timeout_s: float = 10.0
     streams_app_id: str = "photos-streams"
     streams_web_port: int = 0  # 0: the workers serve no HTTP; photos-stack then checks the process is alive
+    # photos-streams serves Prometheus metrics (docs/metrics.md) on this port of api_host; 0: not served.
+    # photos-stack gives its worker 9464 (`photos-streams --metrics-port` overrides this setting)
+    streams_metrics_port: int = 0
     # how long Kafka waits for a silent worker before giving its partitions to the others
     streams_session_timeout_s: float = 30.0
 

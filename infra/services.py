@@ -411,6 +411,9 @@ class Redis(Server):
         return await probes.redis_answers(self.host, self.ports[0])
 
 
+STREAMS_METRICS_PORT = 9464  # the stack's stream worker's metrics (loadtest/run.py scrapes it there)
+
+
 class AppProcess(Service):
     """One of the project's console scripts, run in the background."""
 
@@ -461,6 +464,17 @@ class Streams(AppProcess):
     script = "photos-streams"
     ready_timeout_s = 60.0
     stop_timeout_s = 20.0
+
+    @property
+    def metrics_port(self) -> int:
+        """Where the stack's worker serves Prometheus metrics (docs/metrics.md): PHOTOS_STREAMS_METRICS_PORT,
+        else STREAMS_METRICS_PORT. Not among `ports`, which must be free before a start: a second stack on
+        the machine (the crash tests' private ones) still starts, its worker then logs that the port is
+        taken and serves no metrics."""
+        return self.settings.streams_metrics_port or STREAMS_METRICS_PORT
+
+    def prepare(self) -> list[str]:
+        return [str(self.executable), "--metrics-port", str(self.metrics_port)]
 
     @property
     def host(self) -> str:

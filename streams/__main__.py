@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import sys
@@ -10,6 +11,7 @@ import faust
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
+from streams import metrics
 from streams.app import create_app
 
 log = logging.getLogger("photos-streams")
@@ -53,12 +55,19 @@ async def wait_for_kafka(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    loglevel = "debug" if "--debug" in args else "info"
+    parser = argparse.ArgumentParser(prog="photos-streams", description="Run a Faust worker with every agent.")
+    parser.add_argument("--debug", action="store_true", help="debug logging")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port "
+                        "(default: settings.streams_metrics_port; 0: none)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    loglevel = "debug" if args.debug else "info"
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
     settings = Settings.from_env()
+    metrics_port = settings.streams_metrics_port if args.metrics_port is None else args.metrics_port
     asyncio.run(wait_for_kafka(settings))
     app = create_app(settings)
+    if metrics_port > 0 and metrics.serve(metrics_port, settings.api_host):
+        metrics.instrument(app)
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()
     return 0

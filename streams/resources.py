@@ -17,6 +17,7 @@ from app import cassandra
 from app.cassandra import CassandraSession
 from app.events import EventPublisher
 from app.media.store import MediaStore, make_media_store
+from app.metrics import CountingRedis
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Resources:
     def redis(self) -> Redis:
         """The Redis client (it connects on first command, so making it cannot fail)."""
         if self._redis is None:
-            self._redis = Redis.from_url(
+            self._redis = CountingRedis.from_url(  # counts each agent's commands (app/metrics.py)
                 self._settings.redis_url,
                 socket_timeout=self._settings.redis_timeout_s,
                 socket_connect_timeout=self._settings.redis_timeout_s,

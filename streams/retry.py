@@ -22,6 +22,9 @@ from typing import TypeVar
 
 import faust
 
+from app.metrics import ROUTE
+from streams.metrics import batch_timer
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -32,8 +35,17 @@ REPEAT_LOG_EVERY_S = 60.0
 
 
 async def until_done(name: str, attempt: Callable[[], Awaitable[None]]) -> None:
-    """Run `attempt` until it returns, backing off between failures (cancellation still stops it)."""
-    await until_ready(name, attempt, what="batch")
+    """Run `attempt` until it returns, backing off between failures (cancellation still stops it).
+
+    `name` is the agent's: what the batch sends to Cassandra, Redis and Kafka counts for the route
+    "agent:<name>" (app/metrics.py), and its time, retries included, goes to photos_stream_batch_seconds."""
+    started = time.perf_counter()
+    token = ROUTE.set(f"agent:{name}")
+    try:
+        await until_ready(name, attempt, what="batch")
+    finally:
+        ROUTE.reset(token)
+    batch_timer(name).observe(time.perf_counter() - started)
 
 
 async def until_ready(name: str, attempt: Callable[[], Awaitable[T]], what: str = "start-up") -> T:
