@@ -39,7 +39,9 @@ def api_url(migrated: Settings):
 
 @pytest.fixture(scope="session")
 def streams_worker(migrated: Settings):
-    process = ManagedProcess("streams", ["-m", "streams"], {})
+    metrics_port = free_port()
+    process = ManagedProcess("streams", ["-m", "streams"], {"PHOTOS_STREAMS_METRICS_PORT": str(metrics_port)})
+    process.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"  # docs/metrics.md
     wait_log_line(process, "Ready")
     yield process
     process.stop()
