@@ -379,7 +379,7 @@ def _focus_route(phase: dict) -> str | None:
 
 
 # --- steps.png ----------------------------------------------------------------------------------------
-def plot(phases: list[dict], knee: dict | None, path: Path, title: str) -> None:
+def plot(phases: list[dict], knee: dict | None, path: Path, title: str, p99_slo_ms: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -400,6 +400,7 @@ def plot(phases: list[dict], knee: dict | None, path: Path, title: str) -> None:
     latency = throughput.twinx()
     latency.plot(x, [p["p50_ms"] or 0 for p in judged], "o-", color="#2c7fb8", label="p50 ms")
     latency.plot(x, [p["p99_ms"] or 0 for p in judged], "s-", color="#d95f0e", label="p99 ms")
+    latency.axhline(p99_slo_ms, linestyle=":", color="#d95f0e", label=f"p99 objective ({p99_slo_ms:.0f} ms)")
     latency.set_yscale("log")
     latency.set_ylabel("latency, ms (log)")
     if knee is not None:
@@ -553,9 +554,11 @@ def main(argv: list[str] | None = None) -> int:
         held = [p for p in judged if p["held"]]
         knee = held[-1] if args.shape == "step" and held else None
         if args.shape == "step":
-            plot(judged, knee, out / "steps.png", f"step run, mix {args.mix} ({args.host})")
+            plot(judged, knee, out / "steps.png", f"step run, mix {args.mix} ({args.host})",
+                 traffic.slo_default.p99_ms)
         else:
-            plot(judged, None, out / "steps.png", f"{args.shape} run, mix {args.mix} ({args.host})")
+            plot(judged, None, out / "steps.png", f"{args.shape} run, mix {args.mix} ({args.host})",
+                 traffic.slo_default.p99_ms)
         if args.shape != "step":
             failed = [p for p in judged if not p["held"]]
             print(f"{args.shape}: {len(judged) - len(failed)} of {len(judged)} phases held their SLOs"
