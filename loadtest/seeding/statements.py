@@ -1,0 +1,251 @@
+"""The statements the seeder writes with: the repositories' and stream workers' own, as batchable writes.
+
+Each class below is the class that owns the table (a repository of app/, or a stream worker's store),
+subclassed only to hand out its prepared statements with their values as a `Write` instead of
+executing them one by one, so the seeder cannot drift from the CQL the API and the workers run.
+
+Where the API claims a row with a lightweight transaction (a username, a follow edge, a like edge) or
+a worker moves a counted set with a conditional batch, the seeder, which owns every key it writes,
+uses the same statement without its condition: the statement text is taken from the owner's own
+prepared statement and only the `IF ...` clause is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from cassandra.query import PreparedStatement
+
+from app.auth import SessionStore, new_token, token_hash
+from app.cassandra import CassandraSession
+from app.comments.repository import REPLIES, TOP_LEVEL_COMMENTS, CommentRepository
+from app.feed.repository import FeedRepository
+from app.ids import month_bucket
+from app.likes.repository import LikeRepository
+from app.posts.repository import HASHTAG_POSTS as HASHTAG_TIMELINE
+from app.posts.repository import USER_POSTS as USER_POSTS_TIMELINE
+from app.posts.repository import PostRepository
+from app.stories.repository import EXPIRY_RECORD_EXTRA_S, EXPIRY_SHARDS, StoryMediaLog, StoryRepository, expiry_minute
+from app.timelines import BucketedTimeline
+from app.users.repository import FollowRepository, UserRepository
+from streams.affinity import AffinityUpdater
+from streams.comment_counts import COMMENT_REPLIES, POST_COMMENTS, CommentCounter
+from streams.counted_set import CountedSet
+from streams.follow_graph import FollowGraphStore
+from streams.like_counts import POST_LIKERS, LikeCounter
+from streams.recount import FOLLOWERS, HASHTAG_POSTS, USER_POSTS, BucketRecounter
+
+Write = tuple[PreparedStatement, tuple[Any, ...]]
+Timestamp = int | datetime  # a `timestamp` value: milliseconds since the epoch (what the seeder passes) or a datetime
+
+
+async def _without_condition(cass: CassandraSession, statement: PreparedStatement) -> PreparedStatement:
+    """The owner's statement with its `IF ...` condition dropped (a plain upsert of the same columns)."""
+    cql = statement.query_string
+    if " IF NOT EXISTS" in cql:
+        cql = cql.replace(" IF NOT EXISTS", "")
+    else:
+        cql = cql.rsplit(" IF ", 1)[0]
+    return await cass.prepare(cql)
+
+
+class SeedUsers(UserRepository):
+    async def prepare(self) -> SeedUsers:
+        await super().prepare()
+        self._put_username = await _without_condition(self._cass, self._claim_username)
+        return self
+
+    def user(self, user_id: int, username: str, display_name: str, password_hash: str, at: Timestamp) -> Write:
+        return self._insert, (user_id, username, display_name, "", password_hash, at)
+
+    def username(self, username: str, user_id: int) -> Write:
+        return self._put_username, (username, user_id)
+
+
+class SeedFollows(FollowRepository):
+    async def prepare(self) -> SeedFollows:
+        await super().prepare()
+        self._put_edge = await _without_condition(self._cass, self._claim_edge)
+        return self
+
+    def edge(self, follower_id: int, followee_id: int, at: Timestamp, bucket: int) -> Write:
+        return self._put_edge, (follower_id, followee_id, at, bucket)
+
+    def mirror(self, followee_id: int, bucket: int, follower_id: int, at: Timestamp) -> Write:
+        return self._insert_mirror, (followee_id, bucket, follower_id, at)
+
+    def bucket(self, followee_id: int, bucket: int) -> Write:
+        return self._mark_bucket, (followee_id, bucket)
+
+
+class SeedRecounter(BucketRecounter):
+    """A recount's two writes (streams/recount.py), with the counts the seeder knows."""
+
+    def bucket_count(self, key: int | str, bucket: int, count: int) -> Write:
+        return self._save_bucket, (count, key, bucket)
+
+    def total(self, key: int | str, total: int, read_at_us: int) -> Write:
+        return self._save_total, (read_at_us, total, key)
+
+
+class SeedTimeline(BucketedTimeline):
+    def mark(self, key: int | str, bucket: int) -> Write:
+        """The index row (`user_post_buckets`, `hashtag_buckets`, ...): partition `key`."""
+        return self._mark, (key, bucket)
+
+    def item(self, key: int | str, bucket: int, item_id: int, *extra: Any) -> Write:
+        """The entry: partition (`key`, `bucket`)."""
+        return self._insert, (key, bucket, item_id, *extra)
+
+
+class SeedPosts(PostRepository):
+    def post(self, post_id: int, author_id: int, caption: str, hashtags: list[str], mentions: list[str],
+             location: str, filter_name: str | None, media: dict[str, tuple[str, int, int]], preview: str,
+             created_at: Timestamp) -> Write:
+        return self._insert, (post_id, author_id, caption, hashtags, mentions, location, filter_name, media, preview,
+                              created_at)
+
+
+class SeedLikes(LikeRepository):
+    async def prepare(self) -> SeedLikes:
+        await super().prepare()
+        self._put_edge = await _without_condition(self._cass, self._claim)
+        return self
+
+    def edge(self, user_id: int, post_id: int, at: Timestamp, bucket: int) -> Write:
+        """Partition (user, month of the post)."""
+        return self._put_edge, (user_id, month_bucket(post_id), post_id, at, bucket)
+
+
+class SeedCountedSet(CountedSet):
+    """A counted set (streams/counted_set.py) written whole: its members, each bucket's static count and
+    the index row, as the worker leaves them once every change is settled."""
+
+    async def prepare(self) -> SeedCountedSet:
+        await super().prepare()
+        self._put_member = await _without_condition(self._cass, self._insert)
+        self._put_count = await _without_condition(self._cass, self._set_count)
+        return self
+
+    def member(self, owner: int, bucket: int, member: int, *extra: Any) -> Write:
+        return self._put_member, (owner, bucket, member, *extra)
+
+    def count(self, owner: int, bucket: int, count: int) -> Write:
+        """The bucket's static count: partition (owner, bucket), as its members."""
+        return self._put_count, (count, owner, bucket)
+
+    def index(self, owner: int, bucket: int, count: int, written_us: int) -> Write:
+        """The copy of the bucket's count in the index table: partition `owner`."""
+        return self._save_index, (written_us, count, owner, bucket)
+
+
+class SeedLikeCounter(LikeCounter):
+    def like_count(self, post_id: int, total: int, read_at_us: int) -> Write:
+        return self._save_count, (read_at_us, total, post_id)
+
+    def open_bucket(self, post_id: int, bucket: int) -> Write:
+        return self._open_bucket, (bucket, post_id)
+
+
+class SeedCommentCounter(CommentCounter):
+    def comment_count(self, post_id: int, total: int, read_at_us: int) -> Write:
+        return self._save_comment_count, (read_at_us, total, post_id)
+
+    def reply_count(self, comment_id: int, total: int, read_at_us: int) -> Write:
+        return self._save_reply_count, (read_at_us, total, comment_id)
+
+
+class SeedComments(CommentRepository):
+    def comment(self, comment_id: int, post_id: int, parent_id: int | None, author_id: int, text: str,
+                mentions: list[str], created_at: Timestamp) -> Write:
+        return self._insert, (comment_id, post_id, parent_id, author_id, text, mentions, created_at)
+
+
+class SeedAffinity(AffinityUpdater):
+    def liked(self, user_id: int, author_id: int, post_id: int) -> Write:
+        return self._set_liked, (True, user_id, author_id, post_id)
+
+    def commented(self, user_id: int, author_id: int, post_id: int) -> Write:
+        return self._set_commented, (user_id, author_id, post_id)
+
+    def interactions(self, user_id: int, author_id: int, count: int, read_at_us: int) -> Write:
+        return self._save, (read_at_us, count, user_id, author_id)
+
+
+class SeedFeed(FeedRepository):
+    def item(self, reader_id: int, post_id: int, author_id: int, ttl_s: int) -> Write:
+        return self._insert, (reader_id, post_id, author_id, ttl_s)
+
+    def celebrity(self, user_id: int, since: Timestamp) -> Write:
+        return self._mark_celebrity, (user_id, since)
+
+    def followed_celebrity(self, reader_id: int, celebrity_id: int) -> Write:
+        return self._add_followed_celebrity, (reader_id, celebrity_id)
+
+
+class SeedStories(StoryRepository):
+    def story(self, author_id: int, story_id: int, media: dict[str, tuple[str, int, int]], preview: str,
+              created_at: Timestamp, expires_at: Timestamp, ttl_s: int) -> Write:
+        return self._insert, (author_id, story_id, media, preview, created_at, expires_at, ttl_s)
+
+    def by_id(self, story_id: int, author_id: int, expires_at: Timestamp, ttl_s: int) -> Write:
+        return self._insert_by_id, (story_id, author_id, expires_at, ttl_s)
+
+    def tray(self, reader_id: int, author_id: int, username: str, story_id: int, expires_at: Timestamp,
+             ttl_s: int) -> Write:
+        """One story in one reader's tray row, as the tray worker pushes it: partition `reader_id`."""
+        return self._push, (ttl_s, {story_id: expires_at}, username, reader_id, author_id)
+
+
+class SeedStoryMediaLog(StoryMediaLog):
+    def record(self, story_id: int, expires_at: Timestamp, keys: Iterable[str], remaining_s: int) -> tuple[Any, Write]:
+        """The story's media keys under the minute it expires (for the story sweeper); (partition, write)."""
+        minute, shard = expiry_minute(expires_at), story_id % EXPIRY_SHARDS
+        ttl = max(1, remaining_s) + EXPIRY_RECORD_EXTRA_S
+        return (minute, shard), (self._record, (minute, shard, story_id, expires_at, set(keys), ttl))
+
+
+class SeedSessions(SessionStore):
+    def create_write(self, user_id: int, at: Timestamp) -> tuple[str, Write]:
+        """A session as `SessionStore.create` makes it at login: a new token, its hash stored with the TTL."""
+        token = new_token()
+        return token, (self._insert, (token_hash(token), user_id, at, self._ttl_s))
+
+
+class Statements:
+    """Everything the seeder writes with, prepared once."""
+
+    async def prepare(self, cass: CassandraSession, session_ttl_s: int) -> Statements:
+        self.users = await SeedUsers(cass).prepare()
+        self.follows = await SeedFollows(cass).prepare()
+        self.graph = await FollowGraphStore(cass).prepare()  # following_count, follower_bucket
+        self.followers = await SeedRecounter(cass, FOLLOWERS).prepare()
+        self.user_posts = await SeedRecounter(cass, USER_POSTS).prepare()
+        self.tag_posts = await SeedRecounter(cass, HASHTAG_POSTS).prepare()
+        self.posts_by_user = await SeedTimeline(cass, USER_POSTS_TIMELINE).prepare()
+        self.posts_by_tag = await SeedTimeline(cass, HASHTAG_TIMELINE).prepare()
+        self.posts = await SeedPosts(cass).prepare()
+        self.likes = await SeedLikes(cass).prepare()
+        self.likers = await SeedCountedSet(cass, POST_LIKERS).prepare()
+        self.like_counter = await SeedLikeCounter(cass, counts=None, likes_per_bucket=0).prepare()
+        self.comments = await SeedComments(cass).prepare()
+        self.top_level = await SeedTimeline(cass, TOP_LEVEL_COMMENTS).prepare()
+        self.replies = await SeedTimeline(cass, REPLIES).prepare()
+        self.live_comments = await SeedCountedSet(cass, POST_COMMENTS).prepare()
+        self.live_replies = await SeedCountedSet(cass, COMMENT_REPLIES).prepare()
+        self.comment_counter = await SeedCommentCounter(cass).prepare()
+        self.affinity = await SeedAffinity(cass).prepare()
+        self.feed = await SeedFeed(cass).prepare()
+        self.stories = await SeedStories(cass).prepare()
+        self.story_media = await SeedStoryMediaLog(cass).prepare()
+        self.sessions = await SeedSessions(cass, session_ttl_s).prepare()
+        return self
+
+
+def password_salt(seed: int) -> bytes:
+    """The salt of the one password hash every seeded account shares: fixed per seed, so a re-run writes
+    the same hash (argon2 salts are normally random; these accounts are test data)."""
+    return hashlib.sha256(f"photos-seed:{seed}".encode()).digest()[:16]
