@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 def seeded(api_url, streams_worker, tmp_path_factory) -> Path:
     """A tiny data set of its own (a random seed: runs never share accounts) and its credentials file."""
     out = tmp_path_factory.mktemp("load")
-    seed = random.randrange(1, 2**31)
+    seed = random.randrange(1, 10**9)  # photos-seed takes 0 to 999,999,999
     done = subprocess.run(
         [sys.executable, "-m", "loadtest.seed", "--users", "60", "--seed", str(seed), "--out", str(out),
          "--no-trending", "--no-progress"],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import shapes
+from loadtest import slo
 from loadtest import traffic as traffic_model
 from loadtest.run import route_costs
 
@@ -85,16 +85,16 @@ def test_a_malformed_traffic_file_is_refused_in_one_line(tmp_path, change, messa
 
 def test_percentile_of_a_histogram():
     histogram = {10: 50, 20: 45, 500: 5}  # 100 requests
-    assert shapes.percentile(histogram, 0.5) == 10
-    assert shapes.percentile(histogram, 0.95) == 20
-    assert shapes.percentile(histogram, 0.99) == 500
-    assert shapes.percentile({}, 0.99) is None
+    assert slo.percentile(histogram, 0.5) == 10
+    assert slo.percentile(histogram, 0.95) == 20
+    assert slo.percentile(histogram, 0.99) == 500
+    assert slo.percentile({}, 0.99) is None
 
 
 def test_a_window_is_the_difference_of_two_snapshots():
     before = {"GET /v1/feed": (100, 1, {10: 90, 20: 10})}
     after = {"GET /v1/feed": (300, 3, {10: 250, 20: 10, 400: 40}), "PUT /v1/posts/{post_id}/like": (5, 0, {30: 5})}
-    routes = shapes.window(before, after, seconds=10.0)
+    routes = slo.window(before, after, seconds=10.0)
     feed = routes["GET /v1/feed"]
     # 200 new requests: 160 at 10 ms and 40 at 400 ms; 2 new failures
     assert (feed["requests"], feed["failures"], feed["requests_per_s"]) == (200, 2, 20.0)
@@ -107,33 +107,33 @@ def test_a_phase_breaks_on_p99_on_errors_and_on_falling_behind(tmp_path):
     traffic = traffic_from(TRAFFIC, tmp_path)
     ok = {"GET /v1/feed": (0, 0, {})}
     after = {"GET /v1/feed": (100, 0, {50: 100}), "PUT /v1/posts/{post_id}/like": (40, 0, {250: 40})}
-    held = shapes.judge(shapes.window(ok, after, 1.0), traffic, offered_per_s=140, seconds=1.0)
+    held = slo.judge(slo.window(ok, after, 1.0), traffic, offered_per_s=140, seconds=1.0)
     assert held["held"] and held["broken"] == [] and held["requests_per_s"] == 140
 
     slow = {"GET /v1/feed": (100, 0, {50: 98, 150: 2})}
-    broken = shapes.judge(shapes.window(ok, slow, 1.0), traffic, offered_per_s=100, seconds=1.0)
+    broken = slo.judge(slo.window(ok, slow, 1.0), traffic, offered_per_s=100, seconds=1.0)
     assert not broken["held"] and broken["broken"] == ["GET /v1/feed p99 150 ms > 100 ms"]
 
     failing = {"GET /v1/feed": (100, 2, {50: 100})}
-    assert shapes.judge(shapes.window(ok, failing, 1.0), traffic, 100, 1.0)["broken"] == [
+    assert slo.judge(slo.window(ok, failing, 1.0), traffic, 100, 1.0)["broken"] == [
         "GET /v1/feed errors 2.0% > 1.0%"]
 
-    behind = shapes.judge(shapes.window(ok, {"GET /v1/feed": (80, 0, {50: 80})}, 1.0), traffic, 100, 1.0)
+    behind = slo.judge(slo.window(ok, {"GET /v1/feed": (80, 0, {50: 80})}, 1.0), traffic, 100, 1.0)
     assert behind["broken"] == ["throughput 80.0/s < 90% of the 100.0/s offered"]
 
 
 def test_a_route_with_too_few_requests_is_not_judged(tmp_path):
     traffic = traffic_from(TRAFFIC, tmp_path)
     after = {"GET /v1/feed": (100, 0, {50: 100}), "PUT /v1/posts/{post_id}/like": (3, 1, {900: 3})}
-    result = shapes.judge(shapes.window({}, after, 1.0), traffic, 0, 1.0)
+    result = slo.judge(slo.window({}, after, 1.0), traffic, 0, 1.0)
     assert result["held"] and result["routes"]["PUT /v1/posts/{post_id}/like"]["held"] is None
 
 
 def test_step_plan_rises_by_a_step_until_the_top(monkeypatch):
     for name, value in {"START_USERS": "10", "STEP_USERS": "15", "MAX_USERS": "50", "STEP_S": "20"}.items():
         monkeypatch.setenv(f"PHOTOS_SHAPE_{name}", value)
-    assert [p.users for p in shapes.plan("step", ["feed"])] == [10, 25, 40]
-    profile = shapes.plan("profile", ["like", "home_feed", "story_tray"])
+    assert [p.users for p in slo.plan("step", ["feed"])] == [10, 25, 40]
+    profile = slo.plan("profile", ["like", "home_feed", "story_tray"])
     assert [p.focus for p in profile] == [None, "home_feed", "story_tray", "like"]  # target finders first
 
 
