@@ -46,6 +46,8 @@ RUN_DIR = REPO_ROOT / ".stack" / "run"  # the local stack's supervisor state fil
 PROCESS_KINDS = ("api", "streams", "cassandra", "kafka", "redis")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_STREAMS_METRICS = "http://127.0.0.1:9464/metrics"
+SAMPLE_EVERY_S = 0.5
+PROFILE_USER_RATE = 3  # requests a second each user of the per-route run offers: enough to rise above noise
 
 
 class RunError(Exception):
@@ -118,7 +120,7 @@ def _cpu(processes: list[psutil.Process]) -> float:
 
 @dataclass
 class Sampler:
-    """Samples every source once a second in a thread, until stopped."""
+    """Samples every source twice a second in a thread, until stopped."""
 
     metrics_urls: list[str]
     streams_url: str | None
@@ -140,7 +142,7 @@ class Sampler:
     def _run(self) -> None:
         while True:
             self.samples.append(self.take())
-            if self._stop.wait(1.0):
+            if self._stop.wait(SAMPLE_EVERY_S):
                 self.samples.append(self.take())
                 return
 
@@ -154,12 +156,27 @@ class Sampler:
         return Sample(time.time(), api, streams, cpu)
 
     def around(self, started_at: float, ended_at: float) -> tuple[Sample, Sample] | None:
-        """The samples that best bracket a window: the last at or before its start, the first at or after its end."""
-        before = [s for s in self.samples if s.at <= started_at + 0.5]
-        after = [s for s in self.samples if s.at >= ended_at - 0.5]
-        if not before or not after or after[0].at <= before[-1].at:
+        """The deployment's state at a window's two ends, each interpolated between the samples beside it
+        (a sample a second, so a window of a few seconds is not stretched to whole seconds)."""
+        start, end = self.at(started_at), self.at(ended_at)
+        return (start, end) if start is not None and end is not None and end.at > start.at else None
+
+    def at(self, moment: float) -> Sample | None:
+        samples = list(self.samples)
+        before = [s for s in samples if s.at <= moment]
+        after = [s for s in samples if s.at >= moment]
+        if not before or not after:
             return None
-        return before[-1], after[0]
+        a, b = before[-1], after[0]
+        if b.at == a.at:
+            return a
+        share = (moment - a.at) / (b.at - a.at)
+        return Sample(moment, _between(a.api, b.api, share), _between(a.streams, b.streams, share),
+                      _between(a.cpu, b.cpu, share))
+
+
+def _between(a: dict, b: dict, share: float) -> dict:
+    return {key: a.get(key, 0.0) + (value - a.get(key, 0.0)) * share for key, value in b.items()}
 
 
 # --- turning samples into costs ----------------------------------------------------------------------
@@ -251,7 +268,7 @@ def shape_env(args: argparse.Namespace, out: Path, shape: str) -> dict[str, str]
     }
     if shape == "profile":
         env.update({"PHOTOS_SHAPE_START_USERS": str(args.profile_users),
-                    "PHOTOS_SHAPE_STEP_S": str(args.profile_seconds), "PHOTOS_LOAD_USER_RATE": "1"})
+                    "PHOTOS_SHAPE_STEP_S": str(args.profile_seconds), "PHOTOS_LOAD_USER_RATE": str(PROFILE_USER_RATE)})
     return env
 
 
@@ -272,11 +289,38 @@ def run_locust(args: argparse.Namespace, out: Path, shape: str, prefix: str, sam
     if sampler.local is not None:
         sampler.local.loadgen.clear()
     try:
-        return json.loads((out / "phases.json").read_text())
+        result = json.loads((out / "phases.json").read_text())
     except (OSError, ValueError):
         tail = (out / f"{prefix}.log").read_text().strip().splitlines()[-3:]
         raise RunError(f"Locust ended (exit {process.returncode}) without judging a phase: {' | '.join(tail)}")\
             from None
+    time.sleep(2 * SAMPLE_EVERY_S)  # a sample after the last window's end
+    for phase in result["phases"]:
+        phase["cores"] = phase_cores(sampler, phase)
+    (out / "phases.json").write_text(json.dumps(result, indent=1))
+    shown = [p for p in result["phases"] if p["cores"]]
+    if shown:
+        print("  cores busy per phase: " + " | ".join(
+            f"{p['name']}: " + " ".join(f"{k} {v:.2f}" for k, v in sorted(p["cores"].items(), key=lambda kv: -kv[1])
+                                        if v >= 0.01) for p in shown if p.get("focus") is None))
+    return result
+
+
+def phase_cores(sampler: Sampler, phase: dict) -> dict[str, float]:
+    """Cores busy per process kind during a phase's measured window (the API's by its own counter when remote)."""
+    bracket = sampler.around(phase["started_at"], phase["ended_at"])
+    if bracket is None:
+        return {}
+    before, after = bracket
+    wall = after.at - before.at
+    seconds = {kind: after.cpu[kind] - before.cpu.get(kind, 0.0) for kind in after.cpu}
+    api = api_cpu_seconds(before, after)
+    if api is not None:
+        seconds["api"] = api
+    streams = counter_total(before.streams, after.streams, "photos_process_cpu_seconds_total", kind="streams")
+    if streams > 0:
+        seconds["streams"] = streams
+    return {kind: round(value / wall, 3) for kind, value in seconds.items()}
 
 
 def _show_progress(path: Path, shown: int) -> int:
@@ -314,23 +358,16 @@ def build_profile(args: argparse.Namespace, knee: dict, sampler: Sampler, profil
         before, after = bracket
         wall = after.at - before.at
         rps = knee["requests_per_s"]
-        seconds = {kind: after.cpu[kind] - before.cpu.get(kind, 0.0) for kind in after.cpu}
-        api = api_cpu_seconds(before, after)
-        if api is not None:
-            seconds["api"] = api
-        streams = counter_total(before.streams, after.streams, "photos_process_cpu_seconds_total", kind="streams")
-        if streams > 0:
-            seconds["streams"] = streams
-        cpu["cores"] = {kind: round(s / wall, 3) for kind, s in seconds.items()}
-        cpu["ms_per_request"] = {kind: round(s * 1000 / (rps * wall), 3) for kind, s in seconds.items()
-                                 if kind != "loadgen" and rps}
+        cores = phase_cores(sampler, knee)
+        cpu["cores"] = cores
+        cpu["ms_per_request"] = {kind: round(c * 1000 / rps, 3) for kind, c in cores.items() if kind != "loadgen" and rps}
         cassandra_requests = counter_total(before.api, after.api, "photos_cassandra_requests_total") + \
             counter_total(before.streams, after.streams, "photos_cassandra_requests_total")
-        if "cassandra" in seconds and cassandra_requests:
-            cpu["cassandra_ms_per_cassandra_request"] = round(seconds["cassandra"] * 1000 / cassandra_requests, 4)
+        if "cassandra" in cores and cassandra_requests:
+            cpu["cassandra_ms_per_cassandra_request"] = round(cores["cassandra"] * wall * 1000 / cassandra_requests, 4)
         kafka_messages = counter_total(before.api, after.api, "photos_kafka_messages_total")
-        if "streams" in seconds and kafka_messages:
-            cpu["streams_ms_per_kafka_message"] = round(seconds["streams"] * 1000 / kafka_messages, 4)
+        if "streams" in cores and kafka_messages:
+            cpu["streams_ms_per_kafka_message"] = round(cores["streams"] * wall * 1000 / kafka_messages, 4)
     return {
         "schema": 1,
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
