@@ -360,7 +360,8 @@ def build_profile(args: argparse.Namespace, knee: dict, sampler: Sampler, profil
         rps = knee["requests_per_s"]
         cores = phase_cores(sampler, knee)
         cpu["cores"] = cores
-        cpu["ms_per_request"] = {kind: round(c * 1000 / rps, 3) for kind, c in cores.items() if kind != "loadgen" and rps}
+        cpu["ms_per_request"] = {kind: round(c * 1000 / rps, 3) for kind, c in cores.items()
+                                 if kind != "loadgen" and rps}
         cassandra_requests = counter_total(before.api, after.api, "photos_cassandra_requests_total") + \
             counter_total(before.streams, after.streams, "photos_cassandra_requests_total")
         if "cassandra" in cores and cassandra_requests:
