@@ -40,9 +40,9 @@ bench:
 # materials it implies (docs/capacity.md); everything lands in .stack/load/
 CAPACITY_OUT := .stack/load/capacity
 capacity: up
-	@$(VENV)/photos-seed --users 2000 --seed 1
+	@$(VENV)/photos-seed --users 2000 --seed 2
 	@$(VENV)/python -m loadtest.run --shape step --host http://127.0.0.1:8080 --out $(CAPACITY_OUT) \
-		--start-users 10 --step-users 10 --step-seconds 20 --warmup 5 --profile-seconds 5
+		--start-users 2 --step-users 3 --step-seconds 20 --warmup 5 --profile-seconds 5
 	@$(VENV)/photos-capacity --profile $(CAPACITY_OUT)/profile.json
 
 # the driver-level tests again, in a second virtualenv where scylla-driver replaces cassandra-driver
