@@ -110,8 +110,8 @@ MINE = Credentials(CREDENTIALS)
 def on_init(environment, **_kwargs) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        def take_slice(message, **_kw) -> None:
-            index, count = message.data["index"], message.data["of"]
+        def take_slice(environment, msg, **_kw) -> None:  # Locust calls listeners with these keywords
+            index, count = msg.data["index"], msg.data["of"]
             MINE.set_slice(CREDENTIALS[index::count] or CREDENTIALS)
             log.info("worker %s of %s: %s credentials", index + 1, count, len(MINE.entries))
 

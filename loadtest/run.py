@@ -47,6 +47,7 @@ PROCESS_KINDS = ("api", "streams", "cassandra", "kafka", "redis")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_STREAMS_METRICS = "http://127.0.0.1:9464/metrics"
 SAMPLE_EVERY_S = 0.5
+DISTRIBUTED_MIN_WINDOW_S = 30
 PROFILE_USER_RATE = 3  # requests a second each user of the per-route run offers: enough to rise above noise
 
 
@@ -492,6 +493,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.step_seconds <= args.warmup:
         parser.error("--step-seconds must be longer than --warmup")
+    if (args.processes or args.expect_workers) and args.step_seconds - args.warmup < DISTRIBUTED_MIN_WINDOW_S:
+        print(f"note: Locust workers report to the master every 3 s, so a measured window shorter than"
+              f" {DISTRIBUTED_MIN_WINDOW_S} s (--step-seconds minus --warmup) misjudges throughput", file=sys.stderr)
     return args
 
 
