@@ -18,8 +18,8 @@ from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app.cassandra import CassandraSession
 from app.errors import Unauthorized
+from app.storage.cassandra import CassandraSession
 
 TOKEN_BYTES = 32
 _BEARER = "bearer "

@@ -8,7 +8,6 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from app.auth import SessionStore
-from app.cassandra import CassandraSession
 from app.comments.service import CommentService
 from app.events import EventPublisher
 from app.feed.service import FeedService
@@ -21,6 +20,7 @@ from app.posts.service import PostService
 from app.ratelimit import RateLimiter
 from app.search.service import SearchService
 from app.settings import Settings
+from app.storage.cassandra import CassandraSession
 from app.stories.service import StoryService
 from app.users.service import UserService
 

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from app.cassandra import CassandraSession
 from app.errors import BadRequest, Conflict
+from app.storage.cassandra import CassandraSession
 
 PENDING_TTL_S = 120  # longer than any create takes; a crashed request frees its key after this
 MAX_KEY_LENGTH = 255

@@ -16,10 +16,9 @@ from collections.abc import AsyncIterator
 import orjson
 from aiohttp import web
 
-from app import cassandra, health, openapi
+from app import health, openapi
 from app.auth import Passwords, SessionStore
 from app.comments import routes as comment_routes
-from app.comments.repository import CommentRepository
 from app.comments.service import CommentService
 from app.context import (
     CASSANDRA,
@@ -35,19 +34,14 @@ from app.context import (
 from app.cursors import CursorCodec
 from app.events import EventPublisher
 from app.feed import routes as feed_routes
-from app.feed.cache import FeedCache
 from app.feed.ranking import SeedRanker
-from app.feed.repository import FeedRepository
 from app.feed.service import FeedService
 from app.feed.writer import FeedWriter
 from app.hashtags import routes as hashtag_routes
-from app.hashtags.repository import HashtagRepository
 from app.hashtags.service import HashtagService
 from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator
 from app.likes import routes as like_routes
-from app.likes.counts import LikeCounts
-from app.likes.repository import LikeRepository
 from app.likes.service import LikeService
 from app.media import routes as media_routes
 from app.media.processor import ImageProcessor
@@ -57,18 +51,27 @@ from app.middleware import errors_as_json
 from app.notifications import routes as notification_routes
 from app.notifications.service import make_notification_service
 from app.posts import routes as post_routes
-from app.posts.repository import MediaSweepLog, PostRepository
 from app.posts.service import PostService
 from app.ratelimit import RateLimiter
 from app.search import routes as search_routes
 from app.search.service import SearchService
 from app.settings import Settings
+from app.storage import cassandra
+from app.storage.comments import CommentRepository
+from app.storage.feed import FeedRepository
+from app.storage.feed_cache import FeedCache
+from app.storage.follows import FollowRepository
+from app.storage.hashtags import HashtagRepository
+from app.storage.like_counts import LikeCounts
+from app.storage.likes import LikeRepository
+from app.storage.media_sweep import MediaSweepLog
+from app.storage.posts import PostRepository
+from app.storage.stories import StoryMediaLog, StoryRepository
+from app.storage.users import UserRepository
 from app.stories import routes as story_routes
-from app.stories.repository import StoryMediaLog, StoryRepository
 from app.stories.service import StoryService
 from app.trending import routes as trending_routes
 from app.users import routes as user_routes
-from app.users.repository import FollowRepository, UserRepository
 from app.users.service import UserService
 from app.web import Route
 

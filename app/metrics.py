@@ -7,7 +7,7 @@ outside both (start-up, timers, background tasks) counts as "background". Tasks 
 inherit it (asyncio copies the context), so their work counts for the route that started them.
 
 The counting sits in the few places every request to a store goes through: `CassandraSession`
-(app/cassandra.py), the Redis client class below and the `EventPublisher` (app/events.py). Label
+(app/storage/cassandra.py), the Redis client class below and the `EventPublisher` (app/events.py). Label
 children are looked up once per (route, statement) and kept, so counting costs a dict lookup and an
 increment. docs/metrics.md lists the metrics, what one unit means and how to turn them into costs.
 """

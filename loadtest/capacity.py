@@ -809,8 +809,8 @@ class Planner:
                  [self.ref("redis.memory"), node_input, replicas_input])
         if primaries > 1:
             self.checks.append(
-                f"Redis needs {primaries} primaries, but the feed read script (app/feed/cache.py OPEN_FEED) reads"
-                " keys it does not declare and the search index's scripts span many slots (docs/search.md): both"
+                f"Redis needs {primaries} primaries, but the feed read script (app/storage/feed_cache.py OPEN_FEED)"
+                " reads keys it does not declare and the search index's scripts span many slots (docs/search.md): both"
                 " need one non-Cluster Redis today, so sharding them comes before this size"
             )
 

@@ -22,9 +22,9 @@ from typing import TypeVar
 import uvloop
 from redis.asyncio import Redis
 
-from app.cassandra import CassandraSession, make_cluster
-from app.migrate import prepare_storage
 from app.settings import REPO_ROOT, Settings
+from app.storage.cassandra import CassandraSession, make_cluster
+from app.storage.migrate import prepare_storage
 from infra.services import Cassandra
 from infra.stack import start_all, stop_all
 from loadtest.feed_benchmark import BenchProcess, CpuMeter, child_processes, start_api

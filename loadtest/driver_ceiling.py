@@ -1,6 +1,6 @@
 """The driver ceiling: prepared single-partition reads and writes per second on this machine.
 
-Measures the project's asyncio bridge (`app.cassandra.CassandraSession`) against the
+Measures the project's asyncio bridge (`app.storage.cassandra.CassandraSession`) against the
 driver's own `execute_concurrent_with_args` at several concurrency levels, in the same run,
 and prints ops/s and their ratio. Later benchmarks compare the API against these figures.
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from cassandra.concurrent import execute_concurrent_with_args
 
-from app.cassandra import CassandraSession, make_cluster
 from app.settings import Settings
+from app.storage.cassandra import CassandraSession, make_cluster
 
 KEYSPACE = "photos_bench"
 VALUE = os.urandom(100)

@@ -69,10 +69,10 @@ import uvloop
 from PIL import Image
 from redis.asyncio import Redis
 
-from app.cassandra import CassandraSession, make_cluster
 from app.feed.writer import for_each
-from app.migrate import prepare_storage
 from app.settings import REPO_ROOT, Settings
+from app.storage.cassandra import CassandraSession, make_cluster
+from app.storage.migrate import prepare_storage
 from infra.supervise import read_state
 from loadtest import driver_ceiling
 from loadtest.seed_feed import Reader, ReadWorld, Seeder

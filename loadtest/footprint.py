@@ -33,9 +33,9 @@ from typing import Any
 
 from cassandra import InvalidRequest
 
-from app.cassandra import CassandraSession
 from app.media.store import MediaStore
 from app.settings import Settings
+from app.storage.cassandra import CassandraSession
 
 VARIANTS = ("original", "large", "medium", "thumbnail")
 MIN_TOKEN, MAX_TOKEN = -(2**63), 2**63 - 1  # Murmur3Partitioner
@@ -134,8 +134,8 @@ def measure_sync(settings: Settings, sample: int, **kwargs: Any) -> dict[str, An
 
 
 async def _measure_connected(settings: Settings, sample: int, **kwargs: Any) -> dict[str, Any]:
-    from app import cassandra
     from app.media.store import make_media_store
+    from app.storage import cassandra
 
     cluster, cass = await cassandra.connect(settings, settings.cassandra_keyspace)
     store = make_media_store(settings)

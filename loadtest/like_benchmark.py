@@ -54,11 +54,11 @@ import aiohttp
 import uvloop
 from redis.asyncio import Redis
 
-from app.cassandra import CassandraSession, make_cluster
 from app.feed.writer import for_each
-from app.likes.counts import LikeCounts
-from app.migrate import prepare_storage
 from app.settings import REPO_ROOT, Settings
+from app.storage.cassandra import CassandraSession, make_cluster
+from app.storage.like_counts import LikeCounts
+from app.storage.migrate import prepare_storage
 from loadtest.commitlog_modes import CommitLogMode, ModeRun, parse_modes, run_per_mode
 from loadtest.feed_benchmark import (
     BENCH_ENV,

@@ -50,12 +50,12 @@ import uvloop
 from redis.asyncio import Redis
 
 from app.auth import SessionStore
-from app.cassandra import CassandraSession, make_cluster
-from app.migrate import prepare_storage
-from app.search.index import SearchIndex
 from app.search.query import prefixes
 from app.search.rebuild import rebuild
 from app.settings import Settings
+from app.storage.cassandra import CassandraSession, make_cluster
+from app.storage.migrate import prepare_storage
+from app.storage.search_index import SearchIndex
 from loadtest.feed_benchmark import BenchProcess, Load, child_processes, start_api, verdict
 from loadtest.seed_feed import Reader
 from tests.support.processes import wait_http_ok

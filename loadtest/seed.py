@@ -30,10 +30,10 @@ from cassandra.cluster import NoHostAvailable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app import cassandra
 from app.auth import Passwords
 from app.media.store import make_media_store
 from app.settings import Settings
+from app.storage import cassandra
 from loadtest.seeding import output
 from loadtest.seeding.load import Loader
 from loadtest.seeding.media import make_pool
@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 class _QuietKeyspaceWarning(logging.Filter):
-    """Drops the server's note that prepared statements meet a session keyspace (app/cassandra.py connects
+    """Drops the server's note that prepared statements meet a session keyspace (app/storage/cassandra.py connects
     so for every tool; nothing the seeder does changes it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:

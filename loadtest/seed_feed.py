@@ -22,15 +22,16 @@ from PIL import Image
 from redis.asyncio import Redis
 
 from app.auth import SessionStore
-from app.cassandra import CassandraSession
-from app.feed.cache import FeedCache
-from app.feed.repository import Entry, FeedRepository
 from app.feed.writer import for_each
 from app.ids import ID_EPOCH_MS, MAX_SHARD, SEQUENCE_BITS, SHARD_BITS, IdGenerator, id_time
 from app.media.preview import preview
-from app.posts.repository import PostRepository
 from app.settings import Settings
-from app.users.repository import FollowRepository, UserRepository
+from app.storage.cassandra import CassandraSession
+from app.storage.feed import Entry, FeedRepository
+from app.storage.feed_cache import FeedCache
+from app.storage.follows import FollowRepository
+from app.storage.posts import PostRepository
+from app.storage.users import UserRepository
 
 SEED_CONCURRENCY = 128  # requests in flight while seeding
 ACTIVE_TTL_S = 3600  # the benchmark's "active reader" marks outlive a run, then clean themselves up

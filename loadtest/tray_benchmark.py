@@ -38,13 +38,14 @@ import aiohttp
 import uvloop
 from redis.asyncio import Redis
 
-from app.cassandra import CassandraSession, make_cluster
 from app.feed.writer import for_each
 from app.ids import IdGenerator
-from app.migrate import prepare_storage
 from app.settings import Settings
-from app.stories.repository import StoryRepository
-from app.users.repository import FollowRepository, UserRepository
+from app.storage.cassandra import CassandraSession, make_cluster
+from app.storage.follows import FollowRepository
+from app.storage.migrate import prepare_storage
+from app.storage.stories import StoryRepository
+from app.storage.users import UserRepository
 from loadtest.feed_benchmark import (
     BENCH_ENV,
     BenchProcess,

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from app.cassandra import CassandraSession
 from app.feed.writer import for_each
 from app.settings import REPO_ROOT
+from app.storage.cassandra import CassandraSession
 from loadtest.commitlog_modes import CommitLogMode, ModeRun, parse_modes, run_per_mode
 from loadtest.feed_benchmark import (
     BENCH_ENV,

@@ -15,9 +15,9 @@ import time
 
 import faust
 
-from app.cassandra import CassandraSession
 from app.events import CommentChanged, LikeChanged, topic_name
 from app.settings import Settings
+from app.storage.cassandra import CassandraSession
 from streams.resources import Resources
 from streams.retry import until_done, until_ready
 

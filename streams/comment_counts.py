@@ -3,7 +3,7 @@
 For each batch the worker first applies the deletions the events announce (the API publishes a
 delete before it writes it, so the worker may be first; applying it twice changes nothing).
 Then it reads every changed comment's row (the truth) and places it in two counted sets
-(streams/counted_set.py): the post's live comments, replies included, and, for a reply, its
+(app/storage/counted_set.py): the post's live comments, replies included, and, for a reply, its
 parent's live replies. A comment is a member while its row exists and is not deleted, in the
 bucket of its id's hour. The totals are written as absolute values, stamped with the time they
 were read, so a later recount always wins. Events are keyed by post, so one worker owns a post's
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import faust
 
-from app.cassandra import CassandraSession
-from app.comments.repository import CommentRepository
 from app.events import CommentChanged, topic_name
 from app.ids import hour_bucket
 from app.settings import Settings
-from streams.counted_set import CountedSet, CountedSetTables, Placement
+from app.storage.cassandra import CassandraSession
+from app.storage.comments import CommentRepository
+from app.storage.counted_set import CountedSet, CountedSetTables, Placement
 from streams.resources import Resources
 from streams.retry import until_done, until_ready
 

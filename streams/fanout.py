@@ -1,7 +1,7 @@
 """Post events -> followers' feeds (push), unless the author is a celebrity (pulled at read time).
 
 For each PostCreated, the author's followers are walked a page at a time; the active ones (those
-who opened their feed within feed_inactive_after_days, app/feed/cache.py) get a `feed_items` row.
+who opened their feed within feed_inactive_after_days, app/storage/feed_cache.py) get a `feed_items` row.
 Writes run concurrently, at most feed_fanout_concurrency in flight, each a single-partition insert
 (never a multi-partition batch). Rows are keyed by (reader, post id): a batch replayed after a
 crash writes the same rows again, so nothing is lost and nothing doubles.
@@ -19,13 +19,13 @@ import time
 import faust
 
 from app.events import PostCreated, PostDeleted, topic_name
-from app.feed.cache import FeedCache
-from app.feed.repository import Entry, FeedRepository
 from app.feed.writer import FeedWriter
-from app.posts.repository import USER_POSTS
 from app.settings import Settings
-from app.timelines import BucketedTimeline
-from app.users.repository import FollowRepository
+from app.storage.feed import Entry, FeedRepository
+from app.storage.feed_cache import FeedCache
+from app.storage.follows import FollowRepository
+from app.storage.posts import USER_POSTS
+from app.storage.timelines import BucketedTimeline
 from streams.resources import Resources
 from streams.retry import until_done, until_ready
 

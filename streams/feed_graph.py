@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from app.feed.writer import FeedWriter, for_each
-from app.users.repository import FollowRepository
+from app.storage.follows import FollowRepository
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from collections import defaultdict
 
 import faust
 
-from app.cassandra import CassandraSession
 from app.events import FollowChanged, topic_name
 from app.settings import Settings
-from app.users.repository import FollowRepository
+from app.storage.cassandra import CassandraSession
+from app.storage.follows import FollowRepository
+from app.storage.recount import FOLLOWERS, BucketRecounter
 from streams.fanout import make_fanout
 from streams.feed_graph import FeedGraph, FollowState
-from streams.recount import FOLLOWERS, BucketRecounter
 from streams.resources import Resources
 from streams.retry import until_done, until_ready
 from streams.search_index import SearchWriter

@@ -1,4 +1,4 @@
-"""Post events -> `hashtags.post_count`, recounted from `posts_by_hashtag` (see streams/recount.py).
+"""Post events -> `hashtags.post_count`, recounted from `posts_by_hashtag` (see app/storage/recount.py).
 
 Each touched (tag, hour) bucket is counted with COUNT(*) into `hashtag_buckets.post_count`, then
 the tag's buckets are summed into `hashtags`: absolute writes, so a replayed event changes nothing.
@@ -12,10 +12,10 @@ import faust
 
 from app.events import PostCreated, PostDeleted, topic_name
 from app.ids import hour_bucket
-from app.posts.repository import HASHTAG_POSTS as HASHTAG_TIMELINE
 from app.settings import Settings
-from app.timelines import BucketedTimeline
-from streams.recount import HASHTAG_POSTS, BucketRecounter, recount_timeline
+from app.storage.posts import HASHTAG_POSTS as HASHTAG_TIMELINE
+from app.storage.recount import HASHTAG_POSTS, BucketRecounter, recount_timeline
+from app.storage.timelines import BucketedTimeline
 from streams.resources import Resources
 from streams.retry import until_done, until_ready
 from streams.search_index import SearchWriter

@@ -2,7 +2,7 @@
 
 For each post in a batch the worker reads the edges as they are now (the truth: whatever order
 the events came in, the last transaction on an edge decides), places or removes each liker in
-the post's counted set (streams/counted_set.py), and writes the absolute total to
+the post's counted set (app/storage/counted_set.py), and writes the absolute total to
 posts.like_count and the Redis count. Events are keyed by post, so one worker owns a post's
 likes, and a hot post costs one conditional batch and one count write per stream batch however
 many likes the batch holds. A replayed or duplicated event finds its liker already in place.
@@ -17,12 +17,12 @@ from collections import defaultdict
 
 import faust
 
-from app.cassandra import CassandraSession
 from app.events import LikeChanged, topic_name
-from app.likes.counts import LikeCounts
-from app.likes.repository import LikeRepository
 from app.settings import Settings
-from streams.counted_set import CountedSet, CountedSetTables, Placement
+from app.storage.cassandra import CassandraSession
+from app.storage.counted_set import CountedSet, CountedSetTables, Placement
+from app.storage.like_counts import LikeCounts
+from app.storage.likes import LikeRepository
 from streams.resources import Resources
 from streams.retry import until_done, until_ready
 

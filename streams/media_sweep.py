@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import faust
 
-from app.posts.repository import MediaSweepLog, PostRepository
 from app.posts.sweeper import MediaSweeper
 from app.settings import Settings
-from app.stories.repository import StoryMediaLog
+from app.storage.media_sweep import MediaSweepLog
+from app.storage.posts import PostRepository
+from app.storage.stories import StoryMediaLog
 from app.stories.sweeper import StorySweeper
 from streams.resources import Resources
 from streams.retry import timer

@@ -23,10 +23,11 @@ from app.events import CommentChanged, Event, FollowChanged, LikeChanged, PostCr
 from app.notifications import model
 from app.notifications.hub import notification_channel, push_message
 from app.notifications.model import Group, Note
-from app.notifications.repository import NotificationRepository
 from app.notifications.writer import NotificationWriter
 from app.settings import Settings
-from app.users.repository import FollowRepository, UserRepository
+from app.storage.follows import FollowRepository
+from app.storage.notifications import NotificationRepository
+from app.storage.users import UserRepository
 from app.users.service import USERNAME
 from streams.resources import Resources
 from streams.retry import until_done, until_ready

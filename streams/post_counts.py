@@ -1,4 +1,4 @@
-"""Post events -> `users.post_count`, recounted from `posts_by_user` (see streams/recount.py)."""
+"""Post events -> `users.post_count`, recounted from `posts_by_user` (see app/storage/recount.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import faust
 
 from app.events import PostCreated, PostDeleted, topic_name
 from app.ids import month_bucket
-from app.posts.repository import USER_POSTS as USER_POSTS_TIMELINE
 from app.settings import Settings
-from app.timelines import BucketedTimeline
-from streams.recount import USER_POSTS, BucketRecounter, recount_timeline
+from app.storage.posts import USER_POSTS as USER_POSTS_TIMELINE
+from app.storage.recount import USER_POSTS, BucketRecounter, recount_timeline
+from app.storage.timelines import BucketedTimeline
 from streams.resources import Resources
 from streams.retry import until_done, until_ready
 

@@ -13,12 +13,12 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 
-from app import cassandra
-from app.cassandra import CassandraSession
 from app.events import EventPublisher
 from app.media.store import MediaStore, make_media_store
 from app.metrics import CountingRedis
 from app.settings import Settings
+from app.storage import cassandra
+from app.storage.cassandra import CassandraSession
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@
   their rows as they are then (a full rebuild only past MAX_MISSED of them), and, on the leader,
   rebuilds the index from Cassandra when the ready marker is missing (Redis lost its data).
 
-Every write is absolute and stamped with the time its popularity was read (app/search/index.py), so
+Every write is absolute and stamped with the time its popularity was read (app/storage/search_index.py), so
 redelivered or replayed events change nothing.
 """
 
@@ -22,12 +22,12 @@ import faust
 from redis.exceptions import RedisError
 
 from app.events import ProfileChanged, topic_name
-from app.hashtags.repository import HashtagRepository
-from app.search.index import Entry, SearchIndex
 from app.search.query import HASHTAGS, USERS
 from app.search.rebuild import now_us, rebuild, user_payload
 from app.settings import Settings
-from app.users.repository import UserRepository
+from app.storage.hashtags import HashtagRepository
+from app.storage.search_index import Entry, SearchIndex
+from app.storage.users import UserRepository
 from streams.resources import Resources
 from streams.retry import timer, until_done
 

@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 import faust
 
 from app.events import StoryPosted, topic_name
-from app.feed.repository import FeedRepository
 from app.settings import Settings
-from app.stories.repository import StoryRepository
-from app.users.repository import FollowRepository, UserRepository
+from app.storage.feed import FeedRepository
+from app.storage.follows import FollowRepository
+from app.storage.stories import StoryRepository
+from app.storage.users import UserRepository
 from streams.feed_graph import FollowState
 from streams.resources import Resources
 from streams.retry import until_done, until_ready

@@ -2,7 +2,7 @@
 
 Each StoryViewed names the viewers bucket its first view fixed (app/stories/service.py). For each
 story in a batch the worker places the batch's viewers in the story's counted set
-(streams/counted_set.py: conditional single-partition batches, each row IF NOT EXISTS), so a
+(app/storage/counted_set.py: conditional single-partition batches, each row IF NOT EXISTS), so a
 repeated or replayed view finds its viewer in place and counts once. Every cell is written with
 what is left of the story's life and expires with it. The absolute total goes to
 `stories.view_count`. Events are keyed by story, so one worker owns a story's count.
@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 
 import faust
 
-from app.cassandra import CassandraSession
 from app.events import StoryViewed, topic_name
 from app.settings import Settings
-from app.stories.repository import StoryRef, StoryRepository, remaining_s
-from streams.counted_set import CountedSet, CountedSetTables, Placement
+from app.storage.cassandra import CassandraSession
+from app.storage.counted_set import CountedSet, CountedSetTables, Placement
+from app.storage.stories import StoryRef, StoryRepository, remaining_s
 from streams.resources import Resources
 from streams.retry import until_done, until_ready
 

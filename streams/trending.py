@@ -15,7 +15,7 @@ import faust
 from app.events import PostCreated, PostDeleted, topic_name
 from app.ids import ID_EPOCH_MS, id_millis
 from app.settings import Settings
-from app.trending.repository import TrendingCells, TrendingRankings
+from app.storage.trending import TrendingCells, TrendingRankings
 from app.trending.scoring import WINDOWS, TrendingParams, rank, slot_of
 from streams.resources import Resources
 from streams.retry import timer, until_done

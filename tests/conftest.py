@@ -42,7 +42,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def migrated(settings: Settings) -> Settings:
     """The test keyspace migrated and the test topics created, once per run."""
-    from app.migrate import prepare_storage
+    from app.storage.migrate import prepare_storage
 
     prepare_storage(settings)
     return settings
@@ -51,7 +51,7 @@ def migrated(settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 async def cass(migrated: Settings):
     """A Cassandra session on the test keyspace, for checking what the services wrote."""
-    from app import cassandra
+    from app.storage import cassandra
 
     cluster, session = await cassandra.connect(migrated, migrated.cassandra_keyspace)
     yield session

@@ -24,16 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.comments.repository import CommentRepository, CommentRow
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import CommentChanged, EventPublisher, new_event_fields
 from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator, hour_bucket
-from app.posts.repository import PostRepository
 from app.posts.text import mentions
-from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND, BucketedTimeline
-from app.users.repository import UserRepository
+from app.storage.comments import CommentRepository, CommentRow
+from app.storage.posts import PostRepository
+from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND, BucketedTimeline
+from app.storage.users import UserRepository
 from app.users.service import iso
 from app.web import has_control_characters
 

@@ -12,7 +12,7 @@ Two orders, both paged by opaque cursors that neither repeat nor skip while post
 Every post that was in the feed when the first page was read is served exactly once. A post
 that reaches the feed later (a new post, or slow fan-out) shows up on the next refresh.
 
-The first page of the ranked feed is cached in Redis (app/feed/cache.py) and invalidated by
+The first page of the ranked feed is cached in Redis (app/storage/feed_cache.py) and invalidated by
 fan-out; without Redis every read is served from Cassandra.
 """
 
@@ -24,15 +24,15 @@ from dataclasses import dataclass
 
 from app.cursors import CursorCodec
 from app.errors import BadRequest
-from app.feed.cache import FeedCache
 from app.feed.ranking import Candidate, Ranker
-from app.feed.repository import Entry, FeedRepository, newest_first
 from app.feed.writer import FeedWriter
 from app.ids import IdGenerator, month_bucket
-from app.posts.repository import PostRepository
 from app.posts.service import PostService
-from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND
-from app.users.repository import FollowRepository
+from app.storage.feed import Entry, FeedRepository, newest_first
+from app.storage.feed_cache import FeedCache
+from app.storage.follows import FollowRepository
+from app.storage.posts import PostRepository
+from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND
 
 RANKED = "ranked"
 CHRONOLOGICAL = "chronological"

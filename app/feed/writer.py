@@ -12,11 +12,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from app.feed.cache import FeedCache
-from app.feed.repository import Entry, FeedRepository
 from app.ids import ID_EPOCH_MS, first_id_at, id_millis
 from app.settings import Settings
-from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND, BucketedTimeline
+from app.storage.feed import Entry, FeedRepository
+from app.storage.feed_cache import FeedCache
+from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND, BucketedTimeline
 
 T = TypeVar("T")
 

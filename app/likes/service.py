@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from app.cursors import CursorCodec
 from app.errors import NotFound, Unavailable
 from app.events import EventPublisher, LikeChanged, new_event_fields
-from app.feed.cache import FeedCache
-from app.likes.counts import LikeCounts, Stale
-from app.likes.repository import LikeRepository
-from app.posts.repository import PostRepository
+from app.storage.feed_cache import FeedCache
+from app.storage.like_counts import LikeCounts, Stale
+from app.storage.likes import LikeRepository
+from app.storage.posts import PostRepository
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from app.cassandra import CassandraSession
 from app.cursors import CursorCodec
 from app.errors import BadRequest, Unauthorized
 from app.notifications.hub import NotificationHub, subscriber_client
 from app.notifications.model import MAX_GROUP_KEY_LENGTH, Group, render
-from app.notifications.repository import NotificationRepository
 from app.settings import Settings
+from app.storage.cassandra import CassandraSession
+from app.storage.notifications import NotificationRepository
 from app.users.service import iso
 
 CURSOR_KIND = "notifications"

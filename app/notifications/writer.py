@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 
 from app.ids import ID_EPOCH_MS, first_id_at, id_millis
 from app.notifications.model import LATEST_ACTORS, Group, Note
-from app.notifications.repository import NotificationRepository
 from app.settings import Settings
-from app.users.repository import UserRepository
+from app.storage.notifications import NotificationRepository
+from app.storage.users import UserRepository
 
 MAX_ACTORS_PER_WRITE = 100  # actor rows per conditional batch: a few KB, one Paxos round each
 MAX_ATTEMPTS = 8  # conditional writes lost to another writer before the batch is retried as a whole

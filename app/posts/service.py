@@ -24,18 +24,19 @@ from typing import NamedTuple
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import EventPublisher, PostCreated, PostDeleted, new_event_fields
-from app.feed.cache import FeedCache
 from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator
-from app.likes.repository import LikeRepository
 from app.media.filters import FILTERS
 from app.media.processing import ProcessedImage
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
 from app.posts import text
-from app.posts.repository import MediaSweepLog, PostRepository
-from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND
-from app.users.repository import UserRepository
+from app.storage.feed_cache import FeedCache
+from app.storage.likes import LikeRepository
+from app.storage.media_sweep import MediaSweepLog
+from app.storage.posts import PostRepository
+from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND
+from app.storage.users import UserRepository
 from app.users.service import iso
 from app.web import has_control_characters
 

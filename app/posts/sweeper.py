@@ -20,19 +20,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC
 
-from app import cassandra
 from app.events import EventPublisher, PostCreated, new_event_fields
 from app.media.store import MediaStore, make_media_store
-from app.posts.repository import (
-    SWEEP_LOOKBACK_HOURS,
-    SWEEP_SHARDS,
-    MediaSweepLog,
-    PostRepository,
-    SweepPlace,
-    current_hour_bucket,
-)
 from app.settings import Settings
-from app.stories.repository import StoryMediaLog
+from app.storage import cassandra
+from app.storage.media_sweep import SWEEP_LOOKBACK_HOURS, SWEEP_SHARDS, MediaSweepLog, SweepPlace, current_hour_bucket
+from app.storage.posts import PostRepository
+from app.storage.stories import StoryMediaLog
 from app.stories.sweeper import StorySweeper, StorySweepReport
 
 log = logging.getLogger(__name__)

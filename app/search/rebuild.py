@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import orjson
 from redis.asyncio import Redis
 
-from app import cassandra
-from app.cassandra import CassandraSession
-from app.search.index import Entry, SearchIndex
 from app.search.query import HASHTAGS, USERS
 from app.settings import Settings
+from app.storage import cassandra
+from app.storage.cassandra import CassandraSession
+from app.storage.search_index import Entry, SearchIndex
 
 log = logging.getLogger(__name__)
 

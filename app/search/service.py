@@ -10,9 +10,9 @@ from redis.asyncio import Redis
 from app.cursors import CursorCodec
 from app.errors import BadRequest, Unavailable
 from app.redis_breaker import RedisBreaker
-from app.search.index import SearchIndex
 from app.search.query import HASHTAGS, USERS, Kind, Match, Page, normalise_hashtag_query, normalise_user_query
 from app.settings import Settings
+from app.storage.search_index import SearchIndex
 
 _MAX_MEMBER = 200  # a rank, ':' and the longest name, with room to spare
 

@@ -31,13 +31,14 @@ from datetime import UTC, datetime, timedelta
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import EventPublisher, StoryPosted, StoryViewed, new_event_fields
-from app.feed.repository import FeedRepository
 from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator, id_millis
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
-from app.stories.repository import StoryMediaLog, StoryRepository
-from app.users.repository import FollowRepository, UserRepository
+from app.storage.feed import FeedRepository
+from app.storage.follows import FollowRepository
+from app.storage.stories import StoryMediaLog, StoryRepository
+from app.storage.users import UserRepository
 from app.users.service import iso
 
 log = logging.getLogger(__name__)

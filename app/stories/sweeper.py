@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from app.media.store import MediaStore
-from app.stories.repository import EXPIRY_SHARDS, ExpiryPlace, StoryMediaLog
+from app.storage.stories import EXPIRY_SHARDS, ExpiryPlace, StoryMediaLog
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from app.context import REDIS, current_user, settings_of
 from app.errors import BadRequest
-from app.trending.repository import TrendingRankings
+from app.storage.trending import TrendingRankings
 from app.trending.scoring import WINDOWS
 from app.web import Route, json_response, page_request
 

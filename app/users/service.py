@@ -11,9 +11,10 @@ from app.auth import Passwords, SessionStore
 from app.cursors import CursorCodec
 from app.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from app.events import EventPublisher, FollowChanged, ProfileChanged, new_event_fields
-from app.feed.cache import FeedCache
 from app.ids import IdGenerator
-from app.users.repository import FollowRepository, UserRepository
+from app.storage.feed_cache import FeedCache
+from app.storage.follows import FollowRepository
+from app.storage.users import UserRepository
 
 log = logging.getLogger(__name__)
 

@@ -38,19 +38,19 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 from tqdm import tqdm
 
-from app.cassandra import CassandraSession
-from app.feed.cache import FeedCache
 from app.feed.writer import FeedWriter
 from app.ids import hour_bucket, month_bucket
 from app.media.store import MediaStore
 from app.posts import text
-from app.search.index import Entry as SearchEntry
-from app.search.index import SearchIndex
 from app.search.query import HASHTAGS, USERS
 from app.search.rebuild import now_us, rebuild, user_payload
 from app.settings import Settings
-from app.stories.repository import remaining_s
-from app.trending.repository import TrendingCells
+from app.storage.cassandra import CassandraSession
+from app.storage.feed_cache import FeedCache
+from app.storage.search_index import Entry as SearchEntry
+from app.storage.search_index import SearchIndex
+from app.storage.stories import remaining_s
+from app.storage.trending import TrendingCells
 from app.trending.scoring import SLOT_MS, slot_of
 from loadtest.seeding.media import MediaLinker, PoolImage
 from loadtest.seeding.model import Comment, World

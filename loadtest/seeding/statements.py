@@ -20,23 +20,24 @@ from typing import Any
 from cassandra.query import PreparedStatement
 
 from app.auth import SessionStore, new_token, token_hash
-from app.cassandra import CassandraSession
-from app.comments.repository import REPLIES, TOP_LEVEL_COMMENTS, CommentRepository
-from app.feed.repository import FeedRepository
 from app.ids import month_bucket
-from app.likes.repository import LikeRepository
-from app.posts.repository import HASHTAG_POSTS as HASHTAG_TIMELINE
-from app.posts.repository import USER_POSTS as USER_POSTS_TIMELINE
-from app.posts.repository import PostRepository
-from app.stories.repository import EXPIRY_RECORD_EXTRA_S, EXPIRY_SHARDS, StoryMediaLog, StoryRepository, expiry_minute
-from app.timelines import BucketedTimeline
-from app.users.repository import FollowRepository, UserRepository
+from app.storage.cassandra import CassandraSession
+from app.storage.comments import REPLIES, TOP_LEVEL_COMMENTS, CommentRepository
+from app.storage.counted_set import CountedSet
+from app.storage.feed import FeedRepository
+from app.storage.follows import FollowRepository
+from app.storage.likes import LikeRepository
+from app.storage.posts import HASHTAG_POSTS as HASHTAG_TIMELINE
+from app.storage.posts import USER_POSTS as USER_POSTS_TIMELINE
+from app.storage.posts import PostRepository
+from app.storage.recount import FOLLOWERS, HASHTAG_POSTS, USER_POSTS, BucketRecounter
+from app.storage.stories import EXPIRY_RECORD_EXTRA_S, EXPIRY_SHARDS, StoryMediaLog, StoryRepository, expiry_minute
+from app.storage.timelines import BucketedTimeline
+from app.storage.users import UserRepository
 from streams.affinity import AffinityUpdater
 from streams.comment_counts import COMMENT_REPLIES, POST_COMMENTS, CommentCounter
-from streams.counted_set import CountedSet
 from streams.follow_graph import FollowGraphStore
 from streams.like_counts import POST_LIKERS, LikeCounter
-from streams.recount import FOLLOWERS, HASHTAG_POSTS, USER_POSTS, BucketRecounter
 
 Write = tuple[PreparedStatement, tuple[Any, ...]]
 Timestamp = int | datetime  # a `timestamp` value: milliseconds since the epoch (what the seeder passes) or a datetime
@@ -82,7 +83,7 @@ class SeedFollows(FollowRepository):
 
 
 class SeedRecounter(BucketRecounter):
-    """A recount's two writes (streams/recount.py), with the counts the seeder knows."""
+    """A recount's two writes (app/storage/recount.py), with the counts the seeder knows."""
 
     def bucket_count(self, key: int | str, bucket: int, count: int) -> Write:
         return self._save_bucket, (count, key, bucket)
@@ -121,7 +122,7 @@ class SeedLikes(LikeRepository):
 
 
 class SeedCountedSet(CountedSet):
-    """A counted set (streams/counted_set.py) written whole: its members, each bucket's static count and
+    """A counted set (app/storage/counted_set.py) written whole: its members, each bucket's static count and
     the index row, as the worker leaves them once every change is settled."""
 
     async def prepare(self) -> SeedCountedSet:

@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from app.cassandra import CassandraSession
-from app.feed.cache import FeedCache
 from app.ids import ID_EPOCH_MS, first_id_at, id_millis, month_bucket
 from app.media.store import MediaStore
-from app.search.index import SearchIndex
 from app.search.query import USERS
 from app.settings import Settings
-from app.stories.repository import is_live
+from app.storage.cassandra import CassandraSession
+from app.storage.feed_cache import FeedCache
+from app.storage.search_index import SearchIndex
+from app.storage.stories import is_live
 from loadtest.seeding.model import World
 
 CONCURRENCY = 16

@@ -28,7 +28,7 @@ from typing import Any
 from cassandra import OperationTimedOut, WriteTimeout
 from cassandra.query import BatchStatement, BatchType
 
-from app.cassandra import CassandraSession
+from app.storage.cassandra import CassandraSession
 from loadtest.seeding.statements import Write
 
 log = logging.getLogger(__name__)

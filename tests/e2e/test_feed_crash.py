@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.feed.cache import FeedCache
 from app.ids import IdGenerator
 from app.settings import Settings
-from app.users.repository import FollowRepository
+from app.storage.feed_cache import FeedCache
+from app.storage.follows import FollowRepository
 from tests.e2e.conftest import register
 from tests.e2e.crash import isolated_api, isolated_env, start_worker
 from tests.e2e.feeds import active_reader, feed_ids, follow, post

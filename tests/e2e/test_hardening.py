@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from app import cassandra
 from app.auth import SessionStore
 from app.main import all_routes
+from app.storage import cassandra
 from tests.e2e.conftest import register, unique_username
 from tests.support.polling import eventually
 

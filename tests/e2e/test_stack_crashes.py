@@ -19,7 +19,7 @@ import time
 import aiohttp
 import pytest
 
-from app import cassandra
+from app.storage import cassandra
 from tests.e2e.private_stack import PrivateStack
 from tests.e2e.write_load import Audit, Cast, WriteLoad, make_cast
 from tests.support.polling import eventually

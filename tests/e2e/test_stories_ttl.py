@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from app.stories.repository import EXPIRY_SHARDS, expiry_minute
+from app.storage.stories import EXPIRY_SHARDS, expiry_minute
 from tests.e2e.conftest import register
 from tests.e2e.crash import isolated_api, isolated_env, start_worker
 from tests.e2e.feeds import follow

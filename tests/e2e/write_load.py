@@ -27,7 +27,7 @@ import aiohttp
 from cassandra import ConsistencyLevel
 
 from app.ids import month_bucket
-from app.posts.repository import SWEEP_SHARDS, current_hour_bucket
+from app.storage.media_sweep import SWEEP_SHARDS, current_hour_bucket
 from tests.e2e.conftest import Account, register
 from tests.e2e.posting import form, photo
 from tests.support.polling import eventually

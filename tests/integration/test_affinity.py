@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 
 from app.events import CommentChanged, LikeChanged, new_event_fields
-from app.feed.repository import FeedRepository
 from app.ids import IdGenerator
-from app.likes.repository import LikeRepository
+from app.storage.feed import FeedRepository
+from app.storage.likes import LikeRepository
 from streams.affinity import AffinityUpdater
 
 ids = IdGenerator()

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from cassandra import InvalidRequest
 
-from app.cassandra import CassandraSession
+from app.storage.cassandra import CassandraSession
 
 TABLE = "bridge_probe"
 

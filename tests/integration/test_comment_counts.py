@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.comments.repository import CommentRepository, CommentRow
 from app.events import CommentChanged, new_event_fields
 from app.ids import IdGenerator, hour_bucket
-from app.posts.repository import PostRepository
-from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND
+from app.storage.comments import CommentRepository, CommentRow
+from app.storage.counted_set import CountedSet, Placement
+from app.storage.posts import PostRepository
+from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND
 from streams.comment_counts import POST_COMMENTS, CommentCounter
-from streams.counted_set import CountedSet, Placement
 
 ids = IdGenerator()
 

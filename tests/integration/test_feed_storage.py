@@ -7,12 +7,12 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from app.feed.cache import FeedCache
-from app.feed.repository import Entry, FeedRepository
 from app.feed.writer import TRIM_EVERY, FeedWriter, trims_here
 from app.ids import IdGenerator, first_id_at
-from app.posts.repository import USER_POSTS
-from app.timelines import BucketedTimeline
+from app.storage.feed import Entry, FeedRepository
+from app.storage.feed_cache import FeedCache
+from app.storage.posts import USER_POSTS
+from app.storage.timelines import BucketedTimeline
 from tests.support.ports import free_port
 
 ids = IdGenerator()

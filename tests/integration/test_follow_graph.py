@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 import pytest
 
 from app.events import FollowChanged, new_event_fields
-from app.feed.cache import FeedCache
-from app.feed.repository import FeedRepository
 from app.feed.writer import FeedWriter
 from app.ids import IdGenerator
-from app.posts.repository import USER_POSTS
-from app.timelines import BucketedTimeline
-from app.users.repository import FollowRepository, UserRepository
+from app.storage.feed import FeedRepository
+from app.storage.feed_cache import FeedCache
+from app.storage.follows import FollowRepository
+from app.storage.posts import USER_POSTS
+from app.storage.timelines import BucketedTimeline
+from app.storage.users import UserRepository
 from streams.feed_graph import FeedGraph
 from streams.follow_graph import FollowGraphStore, FollowGraphUpdater
 

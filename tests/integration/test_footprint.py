@@ -18,8 +18,8 @@ from moto.server import ThreadedMotoServer
 
 from app.ids import IdGenerator
 from app.media.store import LocalMediaStore, S3MediaStore
-from app.posts.repository import PostRepository
-from app.stories.repository import StoryRepository
+from app.storage.posts import PostRepository
+from app.storage.stories import StoryRepository
 from loadtest.footprint import ENTITY_TABLES, measure
 
 ids = IdGenerator()

@@ -10,13 +10,13 @@ import pytest
 from app.cursors import CursorCodec
 from app.errors import Unavailable
 from app.events import LikeChanged, new_event_fields
-from app.feed.cache import FeedCache
 from app.ids import IdGenerator
-from app.likes.counts import LikeCounts
-from app.likes.repository import LikeRepository
 from app.likes.service import LikeService
-from app.posts.repository import PostRepository
-from streams.counted_set import CountedSet, Placement
+from app.storage.counted_set import CountedSet, Placement
+from app.storage.feed_cache import FeedCache
+from app.storage.like_counts import LikeCounts
+from app.storage.likes import LikeRepository
+from app.storage.posts import PostRepository
 from streams.like_counts import POST_LIKERS, LikeCounter
 
 ids = IdGenerator()

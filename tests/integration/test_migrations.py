@@ -1,5 +1,5 @@
-from app.cassandra import make_cluster
-from app.migrate import load_migrations, migrate
+from app.storage.cassandra import make_cluster
+from app.storage.migrate import load_migrations, migrate
 
 
 def test_running_the_migrations_again_applies_nothing_and_keeps_the_record(migrated):

@@ -16,10 +16,11 @@ from app.ids import IdGenerator
 from app.notifications import model
 from app.notifications.hub import RESYNC, SLOW_CLIENT, NotificationHub, notification_channel, subscriber_client
 from app.notifications.model import Note
-from app.notifications.repository import NotificationRepository
 from app.notifications.service import NotificationService, TicketStore
 from app.notifications.writer import NotificationWriter
-from app.users.repository import FollowRepository, UserRepository
+from app.storage.follows import FollowRepository
+from app.storage.notifications import NotificationRepository
+from app.storage.users import UserRepository
 from streams.notifications import NoteMaker
 from tests.support.polling import eventually
 from tests.support.tcp_proxy import TcpProxy

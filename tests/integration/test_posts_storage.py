@@ -10,9 +10,10 @@ from aiokafka import AIOKafkaConsumer
 from app.events import topic_name
 from app.ids import IdGenerator, hour_bucket, month_bucket
 from app.media.store import LocalMediaStore
-from app.posts.repository import MediaSweepLog, PostRepository
 from app.posts.sweeper import MediaSweeper
-from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND
+from app.storage.media_sweep import MediaSweepLog
+from app.storage.posts import PostRepository
+from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND
 from tests.support.polling import eventually
 
 ids = IdGenerator()

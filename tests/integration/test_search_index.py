@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from app.ids import IdGenerator
-from app.search.index import Entry, SearchIndex
 from app.search.query import HASHTAGS, USERS, prefixes
 from app.search.rebuild import rebuild
-from app.users.repository import UserRepository
+from app.storage.search_index import Entry, SearchIndex
+from app.storage.users import UserRepository
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime
 
 from app.ids import IdGenerator
-from app.search.index import SearchIndex
 from app.search.query import HASHTAGS, USERS
+from app.storage.search_index import SearchIndex
 from streams.resources import Resources
 from streams.search_index import SearchWriter
 from tests.support.ports import free_port

@@ -12,7 +12,7 @@ import pytest
 
 from app.ids import IdGenerator
 from app.media.store import LocalMediaStore
-from app.stories.repository import EXPIRY_SHARDS, ExpiryPlace, StoryMediaLog
+from app.storage.stories import EXPIRY_SHARDS, ExpiryPlace, StoryMediaLog
 from app.stories.sweeper import MINUTES_PER_RUN, StorySweeper
 
 ids = IdGenerator()

@@ -9,7 +9,7 @@ import pytest
 
 from app.events import StoryViewed, new_event_fields
 from app.ids import IdGenerator
-from app.stories.repository import StoryRepository
+from app.storage.stories import StoryRepository
 from streams.story_views import ViewCounter
 
 ids = IdGenerator()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from app.trending.repository import TrendingCells
+from app.storage.trending import TrendingCells
 from app.trending.scoring import TrendingParams, rank
 
 PARAMS = TrendingParams(baseline_slots=24, min_authors=3)

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.comments.repository import CommentRow
 from app.comments.service import CommentService, clean_text, comment_json, listed_at_top_level
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import CommentChanged, new_event_fields
 from app.ids import IdGenerator, hour_bucket
+from app.storage.comments import CommentRow
 from streams.comment_counts import plan_counts
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

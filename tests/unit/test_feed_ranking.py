@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from app.feed.ranking import Candidate, SeedRanker
-from app.feed.repository import Entry, newest_first
 from app.feed.writer import for_each
 from app.ids import first_id_at
+from app.storage.feed import Entry, newest_first
 
 NOW_MS = 1_780_000_000_000
 HOUR = 3_600_000

@@ -1,6 +1,6 @@
 import pytest
 
-from app.migrate import MIGRATIONS_DIR, load_migrations, split_statements
+from app.storage.migrate import MIGRATIONS_DIR, load_migrations, split_statements
 
 
 def test_statements_are_split_on_semicolons_and_comments_dropped():

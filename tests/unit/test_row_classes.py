@@ -2,7 +2,7 @@
 
 import cassandra.query
 
-import app.cassandra  # noqa: F401 - installs the cached row classes
+import app.storage.cassandra  # noqa: F401 - installs the cached row classes
 
 
 def test_rows_of_the_same_columns_share_one_class_and_read_by_name():

@@ -4,7 +4,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from app.cursors import CursorCodec
-from app.stories.repository import ExpiryPlace, remaining_s
+from app.storage.stories import ExpiryPlace, remaining_s
 from app.stories.routes import looks_like_video
 from app.stories.service import StoryService, TrayEntry, order_tray
 from app.stories.sweeper import FIRST_RUN_LOOKBACK_MIN, StorySweeper

@@ -9,8 +9,8 @@ from datetime import datetime
 from cassandra import ConsistencyLevel
 from cassandra.query import BatchStatement, BatchType
 
-from app.cassandra import CassandraSession
 from app.notifications.model import Group
+from app.storage.cassandra import CassandraSession
 
 GROUP_COLUMNS = (
     "user_id, group_key, kind, post_id, comment_id, actor_count, capped, latest_actors, position, revision,"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from app.cassandra import CassandraSession
-from app.member_pages import MemberPages, MemberTables
+from app.storage.cassandra import CassandraSession
+from app.storage.member_pages import MemberPages, MemberTables
 
 STORY_COLUMNS = "author_id, story_id, media, preview, created_at, expires_at, view_count"
 STORY_VIEWERS = MemberTables(members="story_viewers", owner="story_id", member="viewer_id",

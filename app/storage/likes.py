@@ -14,9 +14,9 @@ from datetime import datetime
 
 from cassandra import ConsistencyLevel
 
-from app.cassandra import CassandraSession
 from app.ids import month_bucket
-from app.member_pages import MemberPages, MemberTables
+from app.storage.cassandra import CassandraSession
+from app.storage.member_pages import MemberPages, MemberTables
 
 POST_LIKERS = MemberTables(members="post_likers", owner="post_id", member="user_id", index="post_like_buckets")
 

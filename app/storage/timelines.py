@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.cassandra import CassandraSession
+from app.storage.cassandra import CassandraSession
 
 BUCKETS_PER_READ = 20
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from app.cassandra import CassandraSession
+from app.storage.cassandra import CassandraSession
 
 SCAN_PAGE = 1000
 

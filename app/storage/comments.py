@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.cassandra import CassandraSession
 from app.ids import hour_bucket
-from app.timelines import BucketedTimeline, TimelineTables
+from app.storage.cassandra import CassandraSession
+from app.storage.timelines import BucketedTimeline, TimelineTables
 
 COMMENT_COLUMNS = "comment_id, post_id, parent_id, author_id, text, mentions, created_at, deleted, reply_count"
 

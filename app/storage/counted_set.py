@@ -35,7 +35,7 @@ from typing import Any
 from cassandra import ConsistencyLevel
 from cassandra.query import BatchStatement, BatchType
 
-from app.cassandra import CassandraSession
+from app.storage.cassandra import CassandraSession
 
 MAX_ROWS_PER_BATCH = 200  # keeps one conditional batch well under batch_size_warn_threshold
 MAX_ATTEMPTS = 8

@@ -1,4 +1,4 @@
-"""Paging through a counted set's members (streams/counted_set.py): who liked a post, who viewed a story.
+"""Paging through a counted set's members (app/storage/counted_set.py): who liked a post, who viewed a story.
 
 The members sit in bucketed partitions `((owner, bucket), member)` and an index table lists the
 owner's buckets. A page walks the buckets newest first and each one by member id, so the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.cassandra import CassandraSession
+from app.storage.cassandra import CassandraSession
 
 BUCKETS_PER_READ = 100
 LATEST_BUCKET = (1 << 31) - 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.cassandra import CassandraSession
+from app.storage.cassandra import CassandraSession
 
 
 class HashtagRepository:

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from app.cassandra import CassandraSession
 from app.events import PostCreated, PostDeleted
-from app.timelines import BucketedTimeline
+from app.storage.cassandra import CassandraSession
+from app.storage.timelines import BucketedTimeline
 
 COUNT_TIMEOUT_S = 30.0  # a full bucket is 100,000 rows
 

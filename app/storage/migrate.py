@@ -20,9 +20,9 @@ from pathlib import Path
 from cassandra.cluster import Session
 
 import cql
-from app.cassandra import make_cluster
 from app.events import ensure_topics
 from app.settings import Settings
+from app.storage.cassandra import make_cluster
 
 log = logging.getLogger("photos.migrate")
 MIGRATIONS_DIR = Path(cql.__file__).parent / "migrations"  # shipped as package data
