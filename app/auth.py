@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.errors import Unauthorized
-from app.storage.cassandra import CassandraSession
+from app.storage.sessions import SessionTable
 
 TOKEN_BYTES = 32
 _BEARER = "bearer "
@@ -73,31 +73,22 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 class SessionStore:
-    """Sessions in Cassandra (`sessions` table), one row per live token."""
+    """Bearer tokens: a new random token per login, only its hash stored (app/storage/sessions.py)."""
 
-    def __init__(self, cass: CassandraSession, ttl_s: int) -> None:
-        self._cass = cass
+    def __init__(self, table: SessionTable, ttl_s: int) -> None:
+        self._table = table
         self._ttl_s = ttl_s
-
-    async def prepare(self) -> SessionStore:
-        self._insert = await self._cass.prepare(
-            "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?) USING TTL ?"
-        )
-        self._select = await self._cass.prepare("SELECT user_id FROM sessions WHERE token_hash = ?")
-        self._delete = await self._cass.prepare("DELETE FROM sessions WHERE token_hash = ?")
-        return self
 
     async def create(self, user_id: int) -> str:
         token = new_token()
-        await self._cass.execute(self._insert, (token_hash(token), user_id, datetime.now(UTC), self._ttl_s))
+        await self._table.insert(token_hash(token), user_id, datetime.now(UTC), self._ttl_s)
         return token
 
     async def user_id(self, token: str) -> int | None:
-        row = await self._cass.one(self._select, (token_hash(token),))
-        return row.user_id if row else None
+        return await self._table.user_id(token_hash(token))
 
     async def revoke(self, token: str) -> None:
-        await self._cass.execute(self._delete, (token_hash(token),))
+        await self._table.delete(token_hash(token))
 
     async def authenticate(self, request: web.Request) -> int:
         """The id of the user whose live token the request carries; Unauthorized otherwise."""

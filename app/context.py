@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aiohttp import web
 from redis.asyncio import Redis
 
-from app.auth import SessionStore
-from app.comments.service import CommentService
 from app.events import EventPublisher
-from app.feed.service import FeedService
-from app.hashtags.service import HashtagService
-from app.likes.service import LikeService
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
-from app.notifications.service import NotificationService
-from app.posts.service import PostService
-from app.ratelimit import RateLimiter
-from app.search.service import SearchService
 from app.settings import Settings
 from app.storage.cassandra import CassandraSession
-from app.stories.service import StoryService
-from app.users.service import UserService
-
-
-@dataclass
-class Services:
-    sessions: SessionStore
-    limiter: RateLimiter
-    users: UserService
-    posts: PostService
-    feed: FeedService
-    likes: LikeService
-    comments: CommentService
-    notifications: NotificationService
-    hashtags: HashtagService
-    stories: StoryService
-    search: SearchService
-
+from app.wiring import Services
 
 SETTINGS = web.AppKey("settings", Settings)
 CASSANDRA = web.AppKey("cassandra", CassandraSession)

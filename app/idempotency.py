@@ -14,9 +14,8 @@ from collections.abc import Awaitable, Callable
 import orjson
 
 from app.errors import BadRequest, Conflict
-from app.storage.cassandra import CassandraSession
+from app.storage.idempotency import IdempotencyTable
 
-PENDING_TTL_S = 120  # longer than any create takes; a crashed request frees its key after this
 MAX_KEY_LENGTH = 255
 
 Created = tuple[int, dict]
@@ -24,23 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class IdempotencyStore:
-    def __init__(self, cass: CassandraSession, ttl_s: int) -> None:
-        self._cass = cass
+    def __init__(self, table: IdempotencyTable, ttl_s: int) -> None:
+        self._table = table
         self._ttl_s = ttl_s
-
-    async def prepare(self) -> IdempotencyStore:
-        p = self._cass.prepare
-        self._claim = await p(
-            "INSERT INTO idempotency_keys (user_id, key, state) VALUES (?, ?, 'pending') IF NOT EXISTS"
-            f" USING TTL {PENDING_TTL_S}"
-        )
-        self._finish = await p(
-            "UPDATE idempotency_keys USING TTL ? SET state = 'done', status = ?, response = ?"
-            " WHERE user_id = ? AND key = ? IF state = 'pending'"
-        )
-        # conditional like the claim: a plain DELETE could lose to the claim's Paxos timestamp
-        self._release = await p("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? IF state = 'pending'")
-        return self
 
     async def run(
         self, user_id: int, key: str | None, create: Callable[[], Awaitable[Created]], *, scope: str
@@ -56,9 +41,8 @@ class IdempotencyStore:
                 code="invalid_idempotency_key",
             )
         key = f"{scope}:{key}"
-        claim = await self._cass.execute(self._claim, (user_id, key))
-        if not claim.was_applied:
-            existing = claim.current_rows[0]
+        existing = await self._table.claim(user_id, key)
+        if existing is not None:
             if existing.state == "done":
                 return existing.status, orjson.loads(existing.response)
             raise Conflict(
@@ -69,11 +53,9 @@ class IdempotencyStore:
         try:
             status, body = await create()  # raises only when nothing was created
         except BaseException:
-            await self._cass.execute(self._release, (user_id, key))
+            await self._table.release(user_id, key)
             raise
-        finished = await self._cass.execute(
-            self._finish, (self._ttl_s, status, orjson.dumps(body).decode(), user_id, key)
-        )
-        if not finished.was_applied:  # the pending claim expired while creating: a retry may repeat it
+        finished = await self._table.finish(user_id, key, status, orjson.dumps(body).decode(), self._ttl_s)
+        if not finished:  # the pending claim expired while creating: a retry may repeat it
             log.warning("Idempotency-Key of user %d expired before its request finished", user_id)
         return status, body

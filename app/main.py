@@ -17,9 +17,7 @@ import orjson
 from aiohttp import web
 
 from app import health, openapi
-from app.auth import Passwords, SessionStore
 from app.comments import routes as comment_routes
-from app.comments.service import CommentService
 from app.context import (
     CASSANDRA,
     EVENTS,
@@ -29,51 +27,26 @@ from app.context import (
     REDIS,
     SERVICES,
     SETTINGS,
-    Services,
 )
-from app.cursors import CursorCodec
 from app.events import EventPublisher
 from app.feed import routes as feed_routes
-from app.feed.ranking import SeedRanker
-from app.feed.service import FeedService
-from app.feed.writer import FeedWriter
 from app.hashtags import routes as hashtag_routes
-from app.hashtags.service import HashtagService
-from app.idempotency import IdempotencyStore
-from app.ids import IdGenerator
 from app.likes import routes as like_routes
-from app.likes.service import LikeService
 from app.media import routes as media_routes
 from app.media.processor import ImageProcessor
 from app.media.store import S3MediaStore, make_media_store
-from app.metrics import CountingRedis, CpuMeter
+from app.metrics import CpuMeter
 from app.middleware import errors_as_json
 from app.notifications import routes as notification_routes
-from app.notifications.service import make_notification_service
 from app.posts import routes as post_routes
-from app.posts.service import PostService
-from app.ratelimit import RateLimiter
 from app.search import routes as search_routes
-from app.search.service import SearchService
 from app.settings import Settings
 from app.storage import cassandra
-from app.storage.comments import CommentRepository
-from app.storage.feed import FeedRepository
-from app.storage.feed_cache import FeedCache
-from app.storage.follows import FollowRepository
-from app.storage.hashtags import HashtagRepository
-from app.storage.like_counts import LikeCounts
-from app.storage.likes import LikeRepository
-from app.storage.media_sweep import MediaSweepLog
-from app.storage.posts import PostRepository
-from app.storage.stories import StoryMediaLog, StoryRepository
-from app.storage.users import UserRepository
 from app.stories import routes as story_routes
-from app.stories.service import StoryService
 from app.trending import routes as trending_routes
 from app.users import routes as user_routes
-from app.users.service import UserService
 from app.web import Route
+from app.wiring import Caches, Storage, build_services, redis_client
 
 log = logging.getLogger("photos.api")
 
@@ -121,9 +94,7 @@ async def connect_when_up(settings: Settings):
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = CountingRedis.from_url(  # counts each route's commands and round trips (app/metrics.py)
-        settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
-    )
+    client = redis_client(settings)
     app[REDIS] = client
     yield
     await client.aclose()
@@ -158,104 +129,14 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Every table owner prepared on the session, and the services built from them (app/wiring.py)."""
     settings = app[SETTINGS]
-    cass = app[CASSANDRA]
-    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
-    sessions = await SessionStore(cass, settings.session_ttl_s).prepare()
-    idempotency = await IdempotencyStore(cass, settings.idempotency_ttl_s).prepare()
-    ids = IdGenerator(shard=None if settings.id_shard < 0 else settings.id_shard)
-    cursors = CursorCodec(settings.secret_key)
-    user_repository = await UserRepository(cass).prepare()
-    follow_repository = await FollowRepository(cass).prepare()
-    feed_cache = FeedCache.for_settings(settings, app[REDIS])
-    users = UserService(
-        users=user_repository,
-        follows=follow_repository,
-        sessions=sessions,
-        passwords=passwords,
-        events=app[EVENTS],
-        feed_cache=feed_cache,
-        ids=ids,
-        cursors=cursors,
-        max_following=settings.max_following,
-    )
-    post_repository = await PostRepository(cass).prepare()
-    like_repository = await LikeRepository(cass).prepare()
-    posts = PostService(
-        posts=post_repository,
-        sweep=await MediaSweepLog(cass).prepare(),
-        users=user_repository,
-        store=app[MEDIA_STORE],
-        processor=app[IMAGE_PROCESSOR],
-        events=app[EVENTS],
-        idempotency=idempotency,
-        feed_cache=feed_cache,
-        ids=ids,
-        cursors=cursors,
-        likes=like_repository,
-        max_caption_length=settings.max_caption_length,
-        max_location_length=settings.max_location_length,
-    )
-    feed_repository = await FeedRepository(cass).prepare()
-    feed = FeedService(
-        feed=feed_repository,
-        writer=FeedWriter.for_settings(settings, feed_repository, post_repository.by_user, feed_cache),
-        cache=feed_cache,
-        follows=follow_repository,
-        post_rows=post_repository,
-        posts=posts,
-        ranker=SeedRanker(),
-        ids=ids,
-        cursors=cursors,
-        rank_window=settings.feed_rank_window,
-        snapshot_ttl_s=settings.feed_snapshot_ttl_s,
-    )
-    app[SERVICES] = Services(
-        sessions=sessions,
-        limiter=RateLimiter(app[REDIS], settings.rate_window_s),
-        users=users,
-        posts=posts,
-        feed=feed,
-        likes=LikeService(
-            likes=like_repository,
-            counts=LikeCounts.for_settings(settings, app[REDIS]),
-            posts=post_repository,
-            events=app[EVENTS],
-            feed_cache=feed_cache,
-            cursors=cursors,
-        ),
-        notifications=await make_notification_service(settings, cass, app[REDIS], cursors),
-        comments=CommentService(
-            comments=await CommentRepository(cass).prepare(),
-            posts=post_repository,
-            users=user_repository,
-            events=app[EVENTS],
-            idempotency=idempotency,
-            ids=ids,
-            cursors=cursors,
-            max_comment_length=settings.max_comment_length,
-        ),
-        hashtags=HashtagService(hashtags=await HashtagRepository(cass).prepare(), posts=posts),
-        stories=StoryService(
-            stories=await StoryRepository(cass).prepare(),
-            media_log=await StoryMediaLog(cass).prepare(),
-            users=user_repository,
-            follows=follow_repository,
-            feed=feed_repository,
-            store=app[MEDIA_STORE],
-            processor=app[IMAGE_PROCESSOR],
-            events=app[EVENTS],
-            idempotency=idempotency,
-            ids=ids,
-            cursors=cursors,
-            ttl_s=settings.story_ttl_s,
-            max_live=settings.story_max_live,
-        ),
-        search=SearchService.for_settings(settings, app[REDIS], cursors),
-    )
+    storage = await Storage.prepare(app[CASSANDRA])
+    caches = Caches.for_settings(settings, app[REDIS])
+    services = build_services(settings, storage, caches, app[EVENTS], app[MEDIA_STORE], app[IMAGE_PROCESSOR])
+    app[SERVICES] = services
     yield
-    await app[SERVICES].notifications.hub.stop()
-    passwords.close()
+    await services.close()
 
 
 def init_app(settings: Settings | None = None) -> web.Application:

@@ -56,6 +56,7 @@ from app.settings import Settings
 from app.storage.cassandra import CassandraSession, make_cluster
 from app.storage.migrate import prepare_storage
 from app.storage.search_index import SearchIndex
+from app.storage.sessions import SessionTable
 from loadtest.feed_benchmark import BenchProcess, Load, child_processes, start_api, verdict
 from loadtest.seed_feed import Reader
 from tests.support.processes import wait_http_ok
@@ -226,7 +227,7 @@ async def measure(settings: Settings, args: argparse.Namespace, api: BenchProces
         memory_before = (await redis.info("memory"))["used_memory"]
         stats = await rebuild(cass, index)
         memory_mb = ((await redis.info("memory"))["used_memory"] - memory_before) / 2**20
-        sessions = await SessionStore(cass, 3600).prepare()
+        sessions = SessionStore(await SessionTable(cass).prepare(), 3600)
         readers = [Reader(FIRST_USER_ID + i, await sessions.create(FIRST_USER_ID + i)) for i in range(SESSIONS)]
         user_qs, tag_qs = queries(user_names, 20_000, "@", rng), queries(tag_names, 20_000, "#", rng)
         levels = [int(level) for level in args.levels.split(",")]

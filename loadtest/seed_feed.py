@@ -31,6 +31,7 @@ from app.storage.feed import Entry, FeedRepository
 from app.storage.feed_cache import FeedCache
 from app.storage.follows import FollowRepository
 from app.storage.posts import PostRepository
+from app.storage.sessions import SessionTable
 from app.storage.users import UserRepository
 
 SEED_CONCURRENCY = 128  # requests in flight while seeding
@@ -75,7 +76,7 @@ class Seeder:
         self.follows = await FollowRepository(self.cass).prepare()
         self.posts = await PostRepository(self.cass).prepare()
         self.feed = await FeedRepository(self.cass).prepare()
-        self.sessions = await SessionStore(self.cass, self.settings.session_ttl_s).prepare()
+        self.sessions = SessionStore(await SessionTable(self.cass).prepare(), self.settings.session_ttl_s)
         return self
 
     def past_id(self, unix_ms: int) -> int:

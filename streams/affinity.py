@@ -17,8 +17,8 @@ import faust
 
 from app.events import CommentChanged, LikeChanged, topic_name
 from app.settings import Settings
-from app.storage.cassandra import CassandraSession
-from streams.resources import Resources
+from app.storage.affinity import AffinityRepository
+from app.wiring import Wiring
 from streams.retry import until_done, until_ready
 
 BATCH_SIZE = 2000
@@ -26,22 +26,8 @@ BATCH_SECONDS = 2.0  # ranking can wait; bigger batches merge more of one reader
 
 
 class AffinityUpdater:
-    def __init__(self, cass: CassandraSession) -> None:
-        self._cass = cass
-
-    async def prepare(self) -> AffinityUpdater:
-        p = self._cass.prepare
-        self._set_liked = await p(
-            "UPDATE affinity_posts SET liked = ? WHERE user_id = ? AND author_id = ? AND post_id = ?"
-        )
-        self._set_commented = await p(
-            "UPDATE affinity_posts SET commented = true WHERE user_id = ? AND author_id = ? AND post_id = ?"
-        )
-        self._interactions = await p("SELECT liked, commented FROM affinity_posts WHERE user_id = ? AND author_id = ?")
-        self._save = await p(
-            "UPDATE affinity USING TIMESTAMP ? SET interactions = ? WHERE user_id = ? AND author_id = ?"
-        )
-        return self
+    def __init__(self, affinity: AffinityRepository) -> None:
+        self._affinity = affinity
 
     async def apply(self, events: list[LikeChanged | CommentChanged]) -> None:
         # the latest like event of each (reader, post) says whether it is liked now; events of two API
@@ -61,35 +47,33 @@ class AffinityUpdater:
         await asyncio.gather(*(self._recount(user, author) for user, author in pairs))
 
     async def _note_like(self, e: LikeChanged) -> None:
-        liked = True if e.liked else None
-        await self._cass.execute(self._set_liked, (liked, e.actor_id, e.post_author_id, e.post_id))
+        await self._affinity.set_liked(e.actor_id, e.post_author_id, e.post_id, e.liked)
 
     async def _note_comment(self, user_id: int, author_id: int, post_id: int) -> None:
-        await self._cass.execute(self._set_commented, (user_id, author_id, post_id))
+        await self._affinity.set_commented(user_id, author_id, post_id)
 
     async def _recount(self, user_id: int, author_id: int) -> None:
         read_at = time.time_ns() // 1000
-        rows = await self._cass.all_rows(self._interactions, (user_id, author_id))
-        interactions = sum(bool(row.liked) + bool(row.commented) for row in rows)
-        await self._cass.execute(self._save, (read_at, interactions, user_id, author_id))
+        interactions = await self._affinity.count_interactions(user_id, author_id)
+        await self._affinity.save_interactions(user_id, author_id, interactions, read_at)
 
 
-async def make_updater(cass: CassandraSession) -> AffinityUpdater:
-    return await AffinityUpdater(cass).prepare()
+async def make_updater(wiring: Wiring) -> AffinityUpdater:
+    return AffinityUpdater((await wiring.storage()).affinity)
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     likes = app.topic(topic_name(settings, "likes"), value_type=LikeChanged)
     comments = app.topic(topic_name(settings, "comments"), value_type=CommentChanged)
 
     @app.agent(likes, name="affinity_likes")
     async def affinity_likes(stream) -> None:
-        updater = await until_ready("affinity_likes", lambda: resources.build(make_updater))
+        updater = await until_ready("affinity_likes", lambda: make_updater(wiring))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("affinity_likes", lambda: updater.apply(batch))  # noqa: B023 - awaited at once
 
     @app.agent(comments, name="affinity_comments")
     async def affinity_comments(stream) -> None:
-        updater = await until_ready("affinity_comments", lambda: resources.build(make_updater))
+        updater = await until_ready("affinity_comments", lambda: make_updater(wiring))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("affinity_comments", lambda: updater.apply(batch))  # noqa: B023 - awaited at once

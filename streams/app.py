@@ -1,10 +1,15 @@
-"""The Faust app: one factory that builds it from settings and registers every agent."""
+"""The Faust app: one factory that builds it from settings and registers every agent.
+
+Every agent gets the process's `Wiring` (app/wiring.py) and takes the storage, caches and publishers it
+needs from there; the search writer the search, follow and hashtag agents share is made here first, so
+the order the agents are registered in does not matter."""
 
 from __future__ import annotations
 
 import faust
 
 from app.settings import Settings
+from app.wiring import Wiring
 from streams import (
     affinity,
     comment_counts,
@@ -20,7 +25,6 @@ from streams import (
 from streams import hashtag_counts as hashtag_count_agent
 from streams import notifications as notification_agent
 from streams import search_index as search_agents
-from streams.resources import Resources
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -36,18 +40,12 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         broker_session_timeout=settings.streams_session_timeout_s,
     )
-    resources = Resources(settings)
-    search = search_agents.register(app, settings, resources)
-    follow_graph.register(app, settings, resources, search)
-    post_counts.register(app, settings, resources)
-    fanout.register(app, settings, resources)
-    media_sweep.register(app, settings, resources)
-    like_counts.register(app, settings, resources)
-    affinity.register(app, settings, resources)
-    comment_counts.register(app, settings, resources)
-    notification_agent.register(app, settings, resources)
-    trending.register(app, settings, resources)
-    hashtag_count_agent.register(app, settings, resources, search)
-    story_tray.register(app, settings, resources)
-    story_views.register(app, settings, resources)
+    wiring = Wiring(settings)
+    search = search_agents.SearchWriter(wiring)
+    search_agents.register(app, settings, wiring, search)
+    follow_graph.register(app, settings, wiring, search)
+    hashtag_count_agent.register(app, settings, wiring, search)
+    for agent in (post_counts, fanout, media_sweep, like_counts, affinity, comment_counts, notification_agent,
+                  trending, story_tray, story_views):
+        agent.register(app, settings, wiring)
     return app

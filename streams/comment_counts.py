@@ -21,22 +21,14 @@ import faust
 from app.events import CommentChanged, topic_name
 from app.ids import hour_bucket
 from app.settings import Settings
-from app.storage.cassandra import CassandraSession
 from app.storage.comments import CommentRepository
-from app.storage.counted_set import CountedSet, CountedSetTables, Placement
-from streams.resources import Resources
+from app.storage.counted_set import CountedSet, Placement
+from app.storage.posts import PostRepository
+from app.wiring import Wiring
 from streams.retry import until_done, until_ready
 
 BATCH_SECONDS = 0.5
 
-POST_COMMENTS = CountedSetTables(
-    members="post_live_comments", owner="post_id", member="comment_id", count="comment_count",
-    index="post_live_comment_buckets",
-)
-COMMENT_REPLIES = CountedSetTables(
-    members="comment_live_replies", owner="comment_id", member="reply_id", count="reply_count",
-    index="comment_live_reply_buckets",
-)
 
 
 @dataclass
@@ -64,22 +56,11 @@ def plan_counts(events: list[CommentChanged], live: set[int]) -> CountPlan:
 
 
 class CommentCounter:
-    def __init__(self, cass: CassandraSession) -> None:
-        self._cass = cass
-        self.comments = CommentRepository(cass)
-        self.post_comments = CountedSet(cass, POST_COMMENTS)
-        self.replies = CountedSet(cass, COMMENT_REPLIES)
-
-    async def prepare(self) -> CommentCounter:
-        p = self._cass.prepare
-        await self.comments.prepare()
-        await self.post_comments.prepare()
-        await self.replies.prepare()
-        self._post_author = await p("SELECT author_id FROM posts WHERE post_id = ?")
-        # stamped with the time the buckets were read: of two concurrent recounts the later one wins
-        self._save_comment_count = await p("UPDATE posts USING TIMESTAMP ? SET comment_count = ? WHERE post_id = ?")
-        self._save_reply_count = await p("UPDATE comments USING TIMESTAMP ? SET reply_count = ? WHERE comment_id = ?")
-        return self
+    def __init__(self, comments: CommentRepository, posts: PostRepository) -> None:
+        self.comments = comments
+        self.posts = posts
+        self.post_comments = comments.live_comments
+        self.replies = comments.live_replies
 
     async def apply(self, events: list[CommentChanged]) -> None:
         events = await self._on_live_posts(events)
@@ -95,30 +76,33 @@ class CommentCounter:
             *(self.replies.apply(parent_id, members) for parent_id, members in plan.replies.items()),
         )
         await asyncio.gather(
-            *(self._save_total(self.post_comments, self._save_comment_count, pid) for pid in plan.post_comments),
-            *(self._save_total(self.replies, self._save_reply_count, cid) for cid in plan.replies),
+            *(self._save_total(self.post_comments, self.posts.save_comment_count, pid) for pid in plan.post_comments),
+            *(self._save_total(self.replies, self.comments.save_reply_count, cid) for cid in plan.replies),
         )
 
     async def _on_live_posts(self, events: list[CommentChanged]) -> list[CommentChanged]:
         """The events of posts that still exist: a deleted post's comments no longer count, and a
         count write would leave a stray `posts` row."""
         post_ids = list({event.post_id for event in events})
-        rows = await asyncio.gather(*(self._cass.one(self._post_author, (pid,)) for pid in post_ids))
-        live = {pid for pid, row in zip(post_ids, rows, strict=True) if row is not None and row.author_id is not None}
+        rows = await asyncio.gather(*(self.posts.like_state(pid) for pid in post_ids))  # a narrow read of the row
+        live = {pid for pid, row in zip(post_ids, rows, strict=True) if row is not None}
         return [event for event in events if event.post_id in live]
 
     async def _save_total(self, counted: CountedSet, save, owner: int) -> None:
         total, read_at = await counted.total(owner)
-        await self._cass.execute(save, (read_at, total, owner))
+        await save(owner, total, read_at)
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+async def make_counter(wiring: Wiring) -> CommentCounter:
+    storage = await wiring.storage()
+    return CommentCounter(storage.comments, storage.posts)
+
+
+def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     topic = app.topic(topic_name(settings, "comments"), value_type=CommentChanged)
 
     @app.agent(topic, name="comment_counts")
     async def comment_counts(stream) -> None:
-        counter = await until_ready(
-            "comment_counts", lambda: resources.build(lambda cass: CommentCounter(cass).prepare())
-        )
+        counter = await until_ready("comment_counts", lambda: make_counter(wiring))
         async for batch in stream.take(settings.comment_worker_batch_size, within=BATCH_SECONDS):
             await until_done("comment_counts", lambda: counter.apply(batch))  # noqa: B023 - awaited at once

@@ -21,12 +21,9 @@ import faust
 from app.events import PostCreated, PostDeleted, topic_name
 from app.feed.writer import FeedWriter
 from app.settings import Settings
-from app.storage.feed import Entry, FeedRepository
-from app.storage.feed_cache import FeedCache
+from app.storage.feed import Entry
 from app.storage.follows import FollowRepository
-from app.storage.posts import USER_POSTS
-from app.storage.timelines import BucketedTimeline
-from streams.resources import Resources
+from app.wiring import Wiring, feed_writer
 from streams.retry import until_done, until_ready
 
 log = logging.getLogger(__name__)
@@ -88,20 +85,16 @@ class FanOut:
             await self.writer.remove(page, post_id)
 
 
-async def make_fanout(settings: Settings, resources: Resources) -> FanOut:
-    cass = await resources.cassandra()
-    feed = await FeedRepository(cass).prepare()
-    posts_by_user = await BucketedTimeline(cass, USER_POSTS).prepare()
-    cache = FeedCache.for_settings(settings, resources.redis())
-    writer = FeedWriter.for_settings(settings, feed, posts_by_user, cache)
-    return FanOut(writer, await FollowRepository(cass).prepare())
+async def make_fanout(settings: Settings, wiring: Wiring) -> FanOut:
+    storage = await wiring.storage()
+    return FanOut(feed_writer(settings, storage, wiring.caches()), storage.follows)
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     topic = app.topic(topic_name(settings, "posts"))  # PostCreated and PostDeleted, keyed by author
 
     @app.agent(topic, name="feed_fanout")
     async def feed_fanout(stream) -> None:
-        fanout = await until_ready("feed_fanout", lambda: make_fanout(settings, resources))
+        fanout = await until_ready("feed_fanout", lambda: make_fanout(settings, wiring))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("feed_fanout", lambda: fanout.apply(batch))  # noqa: B023 - awaited at once

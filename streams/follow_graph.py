@@ -18,12 +18,11 @@ import faust
 
 from app.events import FollowChanged, topic_name
 from app.settings import Settings
-from app.storage.cassandra import CassandraSession
 from app.storage.follows import FollowRepository
-from app.storage.recount import FOLLOWERS, BucketRecounter
+from app.storage.users import UserRepository
+from app.wiring import Wiring
 from streams.fanout import make_fanout
 from streams.feed_graph import FeedGraph, FollowState
-from streams.resources import Resources
 from streams.retry import until_done, until_ready
 from streams.search_index import SearchWriter
 from streams.story_tray import TrayWriter, make_tray_writer
@@ -34,30 +33,11 @@ BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
 
 
-class FollowGraphStore:
-    """The statements the follow agent needs, prepared once."""
-
-    def __init__(self, cass: CassandraSession) -> None:
-        self.cass = cass
-        self.follows = FollowRepository(cass)  # the edge and mirror statements the API uses too
-        self.followers = BucketRecounter(cass, FOLLOWERS)
-
-    async def prepare(self) -> FollowGraphStore:
-        p = self.cass.prepare
-        await self.follows.prepare()
-        await self.followers.prepare()
-        self.count_following = await p("SELECT COUNT(*) AS n FROM following WHERE user_id = ?")
-        self.current_bucket = await p("SELECT follower_bucket FROM users WHERE user_id = ?")
-        self.open_bucket = await p("UPDATE users SET follower_bucket = ? WHERE user_id = ?")
-        # stamped with the time the count was read: of two concurrent recounts the later one wins
-        self.save_following_count = await p("UPDATE users USING TIMESTAMP ? SET following_count = ? WHERE user_id = ?")
-        return self
-
-
 class FollowGraphUpdater:
-    def __init__(self, store: FollowGraphStore, followers_per_bucket: int, feeds: FeedGraph,
-                 search: SearchWriter | None = None, trays: TrayWriter | None = None) -> None:
-        self.store = store
+    def __init__(self, users: UserRepository, follows: FollowRepository, followers_per_bucket: int,
+                 feeds: FeedGraph, search: SearchWriter | None = None, trays: TrayWriter | None = None) -> None:
+        self.users = users
+        self.follows = follows
         self.followers_per_bucket = followers_per_bucket
         self.feeds = feeds
         self.search = search
@@ -73,7 +53,7 @@ class FollowGraphUpdater:
         await asyncio.gather(*(self._recount_bucket(uid, b) for uid, b in dirty_buckets))
         followees = sorted({uid for uid, _ in dirty_buckets})
         totals, *_ = await asyncio.gather(
-            asyncio.gather(*(self.store.followers.save_total(uid) for uid in followees)),
+            asyncio.gather(*(self.follows.follower_counts.save_total(uid) for uid in followees)),
             *(self._recount_following(uid) for uid in {e.actor_id for e in latest.values()}),
         )
         states = [
@@ -114,7 +94,7 @@ class FollowGraphUpdater:
     async def _repair_mirror(self, event: FollowChanged, serial: bool = False) -> tuple[int, bool]:
         """Make the mirror row match the `following` edge as it is now (read at SERIAL when a request
         failed mid-transaction on it); returns the bucket touched and whether the edge exists."""
-        follows = self.store.follows
+        follows = self.follows
         edge = await follows.edge(event.actor_id, event.followee_id, serial=serial)
         if edge is None:
             await follows.delete_mirror(event.followee_id, event.bucket, event.actor_id)
@@ -123,36 +103,35 @@ class FollowGraphUpdater:
         return edge.follower_bucket, True
 
     async def _recount_bucket(self, user_id: int, bucket: int) -> None:
-        s = self.store
-        count = await s.followers.recount_bucket(user_id, bucket)
+        count = await self.follows.follower_counts.recount_bucket(user_id, bucket)
         if count >= self.followers_per_bucket:
-            row = await s.cass.one(s.current_bucket, (user_id,))
-            if row is not None and (row.follower_bucket or 0) <= bucket:
-                await s.cass.execute(s.open_bucket, (bucket + 1, user_id))
+            current = await self.users.follower_bucket(user_id)
+            if current is not None and current <= bucket:
+                await self.users.open_follower_bucket(user_id, bucket + 1)
                 log.info("user %d: followers bucket %d is full, opening %d", user_id, bucket, bucket + 1)
 
     async def _recount_following(self, user_id: int) -> None:
-        s = self.store
         read_at = _now_us()
-        count = (await s.cass.one(s.count_following, (user_id,))).n
-        await s.cass.execute(s.save_following_count, (read_at, count, user_id))
+        count = await self.follows.count_following(user_id)
+        await self.users.save_following_count(user_id, count, read_at)
 
 
 def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-def register(app: faust.App, settings: Settings, resources: Resources, search: SearchWriter) -> None:
+def register(app: faust.App, settings: Settings, wiring: Wiring, search: SearchWriter) -> None:
     topic = app.topic(topic_name(settings, "follows"), value_type=FollowChanged)
 
     @app.agent(topic, name="follow_graph")
     async def follow_graph(stream) -> None:
         async def make_updater() -> FollowGraphUpdater:
-            store = await FollowGraphStore(await resources.cassandra()).prepare()
-            fanout = await make_fanout(settings, resources)
-            feeds = FeedGraph(fanout.writer, store.follows, settings.feed_celebrity_followers)
-            trays = await make_tray_writer(settings, resources)
-            return FollowGraphUpdater(store, settings.followers_per_bucket, feeds, search, trays)
+            storage = await wiring.storage()
+            fanout = await make_fanout(settings, wiring)
+            feeds = FeedGraph(fanout.writer, storage.follows, settings.feed_celebrity_followers)
+            trays = await make_tray_writer(settings, wiring)
+            return FollowGraphUpdater(storage.users, storage.follows, settings.followers_per_bucket, feeds, search,
+                                      trays)
 
         updater = await until_ready("follow_graph", make_updater)
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):

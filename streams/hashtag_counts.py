@@ -13,10 +13,10 @@ import faust
 from app.events import PostCreated, PostDeleted, topic_name
 from app.ids import hour_bucket
 from app.settings import Settings
-from app.storage.posts import HASHTAG_POSTS as HASHTAG_TIMELINE
-from app.storage.recount import HASHTAG_POSTS, BucketRecounter, recount_timeline
+from app.storage.recount import BucketRecounter
 from app.storage.timelines import BucketedTimeline
-from streams.resources import Resources
+from app.wiring import Wiring
+from streams.post_counts import recount_timeline
 from streams.retry import until_done, until_ready
 from streams.search_index import SearchWriter
 
@@ -36,17 +36,13 @@ async def recount_and_index(recounter: BucketRecounter, timeline: BucketedTimeli
     await search.hashtags_best_effort(totals)
 
 
-def register(app: faust.App, settings: Settings, resources: Resources, search: SearchWriter) -> None:
+def register(app: faust.App, settings: Settings, wiring: Wiring, search: SearchWriter) -> None:
     topic = app.topic(topic_name(settings, "posts"))
 
     @app.agent(topic, name="hashtag_counts")
     async def hashtag_counts(stream) -> None:
-        recounter = await until_ready(
-            "hashtag_counts", lambda: resources.build(lambda cass: BucketRecounter(cass, HASHTAG_POSTS).prepare())
-        )
-        by_hashtag = await until_ready(
-            "hashtag_counts", lambda: resources.build(lambda cass: BucketedTimeline(cass, HASHTAG_TIMELINE).prepare())
-        )
+        posts = (await until_ready("hashtag_counts", wiring.storage)).posts
+        recounter, by_hashtag = posts.hashtag_post_counts, posts.by_hashtag
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done(
                 "hashtag_counts", lambda: recount_and_index(recounter, by_hashtag, search, batch)  # noqa: B023

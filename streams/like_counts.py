@@ -19,11 +19,11 @@ import faust
 
 from app.events import LikeChanged, topic_name
 from app.settings import Settings
-from app.storage.cassandra import CassandraSession
-from app.storage.counted_set import CountedSet, CountedSetTables, Placement
+from app.storage.counted_set import Placement
 from app.storage.like_counts import LikeCounts
 from app.storage.likes import LikeRepository
-from streams.resources import Resources
+from app.storage.posts import PostRepository
+from app.wiring import Wiring
 from streams.retry import until_done, until_ready
 
 log = logging.getLogger(__name__)
@@ -31,32 +31,17 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 2000
 BATCH_SECONDS = 0.5
 
-POST_LIKERS = CountedSetTables(
-    members="post_likers", owner="post_id", member="user_id", count="like_count", index="post_like_buckets",
-    extra=("liked_at",),
-)
-
-
 class LikeCounter:
     def __init__(
-        self, cass: CassandraSession, counts: LikeCounts, likes_per_bucket: int, posts_in_parallel: int = 32
+        self, likes: LikeRepository, posts: PostRepository, counts: LikeCounts, likes_per_bucket: int,
+        posts_in_parallel: int = 32,
     ) -> None:
-        self._cass = cass
+        self.edges = likes
+        self.likers = likes.likers
+        self._posts = posts
         self._counts = counts
         self._likes_per_bucket = likes_per_bucket
         self._posts_in_parallel = posts_in_parallel
-        self.edges = LikeRepository(cass)
-        self.likers = CountedSet(cass, POST_LIKERS)
-
-    async def prepare(self) -> LikeCounter:
-        p = self._cass.prepare
-        await self.edges.prepare()
-        await self.likers.prepare()
-        self._post = await p("SELECT author_id, like_bucket FROM posts WHERE post_id = ?")
-        self._open_bucket = await p("UPDATE posts SET like_bucket = ? WHERE post_id = ?")
-        # stamped with the time the buckets were read: of two concurrent recounts the later one wins
-        self._save_count = await p("UPDATE posts USING TIMESTAMP ? SET like_count = ? WHERE post_id = ?")
-        return self
 
     async def apply(self, events: list[LikeChanged]) -> None:
         by_post: dict[int, list[LikeChanged]] = defaultdict(list)
@@ -75,8 +60,8 @@ class LikeCounter:
 
     async def count_post(self, post_id: int, events: list[LikeChanged]) -> int | None:
         """Settle one post's likers; returns its exact like count (None for a deleted post)."""
-        post = await self._cass.one(self._post, (post_id,))
-        if post is None or post.author_id is None:
+        post = await self._posts.like_state(post_id)
+        if post is None:
             return None  # deleted: its likers no longer matter, and a count write would leave a stray row
         seen: dict[int, set[int]] = defaultdict(set)
         unknown: set[int] = set()
@@ -101,25 +86,27 @@ class LikeCounter:
         counts = await self.likers.apply(post_id, placements)
         open_bucket = post.like_bucket or 0
         if counts.get(open_bucket, 0) >= self._likes_per_bucket:
-            await self._cass.execute(self._open_bucket, (open_bucket + 1, post_id))
+            await self._posts.open_like_bucket(post_id, open_bucket + 1)
             log.info("post %d: likers bucket %d is full, opening %d", post_id, open_bucket, open_bucket + 1)
         if open_bucket == 0 and counts.keys() == {0}:  # one bucket, just counted: no need to sum the index
             total, read_at = counts[0], time.time_ns() // 1000
         else:
             total, read_at = await self.likers.total(post_id)
-        await self._cass.execute(self._save_count, (read_at, total, post_id))
+        await self._posts.save_like_count(post_id, total, read_at)
         return total
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+async def make_counter(settings: Settings, wiring: Wiring) -> LikeCounter:
+    storage = await wiring.storage()
+    return LikeCounter(storage.likes, storage.posts, wiring.caches().like_counts, settings.likes_per_bucket,
+                       settings.like_worker_posts_in_parallel)
+
+
+def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     topic = app.topic(topic_name(settings, "likes"), value_type=LikeChanged)
 
     @app.agent(topic, name="like_counts")
     async def like_counts(stream) -> None:
-        counts = LikeCounts.for_settings(settings, resources.redis())
-        counter = await until_ready("like_counts", lambda: resources.build(
-            lambda cass: LikeCounter(cass, counts, settings.likes_per_bucket, settings.like_worker_posts_in_parallel)
-            .prepare()
-        ))
+        counter = await until_ready("like_counts", lambda: make_counter(settings, wiring))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("like_counts", lambda: counter.apply(batch))  # noqa: B023 - awaited at once

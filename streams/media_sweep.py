@@ -7,27 +7,22 @@ import faust
 
 from app.posts.sweeper import MediaSweeper
 from app.settings import Settings
-from app.storage.media_sweep import MediaSweepLog
-from app.storage.posts import PostRepository
-from app.storage.stories import StoryMediaLog
 from app.stories.sweeper import StorySweeper
-from streams.resources import Resources
+from app.wiring import Wiring
 from streams.retry import timer
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     sweepers: list[MediaSweeper] = []  # built on the first tick, once the connections exist
 
     # a failed sweep (or a failed first preparation) is tried again at the next tick
     @timer(app, interval=settings.media_sweep_interval_s, on_leader=True, name="media_sweep")
     async def media_sweep() -> None:
         if not sweepers:
-            cass = await resources.cassandra()
+            storage = await wiring.storage()
             sweepers.append(
-                MediaSweeper(
-                    await MediaSweepLog(cass).prepare(), await PostRepository(cass).prepare(),
-                    await resources.media_store(), await resources.events(), settings.media_sweep_grace_s,
-                )
+                MediaSweeper(storage.media_sweep, storage.posts, wiring.media_store(), await wiring.events(),
+                             settings.media_sweep_grace_s)
             )
         await sweepers[0].run()
 
@@ -36,6 +31,5 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> None:
     @timer(app, interval=settings.story_sweep_interval_s, on_leader=True, name="story_media_sweep")
     async def story_media_sweep() -> None:
         if not story_sweepers:
-            cass = await resources.cassandra()
-            story_sweepers.append(StorySweeper(await StoryMediaLog(cass).prepare(), await resources.media_store()))
+            story_sweepers.append(StorySweeper((await wiring.storage()).story_media, wiring.media_store()))
         await story_sweepers[0].run()

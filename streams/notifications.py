@@ -26,10 +26,9 @@ from app.notifications.model import Group, Note
 from app.notifications.writer import NotificationWriter
 from app.settings import Settings
 from app.storage.follows import FollowRepository
-from app.storage.notifications import NotificationRepository
 from app.storage.users import UserRepository
 from app.users.service import USERNAME
-from streams.resources import Resources
+from app.wiring import Wiring
 from streams.retry import until_done, until_ready
 
 log = logging.getLogger(__name__)
@@ -140,22 +139,21 @@ async def notify(maker: NoteMaker, writer: NotificationWriter, pusher: Pusher, e
     await writer.apply(await maker.notes(events), on_change=pusher.push)
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     # several record types share these topics; faust finds each one's class by the name the record carries
     topic = app.topic(*(topic_name(settings, suffix) for suffix in TOPICS))
 
     @app.agent(topic, name="notifications")
     async def notifications(stream) -> None:
         async def make_parts() -> tuple[NoteMaker, NotificationWriter]:
-            cass = await resources.cassandra()
-            users = await UserRepository(cass).prepare()
+            storage = await wiring.storage()
             maker = NoteMaker(
-                users, await FollowRepository(cass).prepare(), settings.notification_aggregate_window_h,
+                storage.users, storage.follows, settings.notification_aggregate_window_h,
                 settings.notification_max_mentions,
             )
-            return maker, NotificationWriter.for_settings(settings, await NotificationRepository(cass).prepare(), users)
+            return maker, NotificationWriter.for_settings(settings, storage.notifications, storage.users)
 
         maker, writer = await until_ready("notifications", make_parts)
-        pusher = Pusher(resources.redis(), settings.cassandra_keyspace)
+        pusher = Pusher(wiring.redis(), settings.cassandra_keyspace)
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("notifications", lambda: notify(maker, writer, pusher, batch))  # noqa: B023

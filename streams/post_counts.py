@@ -1,18 +1,20 @@
-"""Post events -> `users.post_count`, recounted from `posts_by_user` (see app/storage/recount.py)."""
+"""Post events -> `users.post_count`, recounted from `posts_by_user` (see app/storage/recount.py).
+
+`recount_timeline` serves this agent and streams/hashtag_counts.py (`hashtags.post_count`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable, Iterable
 
 import faust
 
 from app.events import PostCreated, PostDeleted, topic_name
 from app.ids import month_bucket
 from app.settings import Settings
-from app.storage.posts import USER_POSTS as USER_POSTS_TIMELINE
-from app.storage.recount import USER_POSTS, BucketRecounter, recount_timeline
+from app.storage.recount import BucketRecounter
 from app.storage.timelines import BucketedTimeline
-from streams.resources import Resources
+from app.wiring import Wiring
 from streams.retry import until_done, until_ready
 
 BATCH_SIZE = 500
@@ -24,17 +26,30 @@ def author_month(e: PostCreated | PostDeleted) -> Iterable[tuple]:
     return ((e.actor_id, month_bucket(e.post_id)),)
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+async def recount_timeline(
+    recounter: BucketRecounter, timeline: BucketedTimeline, events: list[PostCreated | PostDeleted],
+    places: Callable[[PostCreated | PostDeleted], Iterable[tuple[int | str, int]]],
+) -> dict[int | str, int]:
+    """Recount every (key, bucket) of `timeline` the post events touch, then their totals (returned by key).
+
+    `places(event)` names where the event's post sits (its author's month, each tag's hour). The API
+    publishes PostDeleted before it removes the rows; removing them here too (idempotent) makes sure
+    the recount cannot still see the post."""
+    deleted = [e for e in events if isinstance(e, PostDeleted)]
+    await asyncio.gather(*(timeline.remove(key, bucket, e.post_id) for e in deleted for key, bucket in places(e)))
+    buckets = {place for e in events for place in places(e)}
+    await asyncio.gather(*(recounter.recount_bucket(key, bucket) for key, bucket in buckets))
+    keys = sorted({key for key, _ in buckets})
+    return dict(zip(keys, await asyncio.gather(*(recounter.save_total(key) for key in keys)), strict=True))
+
+
+def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     # two record types share the topic; faust finds each one's class by the name the record carries
     topic = app.topic(topic_name(settings, "posts"))
 
     @app.agent(topic, name="post_counts")
     async def post_counts(stream) -> None:
-        recounter = await until_ready(
-            "post_counts", lambda: resources.build(lambda cass: BucketRecounter(cass, USER_POSTS).prepare())
-        )
-        user_posts = await until_ready(
-            "post_counts", lambda: resources.build(lambda cass: BucketedTimeline(cass, USER_POSTS_TIMELINE).prepare())
-        )
+        posts = (await until_ready("post_counts", wiring.storage)).posts
+        recounter, user_posts = posts.user_post_counts, posts.by_user
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("post_counts", lambda: recount_timeline(recounter, user_posts, batch, author_month))  # noqa: B023

@@ -26,9 +26,9 @@ from app.search.query import HASHTAGS, USERS
 from app.search.rebuild import now_us, rebuild, user_payload
 from app.settings import Settings
 from app.storage.hashtags import HashtagRepository
-from app.storage.search_index import Entry, SearchIndex
+from app.storage.search_index import Entry
 from app.storage.users import UserRepository
-from streams.resources import Resources
+from app.wiring import Wiring
 from streams.retry import timer, until_done
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,9 @@ MAX_MISSED = 100_000  # users + tags remembered for repair; past it the repair r
 class SearchWriter:
     """Index writes from the stream workers; one per worker process, shared by the agents."""
 
-    def __init__(self, settings: Settings, resources: Resources) -> None:
-        self._settings = settings
-        self._resources = resources
-        self._users: UserRepository | None = None
-        self._hashtags: HashtagRepository | None = None
-        self.index = SearchIndex(resources.redis(), settings.cassandra_keyspace)
+    def __init__(self, wiring: Wiring) -> None:
+        self._wiring = wiring
+        self.index = wiring.caches().search
         # what an index write that failed here left out; the repair timer rewrites it
         self._missed_users: set[int] = set()
         self._missed_tags: set[str] = set()
@@ -58,14 +55,10 @@ class SearchWriter:
         return self._rebuild or bool(self._missed_users or self._missed_tags)
 
     async def _user_rows(self) -> UserRepository:
-        if self._users is None:
-            self._users = await UserRepository(await self._resources.cassandra()).prepare()
-        return self._users
+        return (await self._wiring.storage()).users
 
     async def _hashtag_rows(self) -> HashtagRepository:
-        if self._hashtags is None:
-            self._hashtags = await HashtagRepository(await self._resources.cassandra()).prepare()
-        return self._hashtags
+        return (await self._wiring.storage()).hashtags
 
     async def users(self, user_ids: list[int], followers: dict[int, int] | None = None) -> None:
         """Write these users as their rows are now; `followers` overrides the row's count with a total
@@ -113,7 +106,7 @@ class SearchWriter:
         rebuild when too much was missed, or (leader) when the index was lost."""
         if self._rebuild or (leader and not await self.index.is_ready()):
             self._rebuild, self._missed_users, self._missed_tags = True, set(), set()
-            await rebuild(await self._resources.cassandra(), self.index)
+            await rebuild(await self._user_rows(), await self._hashtag_rows(), self.index)
             self._rebuild = False
             return
         users, tags = sorted(self._missed_users), sorted(self._missed_tags)
@@ -128,9 +121,8 @@ class SearchWriter:
             self._missed_tags.difference_update(tags)
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> SearchWriter:
-    """The agent and timer of the search index; returns the writer the count agents share."""
-    writer = SearchWriter(settings, resources)
+def register(app: faust.App, settings: Settings, wiring: Wiring, writer: SearchWriter) -> None:
+    """The agent and timer of the search index; `writer` is the one the count agents share too."""
     topic = app.topic(topic_name(settings, "users"), value_type=ProfileChanged)
 
     @app.agent(topic, name="search_profiles")
@@ -142,5 +134,3 @@ def register(app: faust.App, settings: Settings, resources: Resources) -> Search
     @timer(app, interval=settings.search_repair_s, name="search_repair")
     async def search_repair() -> None:  # Redis or Cassandra still down: the next tick tries again
         await writer.repair(leader=app.is_leader())
-
-    return writer

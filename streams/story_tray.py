@@ -25,8 +25,8 @@ from app.storage.feed import FeedRepository
 from app.storage.follows import FollowRepository
 from app.storage.stories import StoryRepository
 from app.storage.users import UserRepository
+from app.wiring import Wiring
 from streams.feed_graph import FollowState
-from streams.resources import Resources
 from streams.retry import until_done, until_ready
 
 log = logging.getLogger(__name__)
@@ -93,19 +93,16 @@ def _at(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-async def make_tray_writer(settings: Settings, resources: Resources) -> TrayWriter:
-    cass = await resources.cassandra()
-    return TrayWriter(
-        await StoryRepository(cass).prepare(), await FollowRepository(cass).prepare(),
-        await UserRepository(cass).prepare(), await FeedRepository(cass).prepare(), settings.feed_fanout_concurrency,
-    )
+async def make_tray_writer(settings: Settings, wiring: Wiring) -> TrayWriter:
+    s = await wiring.storage()
+    return TrayWriter(s.stories, s.follows, s.users, s.feed, settings.feed_fanout_concurrency)
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     stories = app.topic(topic_name(settings, "stories"), value_type=StoryPosted)
 
     @app.agent(stories, name="story_tray")
     async def story_tray(stream) -> None:
-        writer = await until_ready("story_tray", lambda: make_tray_writer(settings, resources))
+        writer = await until_ready("story_tray", lambda: make_tray_writer(settings, wiring))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("story_tray", lambda: writer.posted(batch))  # noqa: B023 - awaited at once

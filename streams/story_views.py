@@ -19,10 +19,9 @@ import faust
 
 from app.events import StoryViewed, topic_name
 from app.settings import Settings
-from app.storage.cassandra import CassandraSession
-from app.storage.counted_set import CountedSet, CountedSetTables, Placement
+from app.storage.counted_set import Placement
 from app.storage.stories import StoryRef, StoryRepository, remaining_s
-from streams.resources import Resources
+from app.wiring import Wiring
 from streams.retry import until_done, until_ready
 
 log = logging.getLogger(__name__)
@@ -31,23 +30,12 @@ BATCH_SIZE = 2000
 BATCH_SECONDS = 0.5
 STORIES_IN_PARALLEL = 32
 
-STORY_VIEWERS = CountedSetTables(
-    members="story_viewers", owner="story_id", member="viewer_id", count="view_count",
-    index="story_viewer_buckets", extra=("viewed_at",), expiring=True,
-)
-
-
 class ViewCounter:
-    def __init__(self, cass: CassandraSession, views_per_bucket: int) -> None:
-        self.stories = StoryRepository(cass)
-        self.viewers = CountedSet(cass, STORY_VIEWERS)
+    def __init__(self, stories: StoryRepository, views_per_bucket: int) -> None:
+        self.stories = stories
+        self.viewers = stories.viewers
         self._views_per_bucket = views_per_bucket
         self._slots = asyncio.Semaphore(STORIES_IN_PARALLEL)
-
-    async def prepare(self) -> ViewCounter:
-        await self.stories.prepare()
-        await self.viewers.prepare()
-        return self
 
     async def apply(self, events: list[StoryViewed]) -> None:
         by_story: dict[int, list[StoryViewed]] = defaultdict(list)
@@ -78,13 +66,15 @@ def _at(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+async def make_counter(settings: Settings, wiring: Wiring) -> ViewCounter:
+    return ViewCounter((await wiring.storage()).stories, settings.story_views_per_bucket)
+
+
+def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     topic = app.topic(topic_name(settings, "story_views"), value_type=StoryViewed)
 
     @app.agent(topic, name="story_views")
     async def story_views(stream) -> None:
-        counter = await until_ready("story_views", lambda: resources.build(
-            lambda cass: ViewCounter(cass, settings.story_views_per_bucket).prepare()
-        ))
+        counter = await until_ready("story_views", lambda: make_counter(settings, wiring))
         async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
             await until_done("story_views", lambda: counter.apply(batch))  # noqa: B023 - awaited at once

@@ -17,7 +17,7 @@ from app.ids import ID_EPOCH_MS, id_millis
 from app.settings import Settings
 from app.storage.trending import TrendingCells, TrendingRankings
 from app.trending.scoring import WINDOWS, TrendingParams, rank, slot_of
-from streams.resources import Resources
+from app.wiring import Wiring
 from streams.retry import timer, until_done
 
 BATCH_SIZE = 500
@@ -47,14 +47,12 @@ async def refresh(cells: TrendingCells, rankings: TrendingRankings, params: Tren
         await rankings.save(window, [dataclasses.asdict(t) for t in trends])
 
 
-def register(app: faust.App, settings: Settings, resources: Resources) -> None:
+def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     topic = app.topic(topic_name(settings, "posts"))
-    ttl_s = settings.trending_ttl_days * 86_400
 
     def stores() -> tuple[TrendingCells, TrendingRankings]:
-        redis = resources.redis()
-        ns = settings.cassandra_keyspace
-        return TrendingCells(redis, ns, ttl_s), TrendingRankings(redis, ns, ttl_s)
+        caches = wiring.caches()
+        return caches.trending_cells, caches.trending_rankings
 
     @app.agent(topic, name="trending")
     async def trending(stream) -> None:

@@ -59,6 +59,14 @@ async def cass(migrated: Settings):
 
 
 @pytest.fixture(scope="session")
+async def storage(cass):
+    """Every table owner (app/wiring.py), prepared on the test session."""
+    from app.wiring import Storage
+
+    return await Storage.prepare(cass)
+
+
+@pytest.fixture(scope="session")
 async def redis_client(settings: Settings):
     from redis.asyncio import Redis
 

@@ -31,8 +31,9 @@ from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator, hour_bucket
 from app.posts.text import mentions
 from app.storage.comments import CommentRepository, CommentRow
+from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.posts import PostRepository
-from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND, BucketedTimeline
+from app.storage.timelines import BucketedTimeline
 from app.storage.users import UserRepository
 from app.users.service import iso
 from app.web import has_control_characters

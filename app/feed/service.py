@@ -28,11 +28,12 @@ from app.feed.ranking import Candidate, Ranker
 from app.feed.writer import FeedWriter
 from app.ids import IdGenerator, month_bucket
 from app.posts.service import PostService
+from app.storage.affinity import AffinityRepository
 from app.storage.feed import Entry, FeedRepository, newest_first
 from app.storage.feed_cache import FeedCache
 from app.storage.follows import FollowRepository
+from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.posts import PostRepository
-from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND
 
 RANKED = "ranked"
 CHRONOLOGICAL = "chronological"
@@ -64,6 +65,7 @@ class FeedService:
     writer: FeedWriter
     cache: FeedCache
     follows: FollowRepository
+    affinity: AffinityRepository
     post_rows: PostRepository
     posts: PostService
     ranker: Ranker
@@ -124,7 +126,7 @@ class FeedService:
         """Rank the newest candidates, store the order; returns it and the `posts` rows it read."""
         window = self.rank_window
         pushed, celebrities, affinity = await asyncio.gather(
-            self.feed.newest(viewer, window), self.feed.followed_celebrities(viewer), self.feed.affinity(viewer)
+            self.feed.newest(viewer, window), self.feed.followed_celebrities(viewer), self.affinity.of_reader(viewer)
         )
         boundary = self.writer.horizon_id()
         if len(pushed) == window:  # older pushed entries exist: the window ends at the oldest one read

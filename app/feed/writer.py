@@ -16,7 +16,8 @@ from app.ids import ID_EPOCH_MS, first_id_at, id_millis
 from app.settings import Settings
 from app.storage.feed import Entry, FeedRepository
 from app.storage.feed_cache import FeedCache
-from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND, BucketedTimeline
+from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
+from app.storage.timelines import BucketedTimeline
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from app.errors import NotFound
 from app.posts import text
 from app.posts.service import PostService
 from app.storage.hashtags import HashtagRepository
-from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND
+from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 
 # what app/posts/text.py extracts from captions: word characters, not only digits
 _TAG = re.compile(rf"\w{{1,{text.MAX_TAG_LENGTH}}}")

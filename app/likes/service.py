@@ -29,12 +29,11 @@ from app.events import EventPublisher, LikeChanged, new_event_fields
 from app.storage.feed_cache import FeedCache
 from app.storage.like_counts import LikeCounts, Stale
 from app.storage.likes import LikeRepository
+from app.storage.paging import FIRST_MEMBER, LATEST_BUCKET
 from app.storage.posts import PostRepository
 
 log = logging.getLogger(__name__)
 
-LATEST_BUCKET = (1 << 31) - 1
-FIRST_USER = -(1 << 63)
 
 
 @dataclass
@@ -122,7 +121,7 @@ class LikeService:
         """A page of the ids of users who like the post, and the next page's cursor."""
         if await self.posts.like_state(post_id) is None:
             raise NotFound("no such post", code="post_not_found")
-        bucket, after = self.cursors.decode_ints(f"likers:{post_id}", cursor, "b", "a") or (LATEST_BUCKET, FIRST_USER)
+        bucket, after = self.cursors.decode_ints(f"likers:{post_id}", cursor, "b", "a") or (LATEST_BUCKET, FIRST_MEMBER)
         ids, last_bucket = await self.likes.likers_page(post_id, bucket, after, limit)
         next_cursor = None
         if len(ids) == limit:

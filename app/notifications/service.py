@@ -14,7 +14,6 @@ from app.errors import BadRequest, Unauthorized
 from app.notifications.hub import NotificationHub, subscriber_client
 from app.notifications.model import MAX_GROUP_KEY_LENGTH, Group, render
 from app.settings import Settings
-from app.storage.cassandra import CassandraSession
 from app.storage.notifications import NotificationRepository
 from app.users.service import iso
 
@@ -93,10 +92,9 @@ class NotificationService:
         return at, group_key
 
 
-async def make_notification_service(settings: Settings, cass: CassandraSession, redis: Redis, cursors: CursorCodec
-                                    ) -> NotificationService:
+def make_notification_service(settings: Settings, notifications: NotificationRepository, redis: Redis,
+                              cursors: CursorCodec) -> NotificationService:
     """The service of one API process, its hub started (stop it with `service.hub.stop()`)."""
-    notifications = await NotificationRepository(cass).prepare()
     hub = NotificationHub(subscriber_client(settings), settings.cassandra_keyspace, settings.notification_ws_max_queued)
     hub.start()
     return NotificationService(

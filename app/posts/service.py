@@ -34,8 +34,8 @@ from app.posts import text
 from app.storage.feed_cache import FeedCache
 from app.storage.likes import LikeRepository
 from app.storage.media_sweep import MediaSweepLog
+from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.posts import PostRepository
-from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.users import UserRepository
 from app.users.service import iso
 from app.web import has_control_characters

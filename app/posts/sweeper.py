@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from app.events import EventPublisher, PostCreated, new_event_fields
-from app.media.store import MediaStore, make_media_store
+from app.media.store import MediaStore
 from app.settings import Settings
-from app.storage import cassandra
 from app.storage.media_sweep import SWEEP_LOOKBACK_HOURS, SWEEP_SHARDS, MediaSweepLog, SweepPlace, current_hour_bucket
 from app.storage.posts import PostRepository
-from app.storage.stories import StoryMediaLog
 from app.stories.sweeper import StorySweeper, StorySweepReport
+from app.wiring import Wiring
 
 log = logging.getLogger(__name__)
 SHARDS = range(SWEEP_SHARDS)
@@ -104,22 +103,16 @@ class MediaSweeper:
 
 async def sweep_once(settings: Settings) -> tuple[SweepReport, StorySweepReport]:
     """One run of both sweepers: media no post points at, and media of expired stories."""
-    cluster, cass = await cassandra.connect(settings, settings.cassandra_keyspace)
-    store = make_media_store(settings)
-    events = EventPublisher(settings)
-    await events.start()
+    wiring = Wiring(settings)
     try:
+        storage, events = await wiring.storage(), await wiring.events()
         await events.wait_connected(settings.kafka_send_timeout_s)
-        sweeper = MediaSweeper(
-            await MediaSweepLog(cass).prepare(), await PostRepository(cass).prepare(), store, events,
-            settings.media_sweep_grace_s,
-        )
-        stories = StorySweeper(await StoryMediaLog(cass).prepare(), store)
+        sweeper = MediaSweeper(storage.media_sweep, storage.posts, wiring.media_store(), events,
+                               settings.media_sweep_grace_s)
+        stories = StorySweeper(storage.story_media, wiring.media_store())
         return await sweeper.run(), await stories.run()
     finally:
-        await events.stop()
-        await store.close()
-        await cassandra.shutdown(cluster)
+        await wiring.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,17 +13,16 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import orjson
-from redis.asyncio import Redis
 
 from app.search.query import HASHTAGS, USERS
 from app.settings import Settings
-from app.storage import cassandra
-from app.storage.cassandra import CassandraSession
+from app.storage.hashtags import HashtagRepository
 from app.storage.search_index import Entry, SearchIndex
+from app.storage.users import UserRepository
+from app.wiring import Wiring
 
 log = logging.getLogger(__name__)
 
@@ -46,32 +45,20 @@ class RebuildStats:
     seconds: float = 0.0
 
 
-async def _pages(cass: CassandraSession, cql: str) -> AsyncIterator[tuple[int, list]]:
-    """(read time, rows) of each page of a full-table scan."""
-    statement = await cass.prepare(cql)
-    paging_state = None
-    while True:
-        read_at = now_us()
-        page = await cass.execute(statement, fetch_size=PAGE_ROWS, paging_state=paging_state)
-        yield read_at, page.current_rows
-        paging_state = page.paging_state
-        if paging_state is None:
-            return
 
-
-async def rebuild(cass: CassandraSession, index: SearchIndex) -> RebuildStats:
+async def rebuild(users: UserRepository, hashtags: HashtagRepository, index: SearchIndex) -> RebuildStats:
     """Write every user and hashtag into the index, then mark it ready."""
     started = time.perf_counter()
     stats = RebuildStats()
     claimed = {}  # username -> user id: a `users` row whose name claim lost is not a user
-    async for _, rows in _pages(cass, "SELECT username, user_id FROM users_by_username"):
+    async for _, rows in users.all_usernames(PAGE_ROWS):
         claimed.update((row.username, row.user_id) for row in rows)
-    async for read_at, rows in _pages(cass, "SELECT user_id, username, display_name, follower_count FROM users"):
+    async for read_at, rows in users.all_profiles(PAGE_ROWS):
         entries = [Entry(row.username, row.follower_count or 0, read_at, user_payload(row.user_id, row.display_name))
                    for row in rows if row.username and claimed.get(row.username) == row.user_id]
         await index.upsert(USERS, entries)
         stats.users += len(entries)
-    async for read_at, rows in _pages(cass, "SELECT tag, post_count FROM hashtags"):
+    async for read_at, rows in hashtags.all_counts(PAGE_ROWS):
         entries = [Entry(row.tag, row.post_count or 0, read_at) for row in rows]
         await index.upsert(HASHTAGS, entries)
         stats.hashtags += sum(1 for e in entries if e.popularity > 0)
@@ -82,13 +69,12 @@ async def rebuild(cass: CassandraSession, index: SearchIndex) -> RebuildStats:
 
 
 async def _run(settings: Settings) -> RebuildStats:
-    cluster, cass = await cassandra.connect(settings, settings.cassandra_keyspace)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=30.0)
+    wiring = Wiring(settings)
     try:
-        return await rebuild(cass, SearchIndex(redis, settings.cassandra_keyspace))
+        storage = await wiring.storage()
+        return await rebuild(storage.users, storage.hashtags, wiring.caches().search)
     finally:
-        await redis.aclose()
-        await cassandra.shutdown(cluster)
+        await wiring.close()
 
 
 def main(argv: list[str] | None = None) -> int:

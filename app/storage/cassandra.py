@@ -10,8 +10,9 @@ and turns overload into waiting instead of timeouts.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import cassandra.query
@@ -163,6 +164,19 @@ class CassandraSession:
         self, statement: PreparedStatement | str, params: Sequence[Any] | None = None, *, consistency: int | None = None
     ) -> list:
         return (await self.execute(statement, params, consistency=consistency)).current_rows
+
+    async def scan(
+        self, statement: PreparedStatement, page_rows: int, params: Sequence[Any] | None = None
+    ) -> AsyncIterator[tuple[int, list]]:
+        """(the microsecond time the page was read, its rows) of each page of an unbounded scan."""
+        paging_state = None
+        while True:
+            read_at = time.time_ns() // 1000
+            page = await self.execute(statement, params, fetch_size=page_rows, paging_state=paging_state)
+            yield read_at, page.current_rows
+            paging_state = page.paging_state
+            if paging_state is None:
+                return
 
     async def all_rows(
         self, statement: PreparedStatement, params: Sequence[Any] | None = None, *, fetch_size: int = 1000

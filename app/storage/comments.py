@@ -9,6 +9,7 @@ from datetime import datetime
 
 from app.ids import hour_bucket
 from app.storage.cassandra import CassandraSession
+from app.storage.counted_set import CountedSet, CountedSetTables
 from app.storage.timelines import BucketedTimeline, TimelineTables
 
 COMMENT_COLUMNS = "comment_id, post_id, parent_id, author_id, text, mentions, created_at, deleted, reply_count"
@@ -17,6 +18,16 @@ TOP_LEVEL_COMMENTS = TimelineTables(
     items="comments_by_post", key="post_id", item="comment_id", buckets="post_comment_buckets"
 )
 REPLIES = TimelineTables(items="replies_by_comment", key="comment_id", item="reply_id", buckets="comment_reply_buckets")
+# the live (not deleted) comments of a post, replies included, and the live replies of a comment, with exact
+# counts: written only by the comment_counts agent (streams/comment_counts.py)
+POST_LIVE_COMMENTS = CountedSetTables(
+    members="post_live_comments", owner="post_id", member="comment_id", count="comment_count",
+    index="post_live_comment_buckets",
+)
+COMMENT_LIVE_REPLIES = CountedSetTables(
+    members="comment_live_replies", owner="comment_id", member="reply_id", count="reply_count",
+    index="comment_live_reply_buckets",
+)
 
 
 @dataclass
@@ -39,11 +50,15 @@ class CommentRepository:
         self._cass = cass
         self.top_level = BucketedTimeline(cass, TOP_LEVEL_COMMENTS)
         self.replies = BucketedTimeline(cass, REPLIES)
+        self.live_comments = CountedSet(cass, POST_LIVE_COMMENTS)
+        self.live_replies = CountedSet(cass, COMMENT_LIVE_REPLIES)
 
     async def prepare(self) -> CommentRepository:
         p = self._cass.prepare
         await self.top_level.prepare()
         await self.replies.prepare()
+        await self.live_comments.prepare()
+        await self.live_replies.prepare()
         self._insert = await p(
             "INSERT INTO comments (comment_id, post_id, parent_id, author_id, text, mentions, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -53,6 +68,8 @@ class CommentRepository:
             "UPDATE comments SET deleted = true, text = null, mentions = null WHERE comment_id = ?"
         )
         self._delete_row = await p("DELETE FROM comments WHERE comment_id = ?")
+        # stamped with the time the buckets were read: of two concurrent recounts the later one wins
+        self._save_reply_count = await p("UPDATE comments USING TIMESTAMP ? SET reply_count = ? WHERE comment_id = ?")
         return self
 
     async def insert(self, row: CommentRow) -> None:
@@ -84,6 +101,9 @@ class CommentRepository:
         """Take back a comment that was never published: the list entry first, then the row."""
         await self._list_of(row.parent_id).remove(self._list_key(row), hour_bucket(row.comment_id), row.comment_id)
         await self._cass.execute(self._delete_row, (row.comment_id,))
+
+    async def save_reply_count(self, comment_id: int, count: int, read_at_us: int) -> None:
+        await self._cass.execute(self._save_reply_count, (read_at_us, count, comment_id))
 
     def _list_of(self, parent_id: int | None) -> BucketedTimeline:
         return self.top_level if parent_id is None else self.replies

@@ -46,7 +46,6 @@ class FeedRepository:
         self._snapshot = await p(
             "SELECT post_ids, boundary FROM feed_snapshots WHERE user_id = ? AND snapshot_id = ?"
         )
-        self._affinity = await p("SELECT author_id, interactions FROM affinity WHERE user_id = ?")
         return self
 
     # --- feed_items ----------------------------------------------------------
@@ -101,7 +100,7 @@ class FeedRepository:
     async def remove_followed_celebrity(self, user_id: int, celebrity_id: int) -> None:
         await self._cass.execute(self._remove_followed_celebrity, (user_id, celebrity_id))
 
-    # --- snapshots and affinity ---------------------------------------------
+    # --- snapshots ----------------------------------------------------------
     async def save_snapshot(self, user_id: int, snapshot_id: int, post_ids: list[int], boundary: int, ttl_s: int):
         await self._cass.execute(self._save_snapshot, (user_id, snapshot_id, post_ids, boundary, ttl_s))
 
@@ -110,10 +109,6 @@ class FeedRepository:
         if row is None:
             return None
         return list(row.post_ids or ()), row.boundary
-
-    async def affinity(self, user_id: int) -> dict[int, int]:
-        rows = await self._cass.all_rows(self._affinity, (user_id,), fetch_size=5000)
-        return {row.author_id: row.interactions or 0 for row in rows}
 
 
 def newest_first(entries: Iterable[Entry]) -> list[Entry]:

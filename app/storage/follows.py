@@ -9,6 +9,9 @@ from datetime import datetime
 from cassandra import ConsistencyLevel
 
 from app.storage.cassandra import CassandraSession
+from app.storage.recount import BucketRecounter, CountedBuckets
+
+FOLLOWER_COUNTS = CountedBuckets("followers", "user_id", "follower_buckets", "follower_count", "follower_count")
 
 
 class FollowRepository:
@@ -16,9 +19,12 @@ class FollowRepository:
 
     def __init__(self, cass: CassandraSession) -> None:
         self._cass = cass
+        self.follower_counts = BucketRecounter(cass, FOLLOWER_COUNTS)  # recounted by streams/follow_graph.py
 
     async def prepare(self) -> FollowRepository:
         p = self._cass.prepare
+        await self.follower_counts.prepare()
+        self._count_following = await p("SELECT COUNT(*) AS n FROM following WHERE user_id = ?")
         self._claim_edge = await p(
             "INSERT INTO following (user_id, followee_id, followed_at, follower_bucket)"
             " VALUES (?, ?, ?, ?) IF NOT EXISTS"
@@ -112,3 +118,7 @@ class FollowRepository:
             if len(ids) >= limit:
                 break
         return ids, last_bucket
+
+    async def count_following(self, user_id: int) -> int:
+        """How many users `user_id` follows, counted from the `following` partition."""
+        return (await self._cass.one(self._count_following, (user_id,))).n

@@ -1,8 +1,9 @@
-"""The like edges (`likes`, the truth) and the likers lists (`post_likers`), as the API uses them.
+"""The like edges (`likes`, the truth) and the likers lists (`post_likers`, `post_like_buckets`).
 
 Edges change only through lightweight transactions, so every request learns whether it changed
 anything: of concurrent duplicate likes exactly one creates the edge, and a like racing an
-unlike has one winner. The likers lists and counts are the stream worker's (streams/like_counts.py).
+unlike has one winner. The likers lists and counts are written only by the stream worker
+(streams/like_counts.py) through `likers`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ from cassandra import ConsistencyLevel
 
 from app.ids import month_bucket
 from app.storage.cassandra import CassandraSession
-from app.storage.member_pages import MemberPages, MemberTables
+from app.storage.counted_set import CountedSet, CountedSetTables
+from app.storage.member_pages import MemberPages
 
-POST_LIKERS = MemberTables(members="post_likers", owner="post_id", member="user_id", index="post_like_buckets")
+# who likes a post, in buckets with exact counts; written only by the like_counts agent (streams/like_counts.py)
+POST_LIKERS = CountedSetTables(
+    members="post_likers", owner="post_id", member="user_id", count="like_count", index="post_like_buckets",
+    extra=("liked_at",),
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class LikeRepository:
     def __init__(self, cass: CassandraSession) -> None:
         self._cass = cass
         self._likers = MemberPages(cass, POST_LIKERS)
+        self.likers = CountedSet(cass, POST_LIKERS)
 
     async def prepare(self) -> LikeRepository:
         p = self._cass.prepare
@@ -44,6 +51,7 @@ class LikeRepository:
         )
         self._liked_among = await p("SELECT post_id FROM likes WHERE user_id = ? AND month = ? AND post_id IN ?")
         await self._likers.prepare()
+        await self.likers.prepare()
         return self
 
     async def like(self, user_id: int, post_id: int, at: datetime, bucket: int) -> tuple[bool, int]:

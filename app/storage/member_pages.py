@@ -8,25 +8,16 @@ bucket or ahead of the position, and never make a page repeat or skip one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from app.storage.cassandra import CassandraSession
+from app.storage.counted_set import CountedSetTables
+from app.storage.paging import FIRST_MEMBER, walk_buckets
 
 BUCKETS_PER_READ = 100
-LATEST_BUCKET = (1 << 31) - 1
-FIRST_MEMBER = -(1 << 63)
 
-
-@dataclass(frozen=True)
-class MemberTables:
-    members: str  # e.g. post_likers
-    owner: str  # e.g. post_id
-    member: str  # e.g. user_id
-    index: str  # e.g. post_like_buckets
 
 
 class MemberPages:
-    def __init__(self, cass: CassandraSession, tables: MemberTables) -> None:
+    def __init__(self, cass: CassandraSession, tables: CountedSetTables) -> None:
         self._cass = cass
         self._t = tables
 
@@ -45,19 +36,12 @@ class MemberPages:
         """Up to `limit` member ids after (bucket, after), newest bucket first and by member id within one.
 
         Returns the ids and the bucket of the last one (None when there are none)."""
-        ids: list[int] = []
-        last_bucket = None
-        while len(ids) < limit:
-            buckets = [row.bucket for row in await self._cass.rows(self._buckets_from, (owner, bucket))]
-            for b in buckets:
-                start = after if b == bucket else FIRST_MEMBER
-                rows = await self._cass.rows(self._page, (owner, b, start, limit - len(ids)))
-                if rows:
-                    ids.extend(row.member for row in rows)
-                    last_bucket = b
-                if len(ids) >= limit:
-                    break
-            if len(buckets) < BUCKETS_PER_READ:
-                break
-            bucket, after = buckets[-1] - 1, FIRST_MEMBER
-        return ids, last_bucket
+
+        async def buckets_from(b: int) -> list[int]:
+            return [row.bucket for row in await self._cass.rows(self._buckets_from, (owner, b))]
+
+        async def items_in(b: int, start: int, n: int) -> list[int]:
+            return [row.member for row in await self._cass.rows(self._page, (owner, b, start, n))]
+
+        return await walk_buckets(buckets_from, items_in, bucket=bucket, position=after,
+                                  bucket_start=FIRST_MEMBER, limit=limit, buckets_per_read=BUCKETS_PER_READ)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from app.ids import hour_bucket, month_bucket
 from app.storage.cassandra import CassandraSession
+from app.storage.recount import BucketRecounter, CountedBuckets
 from app.storage.timelines import BucketedTimeline, TimelineTables
 
 POST_COLUMNS = (
@@ -19,6 +20,10 @@ USER_POSTS = TimelineTables(items="posts_by_user", key="author_id", item="post_i
 HASHTAG_POSTS = TimelineTables(
     items="posts_by_hashtag", key="tag", item="post_id", buckets="hashtag_buckets", extra=("author_id",)
 )
+# the exact counts of both timelines, recounted by the stream worker (streams/post_counts.py, hashtag_counts.py)
+USER_POST_COUNTS = CountedBuckets("posts_by_user", "author_id", "user_post_buckets", "post_count", "post_count")
+HASHTAG_POST_COUNTS = CountedBuckets("posts_by_hashtag", "tag", "hashtag_buckets", "post_count", "post_count",
+                                     total_table="hashtags", total_key="tag")
 
 
 class PostRepository:
@@ -26,11 +31,15 @@ class PostRepository:
         self._cass = cass
         self.by_user = BucketedTimeline(cass, USER_POSTS)
         self.by_hashtag = BucketedTimeline(cass, HASHTAG_POSTS)
+        self.user_post_counts = BucketRecounter(cass, USER_POST_COUNTS)
+        self.hashtag_post_counts = BucketRecounter(cass, HASHTAG_POST_COUNTS)
 
     async def prepare(self) -> PostRepository:
         p = self._cass.prepare
         await self.by_user.prepare()
         await self.by_hashtag.prepare()
+        await self.user_post_counts.prepare()
+        await self.hashtag_post_counts.prepare()
         self._insert = await p(
             "INSERT INTO posts (post_id, author_id, caption, hashtags, mentions, location, filter, media, preview,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -38,6 +47,10 @@ class PostRepository:
         self._get = await p(f"SELECT {POST_COLUMNS} FROM posts WHERE post_id = ?")
         self._like_state = await p("SELECT post_id, author_id, like_count, like_bucket FROM posts WHERE post_id = ?")
         self._delete = await p("DELETE FROM posts WHERE post_id = ?")
+        self._open_like_bucket = await p("UPDATE posts SET like_bucket = ? WHERE post_id = ?")
+        # counts are stamped with the time they were read: of two concurrent recounts the later one wins
+        self._save_like_count = await p("UPDATE posts USING TIMESTAMP ? SET like_count = ? WHERE post_id = ?")
+        self._save_comment_count = await p("UPDATE posts USING TIMESTAMP ? SET comment_count = ? WHERE post_id = ?")
         return self
 
     async def insert(
@@ -82,3 +95,13 @@ class PostRepository:
             *(self.by_hashtag.remove(tag, hour_bucket(post.post_id), post.post_id) for tag in post.hashtags or ()),
         )
         await self._cass.execute(self._delete, (post.post_id,))
+
+    # --- written by the count agents (streams/like_counts.py, comment_counts.py) ---
+    async def open_like_bucket(self, post_id: int, bucket: int) -> None:
+        await self._cass.execute(self._open_like_bucket, (bucket, post_id))
+
+    async def save_like_count(self, post_id: int, count: int, read_at_us: int) -> None:
+        await self._cass.execute(self._save_like_count, (read_at_us, count, post_id))
+
+    async def save_comment_count(self, post_id: int, count: int, read_at_us: int) -> None:
+        await self._cass.execute(self._save_comment_count, (read_at_us, count, post_id))

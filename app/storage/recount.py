@@ -7,14 +7,10 @@ agent idempotent: a duplicated or replayed event recounts the same rows to the s
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from app.events import PostCreated, PostDeleted
 from app.storage.cassandra import CassandraSession
-from app.storage.timelines import BucketedTimeline
 
 COUNT_TIMEOUT_S = 30.0  # a full bucket is 100,000 rows
 
@@ -28,12 +24,6 @@ class CountedBuckets:
     total: str  # the column holding the sum: follower_count, post_count
     total_table: str = "users"  # the table of that column (hashtags for a tag's posts)
     total_key: str = "user_id"  # its key column
-
-
-FOLLOWERS = CountedBuckets("followers", "user_id", "follower_buckets", "follower_count", "follower_count")
-USER_POSTS = CountedBuckets("posts_by_user", "author_id", "user_post_buckets", "post_count", "post_count")
-HASHTAG_POSTS = CountedBuckets("posts_by_hashtag", "tag", "hashtag_buckets", "post_count", "post_count",
-                               total_table="hashtags", total_key="tag")
 
 
 class BucketRecounter:
@@ -64,19 +54,3 @@ class BucketRecounter:
         await self._cass.execute(self._save_total, (read_at, total, key))
         return total
 
-
-async def recount_timeline(
-    recounter: BucketRecounter, timeline: BucketedTimeline, events: list[PostCreated | PostDeleted],
-    places: Callable[[PostCreated | PostDeleted], Iterable[tuple[int | str, int]]],
-) -> dict[int | str, int]:
-    """Recount every (key, bucket) of `timeline` the post events touch, then their totals (returned by key).
-
-    `places(event)` names where the event's post sits (its author's month, each tag's hour). The API
-    publishes PostDeleted before it removes the rows; removing them here too (idempotent) makes sure
-    the recount cannot still see the post."""
-    deleted = [e for e in events if isinstance(e, PostDeleted)]
-    await asyncio.gather(*(timeline.remove(key, bucket, e.post_id) for e in deleted for key, bucket in places(e)))
-    buckets = {place for e in events for place in places(e)}
-    await asyncio.gather(*(recounter.recount_bucket(key, bucket) for key, bucket in buckets))
-    keys = sorted({key for key, _ in buckets})
-    return dict(zip(keys, await asyncio.gather(*(recounter.save_total(key) for key in keys)), strict=True))

@@ -13,11 +13,15 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from app.storage.cassandra import CassandraSession
-from app.storage.member_pages import MemberPages, MemberTables
+from app.storage.counted_set import CountedSet, CountedSetTables
+from app.storage.member_pages import MemberPages
 
 STORY_COLUMNS = "author_id, story_id, media, preview, created_at, expires_at, view_count"
-STORY_VIEWERS = MemberTables(members="story_viewers", owner="story_id", member="viewer_id",
-                             index="story_viewer_buckets")
+# who viewed a story, in buckets with exact counts; written only by the story_views agent, expiring with the story
+STORY_VIEWERS = CountedSetTables(
+    members="story_viewers", owner="story_id", member="viewer_id", count="view_count",
+    index="story_viewer_buckets", extra=("viewed_at",), expiring=True,
+)
 EXPIRY_SHARDS = 16  # a minute of stories at 5,800/s leaves ~22k rows per partition
 EXPIRY_RECORD_EXTRA_S = 7 * 24 * 3600  # how long after its story a media record outlives it
 TRAY_FETCH = 5000
@@ -67,10 +71,12 @@ class ViewClaim:
 class StoryRepository:
     def __init__(self, cass: CassandraSession) -> None:
         self._cass = cass
-        self.viewers = MemberPages(cass, STORY_VIEWERS)
+        self.viewer_pages = MemberPages(cass, STORY_VIEWERS)
+        self.viewers = CountedSet(cass, STORY_VIEWERS)  # written by the story_views agent
 
     async def prepare(self) -> StoryRepository:
         p = self._cass.prepare
+        await self.viewer_pages.prepare()
         await self.viewers.prepare()
         self._insert = await p(
             "INSERT INTO stories (author_id, story_id, media, preview, created_at, expires_at)"

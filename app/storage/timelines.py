@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.storage.cassandra import CassandraSession
+from app.storage.paging import NO_UPPER_BOUND, walk_buckets
 
 BUCKETS_PER_READ = 20
 
@@ -54,23 +55,12 @@ class BucketedTimeline:
 
     async def page(self, key, bucket: int, before: int, limit: int) -> tuple[list[int], int | None]:
         """Up to `limit` ids older than (bucket, before), newest first, and the bucket of the last one."""
-        ids: list[int] = []
-        last_bucket = None
-        while len(ids) < limit:
-            buckets = [row.bucket for row in await self._cass.rows(self._buckets_from, (key, bucket))]
-            for b in buckets:
-                start = before if b == bucket else NO_UPPER_BOUND
-                rows = await self._cass.rows(self._page, (key, b, start, limit - len(ids)))
-                if rows:
-                    ids.extend(getattr(row, self._t.item) for row in rows)
-                    last_bucket = b
-                if len(ids) >= limit:
-                    break
-            if len(buckets) < BUCKETS_PER_READ:
-                break
-            bucket, before = buckets[-1] - 1, NO_UPPER_BOUND
-        return ids, last_bucket
 
+        async def buckets_from(b: int) -> list[int]:
+            return [row.bucket for row in await self._cass.rows(self._buckets_from, (key, b))]
 
-NO_UPPER_BOUND = (1 << 63) - 1
-LATEST_BUCKET = (1 << 31) - 1
+        async def items_in(b: int, start: int, n: int) -> list[int]:
+            return [getattr(row, self._t.item) for row in await self._cass.rows(self._page, (key, b, start, n))]
+
+        return await walk_buckets(buckets_from, items_in, bucket=bucket, position=before,
+                                  bucket_start=NO_UPPER_BOUND, limit=limit, buckets_per_read=BUCKETS_PER_READ)

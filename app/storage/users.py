@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 
 from app.storage.cassandra import CassandraSession
@@ -30,6 +30,14 @@ class UserRepository:
         self._id_by_username = await p("SELECT user_id FROM users_by_username WHERE username = ?")
         self._set_display_name = await p("UPDATE users SET display_name = ? WHERE user_id = ?")
         self._set_bio = await p("UPDATE users SET bio = ? WHERE user_id = ?")
+        self._follower_bucket = await p("SELECT follower_bucket FROM users WHERE user_id = ?")
+        self._open_follower_bucket = await p("UPDATE users SET follower_bucket = ? WHERE user_id = ?")
+        # stamped with the time the count was read: of two concurrent recounts the later one wins
+        self._save_following_count = await p(
+            "UPDATE users USING TIMESTAMP ? SET following_count = ? WHERE user_id = ?"
+        )
+        self._all_usernames = await p("SELECT username, user_id FROM users_by_username")
+        self._all_profiles = await p("SELECT user_id, username, display_name, follower_count FROM users")
         return self
 
     async def insert(self, user_id: int, username: str, display_name: str, password_hash: str, at: datetime) -> None:
@@ -66,3 +74,24 @@ class UserRepository:
         if bio is not None:
             writes.append(self._cass.execute(self._set_bio, (bio, user_id)))
         await asyncio.gather(*writes)
+
+    # --- written by the follow_graph agent (streams/follow_graph.py) ---------
+    async def follower_bucket(self, user_id: int) -> int | None:
+        """The user's open followers bucket (None for no such user)."""
+        row = await self._cass.one(self._follower_bucket, (user_id,))
+        return None if row is None else (row.follower_bucket or 0)
+
+    async def open_follower_bucket(self, user_id: int, bucket: int) -> None:
+        await self._cass.execute(self._open_follower_bucket, (bucket, user_id))
+
+    async def save_following_count(self, user_id: int, count: int, read_at_us: int) -> None:
+        await self._cass.execute(self._save_following_count, (read_at_us, count, user_id))
+
+    # --- full scans, for rebuilding derived data (app/search/rebuild.py) -----
+    def all_usernames(self, page_rows: int) -> AsyncIterator[tuple[int, list]]:
+        """Every (username, user_id) claim, a page at a time, with the time each page was read."""
+        return self._cass.scan(self._all_usernames, page_rows)
+
+    def all_profiles(self, page_rows: int) -> AsyncIterator[tuple[int, list]]:
+        """Every user's (user_id, username, display_name, follower_count), a page at a time."""
+        return self._cass.scan(self._all_profiles, page_rows)

@@ -35,8 +35,10 @@ from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator, id_millis
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
+from app.storage.affinity import AffinityRepository
 from app.storage.feed import FeedRepository
 from app.storage.follows import FollowRepository
+from app.storage.paging import FIRST_MEMBER, LATEST_BUCKET
 from app.storage.stories import StoryMediaLog, StoryRepository
 from app.storage.users import UserRepository
 from app.users.service import iso
@@ -44,8 +46,6 @@ from app.users.service import iso
 log = logging.getLogger(__name__)
 
 VARIANTS = ("original", "large", "medium", "thumbnail")
-LATEST_BUCKET = (1 << 31) - 1
-FIRST_VIEWER = -(1 << 63)
 FOLLOW_CHECK_CHUNK = 100  # FollowRepository.is_following reads at most this many at once
 CELEBRITY_STORIES_TTL_S = 5.0  # a celebrity's live story ids are shared by every tray read for this long
 MAX_REMEMBERED = 100_000  # usernames and celebrities' stories kept per process (cleared when full)
@@ -83,6 +83,7 @@ class StoryService:
     users: UserRepository
     follows: FollowRepository
     feed: FeedRepository
+    affinity: AffinityRepository
     store: MediaStore
     processor: ImageProcessor
     events: EventPublisher
@@ -194,8 +195,8 @@ class StoryService:
         if story.author_id != user_id:
             raise Forbidden("only the story's author can see who viewed it", code="not_story_author")
         kind = f"story-viewers:{story_id}"
-        bucket, after = self.cursors.decode_ints(kind, cursor, "b", "a") or (LATEST_BUCKET, FIRST_VIEWER)
-        ids, last_bucket = await self.stories.viewers.page(story_id, bucket, after, limit)
+        bucket, after = self.cursors.decode_ints(kind, cursor, "b", "a") or (LATEST_BUCKET, FIRST_MEMBER)
+        ids, last_bucket = await self.stories.viewer_pages.page(story_id, bucket, after, limit)
         next_cursor = self.cursors.encode(kind, {"b": last_bucket, "a": ids[-1]}) if len(ids) == limit else None
         return ids, next_cursor
 
@@ -234,7 +235,7 @@ class StoryService:
         """Every author in the reader's tray with a live story (followed when it was pushed). Two rounds
         of reads: the reader's partitions, then the celebrities' stories and any usernames not known."""
         rows, celebrities, affinity = await asyncio.gather(
-            self.stories.tray(reader_id), self.feed.followed_celebrities(reader_id), self.feed.affinity(reader_id)
+            self.stories.tray(reader_id), self.feed.followed_celebrities(reader_id), self.affinity.of_reader(reader_id)
         )
         now = _naive_utc_now()  # the driver's timestamps are naive UTC: compared as they come, no conversion
         by_author = {row.author_id: row for row in rows}

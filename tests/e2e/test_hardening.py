@@ -7,6 +7,7 @@ import pytest
 from app.auth import SessionStore
 from app.main import all_routes
 from app.storage import cassandra
+from app.storage.sessions import SessionTable
 from tests.e2e.conftest import register, unique_username
 from tests.support.polling import eventually
 
@@ -133,7 +134,7 @@ async def test_an_expired_token_is_401(http, api_url, migrated):
     account = await register(http, api_url)
     cluster, cass = await cassandra.connect(migrated, migrated.cassandra_keyspace)
     try:
-        token = await (await SessionStore(cass, ttl_s=1).prepare()).create(int(account.id))
+        token = await SessionStore(await SessionTable(cass).prepare(), ttl_s=1).create(int(account.id))
     finally:
         await cassandra.shutdown(cluster)
 

@@ -6,7 +6,7 @@ import pytest
 
 from app.events import CommentChanged, LikeChanged, new_event_fields
 from app.ids import IdGenerator
-from app.storage.feed import FeedRepository
+from app.storage.affinity import AffinityRepository
 from app.storage.likes import LikeRepository
 from streams.affinity import AffinityUpdater
 
@@ -14,18 +14,18 @@ ids = IdGenerator()
 
 
 @pytest.fixture(scope="module")
-async def updater(cass):
-    return await AffinityUpdater(cass).prepare()
+async def affinity(cass):
+    return await AffinityRepository(cass).prepare()
+
+
+@pytest.fixture(scope="module")
+async def updater(affinity):
+    return AffinityUpdater(affinity)
 
 
 @pytest.fixture(scope="module")
 async def likes(cass):
     return await LikeRepository(cass).prepare()
-
-
-@pytest.fixture(scope="module")
-async def feed(cass):
-    return await FeedRepository(cass).prepare()
 
 
 def liked(user: int, author: int, post: int, yes: bool = True) -> LikeChanged:
@@ -37,7 +37,7 @@ def commented(user: int, author: int, post: int) -> CommentChanged:
                           parent_id=None, parent_author_id=None, mentions=[], created=True)
 
 
-async def test_likes_and_comments_count_per_author_and_replays_change_nothing(updater, likes, feed):
+async def test_likes_and_comments_count_per_author_and_replays_change_nothing(updater, likes, affinity):
     reader, author, other_author = ids.next_id(), ids.next_id(), ids.next_id()
     posts = [ids.next_id() for _ in range(3)]
     for post in posts:
@@ -46,16 +46,16 @@ async def test_likes_and_comments_count_per_author_and_replays_change_nothing(up
     events.append(commented(reader, other_author, ids.next_id()))
     await updater.apply(events)
     await updater.apply(events)  # redelivered
-    assert await feed.affinity(reader) == {author: 4, other_author: 1}
+    assert await affinity.of_reader(reader) == {author: 4, other_author: 1}
 
     await likes.unlike(reader, posts[1])
     await updater.apply([liked(reader, author, posts[1], yes=False)])
-    assert await feed.affinity(reader) == {author: 3, other_author: 1}
+    assert await affinity.of_reader(reader) == {author: 3, other_author: 1}
 
 
-async def test_acting_on_your_own_posts_is_no_affinity(updater, likes, feed):
+async def test_acting_on_your_own_posts_is_no_affinity(updater, likes, affinity):
     author = ids.next_id()
     post = ids.next_id()
     await likes.like(author, post, datetime.now(UTC), 0)
     await updater.apply([liked(author, author, post), commented(author, author, post)])
-    assert await feed.affinity(author) == {}
+    assert await affinity.of_reader(author) == {}

@@ -10,11 +10,12 @@ import pytest
 
 from app.events import CommentChanged, new_event_fields
 from app.ids import IdGenerator, hour_bucket
+from app.storage.comments import POST_LIVE_COMMENTS as POST_COMMENTS
 from app.storage.comments import CommentRepository, CommentRow
 from app.storage.counted_set import CountedSet, Placement
+from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.posts import PostRepository
-from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND
-from streams.comment_counts import POST_COMMENTS, CommentCounter
+from streams.comment_counts import CommentCounter
 
 ids = IdGenerator()
 
@@ -31,7 +32,7 @@ async def comments(cass):
 
 @pytest.fixture(scope="module")
 async def counter(cass):
-    return await CommentCounter(cass).prepare()
+    return CommentCounter(await CommentRepository(cass).prepare(), await PostRepository(cass).prepare())
 
 
 async def new_post(posts: PostRepository) -> int:

@@ -15,7 +15,7 @@ from app.storage.posts import USER_POSTS
 from app.storage.timelines import BucketedTimeline
 from app.storage.users import UserRepository
 from streams.feed_graph import FeedGraph
-from streams.follow_graph import FollowGraphStore, FollowGraphUpdater
+from streams.follow_graph import FollowGraphUpdater
 
 ids = IdGenerator()
 
@@ -26,8 +26,9 @@ async def repos(cass):
 
 
 @pytest.fixture(scope="module")
-async def store(cass):
-    return await FollowGraphStore(cass).prepare()
+async def store(repos):
+    """What a FollowGraphUpdater is made of: the users and follows table owners."""
+    return repos
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ async def feeds(cass, redis_client, settings, store):
     feed = await FeedRepository(cass).prepare()
     posts_by_user = await BucketedTimeline(cass, USER_POSTS).prepare()
     writer = FeedWriter.for_settings(settings, feed, posts_by_user, FeedCache.for_settings(settings, redis_client))
-    return FeedGraph(writer, store.follows, celebrity_followers=10_000)
+    return FeedGraph(writer, store[1], celebrity_followers=10_000)
 
 
 async def new_user(users: UserRepository) -> int:
@@ -52,7 +53,7 @@ async def test_recount_repairs_a_missing_mirror_and_ignores_redelivery(repos, st
     users, follows = repos
     star, fan = await new_user(users), await new_user(users)
     await follows.claim_edge(fan, star, datetime.now(UTC), 0)  # edge written, mirror lost in a crash
-    updater = FollowGraphUpdater(store, followers_per_bucket=1000, feeds=feeds)
+    updater = FollowGraphUpdater(*store, followers_per_bucket=1000, feeds=feeds)
     for _ in range(3):  # the same event delivered three times
         await updater.apply([event(fan, star, 0, True)])
     assert (await users.get(star)).follower_count == 1
@@ -75,7 +76,7 @@ async def test_rechecks_of_one_follower_settle_from_the_edges_read_at_serial(
         FollowChanged(**new_event_fields(fan), followee_id=star, bucket=0, following=True, recheck=True)
         for star in stars
     ]
-    await FollowGraphUpdater(store, followers_per_bucket=1000, feeds=feeds).apply(rechecks)
+    await FollowGraphUpdater(*store, followers_per_bucket=1000, feeds=feeds).apply(rechecks)
     assert (await users.get(fan)).following_count == len(landed)
     for star in stars:
         expected = [fan] if star in landed else []
@@ -87,7 +88,7 @@ async def test_recount_removes_an_orphan_mirror_row(repos, store, feeds):
     users, follows = repos
     star, fan = await new_user(users), await new_user(users)
     await follows.write_mirror(star, 0, fan, datetime.now(UTC))  # mirror without the truth edge
-    await FollowGraphUpdater(store, followers_per_bucket=1000, feeds=feeds).apply([event(fan, star, 0, False)])
+    await FollowGraphUpdater(*store, followers_per_bucket=1000, feeds=feeds).apply([event(fan, star, 0, False)])
     assert (await users.get(star)).follower_count == 0
     assert (await follows.followers_page(star, 0, 0, 10))[0] == []
 
@@ -96,7 +97,7 @@ async def test_a_full_bucket_opens_the_next_and_counts_sum_over_buckets(repos, s
     users, follows = repos
     star = await new_user(users)
     fans = [await new_user(users) for _ in range(5)]
-    updater = FollowGraphUpdater(store, followers_per_bucket=3, feeds=feeds)
+    updater = FollowGraphUpdater(*store, followers_per_bucket=3, feeds=feeds)
     now = datetime.now(UTC)
     for fan in fans:
         bucket = (await users.get(star)).follower_bucket or 0
@@ -117,6 +118,6 @@ async def test_concurrent_batches_for_one_follower_leave_the_latest_count(repos,
     now = datetime.now(UTC)
     for star in stars:
         await follows.claim_edge(fan, star, now, 0)
-    updater = FollowGraphUpdater(store, followers_per_bucket=1000, feeds=feeds)
+    updater = FollowGraphUpdater(*store, followers_per_bucket=1000, feeds=feeds)
     await asyncio.gather(*(updater.apply([event(fan, star, 0, True)]) for star in stars))
     assert (await users.get(fan)).following_count == 8

@@ -15,9 +15,9 @@ from app.likes.service import LikeService
 from app.storage.counted_set import CountedSet, Placement
 from app.storage.feed_cache import FeedCache
 from app.storage.like_counts import LikeCounts
-from app.storage.likes import LikeRepository
+from app.storage.likes import POST_LIKERS, LikeRepository
 from app.storage.posts import PostRepository
-from streams.like_counts import POST_LIKERS, LikeCounter
+from streams.like_counts import LikeCounter
 
 ids = IdGenerator()
 
@@ -38,7 +38,8 @@ async def counts(settings, redis_client):
 
 
 async def counter(cass, counts, likes_per_bucket=100_000) -> LikeCounter:
-    return await LikeCounter(cass, counts, likes_per_bucket).prepare()
+    return LikeCounter(await LikeRepository(cass).prepare(), await PostRepository(cass).prepare(), counts,
+                       likes_per_bucket)
 
 
 async def new_post(posts: PostRepository) -> int:

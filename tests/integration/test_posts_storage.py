@@ -12,8 +12,8 @@ from app.ids import IdGenerator, hour_bucket, month_bucket
 from app.media.store import LocalMediaStore
 from app.posts.sweeper import MediaSweeper
 from app.storage.media_sweep import MediaSweepLog
+from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.posts import PostRepository
-from app.storage.timelines import LATEST_BUCKET, NO_UPPER_BOUND
 from tests.support.polling import eventually
 
 ids = IdGenerator()

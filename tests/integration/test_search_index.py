@@ -81,7 +81,7 @@ async def test_the_exact_name_is_first_on_the_first_page_only(index):
     assert [m.name for m in second.matches] == ["evelyn"] and second.after is None
 
 
-async def test_a_rebuild_indexes_claimed_users_and_used_tags_from_cassandra(index, cass):
+async def test_a_rebuild_indexes_claimed_users_and_used_tags_from_cassandra(index, cass, storage):
     users = await UserRepository(cass).prepare()
     ids = IdGenerator()
     stem = "r" + uuid.uuid4().hex[:10]
@@ -94,7 +94,7 @@ async def test_a_rebuild_indexes_claimed_users_and_used_tags_from_cassandra(inde
     await cass.execute(save_tag, (3, f"{stem}used"))
     await cass.execute(save_tag, (0, f"{stem}unused"))
 
-    stats = await rebuild(cass, index)
+    stats = await rebuild(storage.users, storage.hashtags, index)
     assert stats.users >= 1 and stats.hashtags >= 1
     assert await index.is_ready()
     page = await index.search(USERS, stem, 10, None)

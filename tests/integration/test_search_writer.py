@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 from app.ids import IdGenerator
 from app.search.query import HASHTAGS, USERS
 from app.storage.search_index import SearchIndex
-from streams.resources import Resources
+from app.wiring import Wiring
 from streams.search_index import SearchWriter
 from tests.support.ports import free_port
 
 
 async def test_a_failed_best_effort_write_marks_the_index_stale_and_does_not_raise(settings):
     dead = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    writer = SearchWriter(dead, Resources(dead))
+    writer = SearchWriter(Wiring(dead))
     assert not writer.stale
     await writer.hashtags_best_effort({"sometag": 3})
     assert writer.stale
@@ -29,7 +29,8 @@ async def test_the_repair_writes_the_missed_users_and_tags_as_cassandra_has_them
                        " VALUES (%s, %s, %s, %s, %s)", (user_id, name, "Repaired", 7, datetime.now(UTC)))
     await cass.execute("INSERT INTO hashtags (tag, post_count) VALUES (%s, %s)", (tag, 4))
     dead = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    writer = SearchWriter(dead, Resources(dead))
+    wiring = Wiring(dead)
+    writer = SearchWriter(wiring)
     await writer.users_best_effort([user_id], {user_id: 7})
     await writer.hashtags_best_effort({tag: 4})
     assert writer.stale
@@ -43,3 +44,4 @@ async def test_the_repair_writes_the_missed_users_and_tags_as_cassandra_has_them
     assert [(m.name, m.popularity) for m in users.matches] == [(name, 7)]
     tags = await live.search(HASHTAGS, tag, 5, None)
     assert [(m.name, m.popularity) for m in tags.matches] == [(tag, 4)]
+    await wiring.close()

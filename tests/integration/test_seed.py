@@ -21,6 +21,7 @@ from PIL import Image
 
 from app.auth import Passwords, SessionStore
 from app.media.store import LocalMediaStore
+from app.storage.sessions import SessionTable
 from loadtest.seed import SEED_PASSWORD
 from loadtest.seeding.model import username
 
@@ -75,7 +76,7 @@ async def test_outputs_name_every_user_with_a_live_session(out, cass, settings):
     lines = credentials(out)
     assert len(lines) == USERS and all(set(line) == {"user_id", "username", "token"} for line in lines)
     assert lines[0]["username"] == username(SEED, 0)
-    sessions = await SessionStore(cass, settings.session_ttl_s).prepare()
+    sessions = SessionStore(await SessionTable(cass).prepare(), settings.session_ttl_s)
     for line in random.sample(lines, 5):
         assert await sessions.user_id(line["token"]) == int(line["user_id"])
     # the documented password logs in: the stored hash verifies the way login verifies it

@@ -42,18 +42,18 @@ async def test_duplicated_shuffled_and_replayed_views_count_each_viewer_once(cas
     viewers = [ids.next_id() for _ in range(40)]
     events = [viewed(story_id, author, v, expires_at) for v in viewers for _ in range(3)]
     random.Random(3).shuffle(events)
-    counter = await ViewCounter(cass, views_per_bucket=100_000).prepare()
+    counter = ViewCounter(stories, views_per_bucket=100_000)
     await counter.apply(events[:70])
     await counter.apply(events[50:])  # overlapping: a redelivered tail
     await counter.apply(events)  # a full replay
     assert await stored_count(cass, author, story_id) == len(viewers)
-    page, _ = await stories.viewers.page(story_id, (1 << 31) - 1, -(1 << 63), 100)
+    page, _ = await stories.viewer_pages.page(story_id, (1 << 31) - 1, -(1 << 63), 100)
     assert sorted(page) == sorted(viewers)
 
 
 async def test_every_cell_the_worker_writes_expires_with_the_story(cass, stories):
     author, story_id, expires_at = await new_story(stories, life_s=600)
-    counter = await ViewCounter(cass, views_per_bucket=100_000).prepare()
+    counter = ViewCounter(stories, views_per_bucket=100_000)
     await counter.apply([viewed(story_id, author, ids.next_id(), expires_at) for _ in range(3)])
     ttls = [
         (await cass.one("SELECT TTL(viewed_at) AS t FROM story_viewers WHERE story_id = %s AND bucket = 0 LIMIT 1",
@@ -70,7 +70,7 @@ async def test_every_cell_the_worker_writes_expires_with_the_story(cass, stories
 
 async def test_a_full_bucket_opens_the_next_and_the_count_spans_both(cass, stories):
     author, story_id, expires_at = await new_story(stories)
-    counter = await ViewCounter(cass, views_per_bucket=3).prepare()
+    counter = ViewCounter(stories, views_per_bucket=3)
     first = [ids.next_id() for _ in range(3)]
     await counter.apply([viewed(story_id, author, v, expires_at, bucket=0) for v in first])
     assert (await stories.by_id(story_id)).view_bucket == 1
@@ -83,7 +83,7 @@ async def test_a_full_bucket_opens_the_next_and_the_count_spans_both(cass, stori
 async def test_views_of_an_expired_story_are_ignored(cass, stories):
     author, story_id, _ = await new_story(stories)
     gone = datetime.now(UTC) - timedelta(seconds=1)
-    counter = await ViewCounter(cass, views_per_bucket=100_000).prepare()
+    counter = ViewCounter(stories, views_per_bucket=100_000)
     await counter.apply([viewed(story_id, author, ids.next_id(), gone)])
     assert await cass.one("SELECT viewer_id FROM story_viewers WHERE story_id = %s AND bucket = 0 LIMIT 1",
                           (story_id,)) is None
