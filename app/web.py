@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 
 from app.errors import BadRequest, Invalid, TooLarge, UnsupportedMedia
+from app.text import has_control_characters
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -89,11 +90,6 @@ def _check_text(name: str, value: str, rule: Field) -> None:
         raise Invalid(f"{name} {rule.pattern_hint or 'has an invalid format'}")
     if has_control_characters(value):
         raise Invalid(f"{name} must not contain control characters", code="control_characters")
-
-
-def has_control_characters(text: str) -> bool:
-    """True when text holds a C0 or C1 control character other than newline and tab."""
-    return any((ord(ch) < 32 and ch not in "\n\t") or 0x7F <= ord(ch) < 0xA0 for ch in text)
 
 
 def _type_name(kind: type) -> str:

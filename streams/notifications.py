@@ -26,8 +26,8 @@ from app.notifications.model import Group, Note
 from app.notifications.repository import NotificationRepository
 from app.notifications.writer import NotificationWriter
 from app.settings import Settings
+from app.text import USERNAME
 from app.users.repository import FollowRepository, UserRepository
-from app.users.service import USERNAME
 from streams.resources import Resources
 from streams.retry import until_done, until_ready
 

@@ -32,10 +32,9 @@ from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator, hour_bucket
 from app.posts.repository import PostRepository
 from app.posts.text import mentions
+from app.text import has_control_characters, iso
 from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND, BucketedTimeline
 from app.users.repository import UserRepository
-from app.users.service import iso
-from app.web import has_control_characters
 
 log = logging.getLogger(__name__)
 

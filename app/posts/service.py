@@ -34,10 +34,9 @@ from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
 from app.posts import text
 from app.posts.repository import MediaSweepLog, PostRepository
+from app.text import has_control_characters, iso
 from app.timelines import LATEST_BUCKET, NO_UPPER_BOUND
 from app.users.repository import UserRepository
-from app.users.service import iso
-from app.web import has_control_characters
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ from app.ids import IdGenerator, id_millis
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
 from app.stories.repository import StoryMediaLog, StoryRepository
+from app.text import iso
 from app.users.repository import FollowRepository, UserRepository
-from app.users.service import iso
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from app.auth import bearer_token
@@ -11,7 +9,7 @@ from app.context import SERVICES, current_user, settings_of
 from app.errors import NotFound
 from app.ids import parse_id
 from app.ratelimit import client_address
-from app.users.service import USERNAME
+from app.text import USERNAME, USERNAME_AS_TYPED
 from app.web import Field, Route, json_response, page_request, page_response, read_json, validate
 
 USERNAME_FIELD = Field(
@@ -19,7 +17,7 @@ USERNAME_FIELD = Field(
     required=True,
     min_length=3,
     max_length=30,
-    pattern=re.compile(r"[A-Za-z0-9._]{3,30}"),
+    pattern=USERNAME_AS_TYPED,
     pattern_hint="may contain only letters, digits, '.' and '_'",
 )
 PASSWORD_FIELD = Field(str, required=True, min_length=8, max_length=256)

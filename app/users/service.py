@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -13,24 +12,10 @@ from app.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from app.events import EventPublisher, FollowChanged, ProfileChanged, new_event_fields
 from app.feed.cache import FeedCache
 from app.ids import IdGenerator
+from app.text import iso, normalize_username
 from app.users.repository import FollowRepository, UserRepository
 
 log = logging.getLogger(__name__)
-
-USERNAME = re.compile(r"[a-z0-9._]{3,30}")
-
-
-def normalize_username(raw: str) -> str:
-    return raw.strip().lower()
-
-
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:  # the driver returns naive UTC datetimes
-        dt = dt.replace(tzinfo=UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
 
 def user_json(row, followed_by_me: bool) -> dict:
     return {
