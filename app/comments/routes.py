@@ -5,18 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.context import SERVICES, current_user, settings_of
-from app.errors import Invalid, NotFound
+from app.errors import Invalid
 from app.ids import parse_id
-from app.posts.routes import post_id_in_path
-from app.web import Field, Route, json_response, page_request, page_response, read_json, validate
+from app.web import (
+    Field,
+    Route,
+    comment_id_in_path,
+    json_response,
+    page_request,
+    page_response,
+    post_id_in_path,
+    read_json,
+    validate,
+)
 
 NEW_COMMENT = {"text": Field(str, required=True), "parent_id": Field(str, nullable=True)}
-
-def comment_id_in_path(request: web.Request) -> int:
-    comment_id = parse_id(request.match_info["comment_id"])
-    if comment_id is None:
-        raise NotFound("no such comment", code="comment_not_found")
-    return comment_id
 
 
 async def create_comment(request: web.Request) -> web.Response:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.context import SERVICES, current_user, settings_of
-from app.posts.routes import post_id_in_path
-from app.web import Route, json_response, page_request, page_response
+from app.web import Route, json_response, page_request, page_response, post_id_in_path
 
 
 async def like(request: web.Request) -> web.Response:

@@ -5,11 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.context import SERVICES, current_user, settings_of
-from app.errors import NotFound, UnsupportedMedia
-from app.ids import parse_id
-from app.posts.routes import read_upload
-from app.users.routes import user_id_in_path
-from app.web import Route, json_response, page_request, page_response
+from app.errors import UnsupportedMedia
+from app.web import Route, json_response, page_request, page_response, read_upload, story_id_in_path, user_id_in_path
 
 # ISO base media files whose brand says "still image"; every other ftyp box is a video container
 IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
@@ -25,13 +22,6 @@ def looks_like_video(data: bytes) -> bool:
         or data.startswith(b"\x00\x00\x01\xba")  # MPEG program stream
         or data[4:8] in (b"moov", b"mdat", b"wide", b"free")  # QuickTime without an ftyp box
     )
-
-
-def story_id_in_path(request: web.Request) -> int:
-    story_id = parse_id(request.match_info["story_id"])
-    if story_id is None:
-        raise NotFound("no such story, or it has expired", code="story_not_found")
-    return story_id
 
 
 async def create_story(request: web.Request) -> web.Response:

@@ -7,10 +7,9 @@ from aiohttp import web
 from app.auth import bearer_token
 from app.context import SERVICES, current_user, settings_of
 from app.errors import NotFound
-from app.ids import parse_id
 from app.ratelimit import client_address
 from app.text import USERNAME, USERNAME_AS_TYPED
-from app.web import Field, Route, json_response, page_request, page_response, read_json, validate
+from app.web import Field, Route, json_response, page_request, page_response, read_json, user_id_in_path, validate
 
 USERNAME_FIELD = Field(
     str,
@@ -30,13 +29,6 @@ NEW_SESSION = {
     "password": Field(str, required=True, max_length=256),
 }
 PROFILE_PATCH = {"display_name": DISPLAY_NAME_FIELD, "bio": BIO_FIELD}
-
-
-def user_id_in_path(request: web.Request) -> int:
-    user_id = parse_id(request.match_info["user_id"])
-    if user_id is None:
-        raise NotFound("no such user", code="user_not_found")
-    return user_id
 
 
 async def create_account(request: web.Request) -> web.Response:
