@@ -24,13 +24,15 @@ from app.comments.service import CommentService
 from app.context import (
     CASSANDRA,
     EVENTS,
+    IDEMPOTENCY,
     IMAGE_PROCESSOR,
+    LIMITER,
     MEDIA_STORE,
     OPENAPI_DOCUMENT,
     REDIS,
-    SERVICES,
+    SESSIONS,
     SETTINGS,
-    Services,
+    service_key,
 )
 from app.cursors import CursorCodec
 from app.events import EventPublisher
@@ -55,7 +57,7 @@ from app.media.store import S3MediaStore, make_media_store
 from app.metrics import CountingRedis, CpuMeter
 from app.middleware import errors_as_json
 from app.notifications import routes as notification_routes
-from app.notifications.service import make_notification_service
+from app.notifications.service import NotificationService, make_notification_service
 from app.posts import routes as post_routes
 from app.posts.repository import MediaSweepLog, PostRepository
 from app.posts.service import PostService
@@ -155,6 +157,8 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Builds every service from the settings and the clients above, and puts each under its app key
+    (app/context.py): the one place that knows them all."""
     settings = app[SETTINGS]
     cass = app[CASSANDRA]
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
@@ -207,51 +211,51 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         rank_window=settings.feed_rank_window,
         snapshot_ttl_s=settings.feed_snapshot_ttl_s,
     )
-    app[SERVICES] = Services(
-        sessions=sessions,
-        limiter=RateLimiter(app[REDIS], settings.rate_window_s),
-        users=users,
-        posts=posts,
-        feed=feed,
-        likes=LikeService(
-            likes=like_repository,
-            counts=LikeCounts.for_settings(settings, app[REDIS]),
-            posts=post_repository,
-            events=app[EVENTS],
-            feed_cache=feed_cache,
-            cursors=cursors,
-        ),
-        notifications=await make_notification_service(settings, cass, app[REDIS], cursors),
-        comments=CommentService(
-            comments=await CommentRepository(cass).prepare(),
-            posts=post_repository,
-            users=user_repository,
-            events=app[EVENTS],
-            idempotency=idempotency,
-            ids=ids,
-            cursors=cursors,
-            max_comment_length=settings.max_comment_length,
-        ),
-        hashtags=HashtagService(hashtags=await HashtagRepository(cass).prepare(), posts=posts),
-        stories=StoryService(
-            stories=await StoryRepository(cass).prepare(),
-            media_log=await StoryMediaLog(cass).prepare(),
-            users=user_repository,
-            follows=follow_repository,
-            feed=feed_repository,
-            store=app[MEDIA_STORE],
-            processor=app[IMAGE_PROCESSOR],
-            events=app[EVENTS],
-            idempotency=idempotency,
-            ids=ids,
-            cursors=cursors,
-            ttl_s=settings.story_ttl_s,
-            max_live=settings.story_max_live,
-        ),
-        search=SearchService.for_settings(settings, app[REDIS], cursors),
+    notifications = await make_notification_service(settings, cass, app[REDIS], cursors)
+    app[SESSIONS] = sessions
+    app[LIMITER] = RateLimiter(app[REDIS], settings.rate_window_s)
+    app[IDEMPOTENCY] = idempotency
+    app[service_key(UserService)] = users
+    app[service_key(PostService)] = posts
+    app[service_key(FeedService)] = feed
+    app[service_key(LikeService)] = LikeService(
+        likes=like_repository,
+        counts=LikeCounts.for_settings(settings, app[REDIS]),
+        posts=post_repository,
+        events=app[EVENTS],
+        feed_cache=feed_cache,
+        cursors=cursors,
     )
+    app[service_key(NotificationService)] = notifications
+    app[service_key(CommentService)] = CommentService(
+        comments=await CommentRepository(cass).prepare(),
+        posts=post_repository,
+        users=user_repository,
+        events=app[EVENTS],
+        idempotency=idempotency,
+        ids=ids,
+        cursors=cursors,
+        max_comment_length=settings.max_comment_length,
+    )
+    app[service_key(HashtagService)] = HashtagService(hashtags=await HashtagRepository(cass).prepare(), posts=posts)
+    app[service_key(StoryService)] = StoryService(
+        stories=await StoryRepository(cass).prepare(),
+        media_log=await StoryMediaLog(cass).prepare(),
+        users=user_repository,
+        follows=follow_repository,
+        feed=feed_repository,
+        store=app[MEDIA_STORE],
+        processor=app[IMAGE_PROCESSOR],
+        events=app[EVENTS],
+        idempotency=idempotency,
+        ids=ids,
+        cursors=cursors,
+        ttl_s=settings.story_ttl_s,
+        max_live=settings.story_max_live,
+    )
+    app[service_key(SearchService)] = SearchService.for_settings(settings, app[REDIS], cursors)
     yield
-    await app[SERVICES].notifications.hub.stop()
+    await notifications.hub.stop()
     passwords.close()
 
 

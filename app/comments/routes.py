@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.context import SERVICES, current_user, settings_of
+from app.comments.service import CommentService
+from app.context import LIMITER, current_user, service_key, settings_of
 from app.errors import Invalid
 from app.ids import parse_id
 from app.web import (
@@ -21,6 +22,8 @@ from app.web import (
 
 NEW_COMMENT = {"text": Field(str, required=True), "parent_id": Field(str, nullable=True)}
 
+COMMENTS = service_key(CommentService)
+
 
 async def create_comment(request: web.Request) -> web.Response:
     me = await current_user(request)
@@ -32,8 +35,8 @@ async def create_comment(request: web.Request) -> web.Response:
         parent_id = parse_id(body["parent_id"])
         if parent_id is None:
             raise Invalid("parent_id names no comment", code="parent_not_found")
-    await request.app[SERVICES].limiter.hit("comment", str(me), settings.comment_rate_per_user)
-    status, comment = await request.app[SERVICES].comments.create(
+    await request.app[LIMITER].hit("comment", str(me), settings.comment_rate_per_user)
+    status, comment = await request.app[COMMENTS].create(
         me, post_id, body["text"], parent_id, request.headers.get("Idempotency-Key")
     )
     return json_response(comment, status=status)
@@ -42,14 +45,14 @@ async def create_comment(request: web.Request) -> web.Response:
 async def list_comments(request: web.Request) -> web.Response:
     await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].comments.top_level(post_id_in_path(request), page.limit, page.cursor)
+    items, cursor = await request.app[COMMENTS].top_level(post_id_in_path(request), page.limit, page.cursor)
     return page_response(items, cursor)
 
 
 async def list_replies(request: web.Request) -> web.Response:
     await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].comments.replies(
+    items, cursor = await request.app[COMMENTS].replies(
         comment_id_in_path(request), page.limit, page.cursor
     )
     return page_response(items, cursor)
@@ -57,7 +60,7 @@ async def list_replies(request: web.Request) -> web.Response:
 
 async def delete_comment(request: web.Request) -> web.Response:
     me = await current_user(request)
-    await request.app[SERVICES].comments.delete(me, comment_id_in_path(request))
+    await request.app[COMMENTS].delete(me, comment_id_in_path(request))
     return web.Response(status=204)
 
 

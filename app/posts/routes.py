@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.context import SERVICES, current_user
+from app.context import current_user, service_key
 from app.media.filters import filter_catalogue
-from app.posts.service import NewPost
+from app.posts.service import NewPost, PostService
 from app.web import Route, json_response, page_request, page_response, post_id_in_path, read_upload, user_id_in_path
 
 TEXT_FIELDS = ("caption", "location", "filter")
+
+POSTS = service_key(PostService)
 
 
 async def read_new_post(request: web.Request) -> NewPost:
@@ -24,25 +26,25 @@ async def create_post(request: web.Request) -> web.Response:
     me = await current_user(request)
     new = await read_new_post(request)
     key = request.headers.get("Idempotency-Key")
-    status, body = await request.app[SERVICES].posts.create(me, new, key)
+    status, body = await request.app[POSTS].create(me, new, key)
     return json_response(body, status=status)
 
 
 async def get_post(request: web.Request) -> web.Response:
     me = await current_user(request)
-    return json_response(await request.app[SERVICES].posts.get(post_id_in_path(request), viewer_id=me))
+    return json_response(await request.app[POSTS].get(post_id_in_path(request), viewer_id=me))
 
 
 async def delete_post(request: web.Request) -> web.Response:
     me = await current_user(request)
-    await request.app[SERVICES].posts.delete(me, post_id_in_path(request))
+    await request.app[POSTS].delete(me, post_id_in_path(request))
     return web.Response(status=204)
 
 
 async def list_user_posts(request: web.Request) -> web.Response:
     me = await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].posts.list_by_user(
+    items, cursor = await request.app[POSTS].list_by_user(
         user_id_in_path(request), me, page.limit, page.cursor
     )
     return page_response(items, cursor)
