@@ -72,7 +72,7 @@ from app.trending import routes as trending_routes
 from app.users import routes as user_routes
 from app.users.repository import FollowRepository, UserRepository
 from app.users.service import UserService
-from app.web import Route
+from app.web import Route, add_routes
 
 log = logging.getLogger("photos.api")
 
@@ -189,7 +189,6 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         store=app[MEDIA_STORE],
         processor=app[IMAGE_PROCESSOR],
         events=app[EVENTS],
-        idempotency=idempotency,
         feed_cache=feed_cache,
         ids=ids,
         cursors=cursors,
@@ -232,7 +231,6 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         posts=post_repository,
         users=user_repository,
         events=app[EVENTS],
-        idempotency=idempotency,
         ids=ids,
         cursors=cursors,
         max_comment_length=settings.max_comment_length,
@@ -247,7 +245,6 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         store=app[MEDIA_STORE],
         processor=app[IMAGE_PROCESSOR],
         events=app[EVENTS],
-        idempotency=idempotency,
         ids=ids,
         cursors=cursors,
         ttl_s=settings.story_ttl_s,
@@ -265,8 +262,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS] = settings or Settings.from_env()
     routes = all_routes()
     app[OPENAPI_DOCUMENT] = orjson.dumps(openapi.build_document(routes))
-    for route in routes:
-        app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
+    add_routes(app, routes)
     app.cleanup_ctx.extend([cpu_ctx, cassandra_ctx, redis_ctx, events_ctx, media_ctx, services_ctx])
     app.on_shutdown.append(notification_routes.close_streams)  # open WebSockets would hold shutdown up
     return app

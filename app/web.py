@@ -1,9 +1,12 @@
 """HTTP plumbing shared by every domain's routes: JSON in and out, input validation, ids in paths, paging,
-multipart uploads, and the Route that describes an endpoint. Route modules use this; services never do.
+multipart uploads, the Route that describes an endpoint, and `add_routes`, which serves a route table
+(running each route marked `idempotency_key` at most once per Idempotency-Key). Route modules use this;
+services never do.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,7 +17,7 @@ import aiohttp.http_exceptions
 import orjson
 from aiohttp import BodyPartReader, web
 
-from app.context import settings_of
+from app.context import IDEMPOTENCY, current_user, settings_of
 from app.errors import BadRequest, Invalid, NotFound, TooLarge, UnsupportedMedia
 from app.ids import parse_id
 from app.text import has_control_characters
@@ -25,6 +28,7 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_TEXT_FIELD_BYTES = 64 * 1024  # of an upload's text part: far above any caption limit (longer: 413, not 422)
 UPLOAD_CHUNK = 256 * 1024
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -211,8 +215,44 @@ class Route:
     public: bool = False  # served without a bearer token
     request_body: dict | None = None  # OpenAPI schema of the body
     body_content_type: str = "application/json"
-    idempotency_key: bool = False  # accepts the Idempotency-Key header
+    idempotency_key: bool = False  # accepts the Idempotency-Key header: add_routes runs it once per key
+    idempotency_scope: str = ""  # what its keys name ("post"); "<METHOD> <path>" when not given
     responses: dict[int, str] = field(default_factory=dict)  # status -> component schema name or description
     paged: bool = False
     query: dict[str, dict] = field(default_factory=dict)  # further query parameters: name -> OpenAPI schema
     tag: str = ""
+
+    @property
+    def scope(self) -> str:
+        """The Idempotency-Key scope: a key reused for another route's request does not answer it."""
+        return self.idempotency_scope or f"{self.method} {self.path}"
+
+
+def add_routes(app: web.Application, routes: list[Route]) -> None:
+    """Serve the routes; a route marked `idempotency_key` is wrapped by `run_once`."""
+    for route in routes:
+        handler = run_once(route) if route.idempotency_key else route.handler
+        app.router.add_route(route.method, route.path, handler, name=route.handler.__name__)
+
+
+def run_once(route: Route) -> Handler:
+    """The route's handler, run at most once per (user, scope, Idempotency-Key) by the IdempotencyStore
+    (app/idempotency.py): a retry gets the first response's status and JSON body again, and creates nothing.
+    The handler must answer with a JSON response (json_response) or raise."""
+    handler, scope = route.handler, route.scope
+
+    @functools.wraps(handler)
+    async def once(request: web.Request) -> web.StreamResponse:
+        me = await current_user(request)  # 401 before anything else, as in every handler
+        answered: list[web.Response] = []
+
+        async def respond() -> tuple[int, dict]:
+            response = await handler(request)
+            answered.append(response)
+            return response.status, orjson.loads(response.body)
+
+        key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+        status, body = await request.app[IDEMPOTENCY].run(me, key, respond, scope=scope)
+        return answered[0] if answered else json_response(body, status=status)  # else: the stored response
+
+    return once

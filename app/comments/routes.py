@@ -36,10 +36,8 @@ async def create_comment(request: web.Request) -> web.Response:
         if parent_id is None:
             raise Invalid("parent_id names no comment", code="parent_not_found")
     await request.app[LIMITER].hit("comment", str(me), settings.comment_rate_per_user)
-    status, comment = await request.app[COMMENTS].create(
-        me, post_id, body["text"], parent_id, request.headers.get("Idempotency-Key")
-    )
-    return json_response(comment, status=status)
+    comment = await request.app[COMMENTS].create(me, post_id, body["text"], parent_id)
+    return json_response(comment, status=201)
 
 
 async def list_comments(request: web.Request) -> web.Response:
@@ -67,8 +65,8 @@ async def delete_comment(request: web.Request) -> web.Response:
 ROUTES = [
     Route("POST", "/v1/posts/{post_id}/comments", create_comment,
           "Comment on a post, or reply to a comment with parent_id (a reply to a reply joins its thread)",
-          request_body={"$ref": "#/components/schemas/NewComment"}, idempotency_key=True, responses={201: "Comment"},
-          tag="comments"),
+          request_body={"$ref": "#/components/schemas/NewComment"}, idempotency_key=True, idempotency_scope="comment",
+          responses={201: "Comment"}, tag="comments"),
     Route("GET", "/v1/posts/{post_id}/comments", list_comments,
           "A post's top-level comments, newest first (deleted ones only while they have replies)",
           responses={200: "Comment"}, paged=True, tag="comments"),

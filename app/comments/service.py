@@ -28,7 +28,6 @@ from app.comments.repository import CommentRepository, CommentRow
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import CommentChanged, EventPublisher, new_event_fields
-from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator, hour_bucket
 from app.posts.repository import PostRepository
 from app.posts.text import mentions
@@ -83,21 +82,17 @@ class CommentService:
     posts: PostRepository
     users: UserRepository
     events: EventPublisher
-    idempotency: IdempotencyStore
     ids: IdGenerator
     cursors: CursorCodec
     max_comment_length: int
 
     # --- create -------------------------------------------------------------
-    async def create(
-        self, author_id: int, post_id: int, text: str, parent_id: int | None, idempotency_key: str | None
-    ) -> tuple[int, dict]:
+    async def create(self, author_id: int, post_id: int, text: str, parent_id: int | None) -> dict:
+        """The new comment, as the API shows it."""
         text = clean_text(text, self.max_comment_length)
-        return await self.idempotency.run(
-            author_id, idempotency_key, lambda: self._create(author_id, post_id, text, parent_id), scope="comment"
-        )
+        return await self._create(author_id, post_id, text, parent_id)
 
-    async def _create(self, author_id: int, post_id: int, text: str, parent_id: int | None) -> tuple[int, dict]:
+    async def _create(self, author_id: int, post_id: int, text: str, parent_id: int | None) -> dict:
         if not self.events.connected:  # refuse before writing a comment no worker would hear of
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
         post = await self._post(post_id)
@@ -119,7 +114,7 @@ class CommentService:
             if isinstance(exc, Unavailable):
                 raise
             raise Unavailable("the comment could not be published; retry shortly") from exc
-        return 201, comment_json(row, author)
+        return comment_json(row, author)
 
     async def _parent_for_reply(self, post_id: int, parent_id: int):
         """The top-level comment a reply to `parent_id` attaches to."""

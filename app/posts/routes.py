@@ -25,9 +25,7 @@ async def read_new_post(request: web.Request) -> NewPost:
 async def create_post(request: web.Request) -> web.Response:
     me = await current_user(request)
     new = await read_new_post(request)
-    key = request.headers.get("Idempotency-Key")
-    status, body = await request.app[POSTS].create(me, new, key)
-    return json_response(body, status=status)
+    return json_response(await request.app[POSTS].create(me, new), status=201)
 
 
 async def get_post(request: web.Request) -> web.Response:
@@ -57,7 +55,7 @@ async def list_filters(request: web.Request) -> web.Response:
 ROUTES = [
     Route("POST", "/v1/posts", create_post, "Publish a photo (multipart: image, caption?, location?, filter?)",
           request_body={"$ref": "#/components/schemas/NewPost"}, body_content_type="multipart/form-data",
-          idempotency_key=True, responses={201: "Post"}, tag="posts"),
+          idempotency_key=True, idempotency_scope="post", responses={201: "Post"}, tag="posts"),
     Route("GET", "/v1/posts/{post_id}", get_post, "A post by id", responses={200: "Post"}, tag="posts"),
     Route("DELETE", "/v1/posts/{post_id}", delete_post, "Delete a post (its author only), media included",
           responses={204: "deleted"}, tag="posts"),

@@ -36,8 +36,7 @@ async def create_story(request: web.Request) -> web.Response:
     if looks_like_video(media):
         raise UnsupportedMedia("video stories are not supported yet; upload a JPEG, PNG or WebP photo",
                                code="video_not_supported")
-    status, body = await request.app[STORIES].create(me, media, request.headers.get("Idempotency-Key"))
-    return json_response(body, status=status)
+    return json_response(await request.app[STORIES].create(me, media), status=201)
 
 
 async def tray(request: web.Request) -> web.Response:
@@ -74,7 +73,7 @@ ROUTES = [
     Route("POST", "/v1/stories", create_story,
           "Post a photo story (multipart: media); it expires after story_ttl_s (24 h). Video: 415",
           request_body={"$ref": "#/components/schemas/NewStory"}, body_content_type="multipart/form-data",
-          idempotency_key=True, responses={201: "Story"}, tag="stories"),
+          idempotency_key=True, idempotency_scope="story", responses={201: "Story"}, tag="stories"),
     Route("GET", "/v1/stories/tray", tray,
           "Followed accounts with live stories: unseen first, then by affinity, then the newest story",
           responses={200: "TrayEntry"}, paged=True, tag="stories"),

@@ -32,7 +32,6 @@ from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import EventPublisher, StoryPosted, StoryViewed, new_event_fields
 from app.feed.repository import FeedRepository
-from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator, id_millis
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
@@ -85,7 +84,6 @@ class StoryService:
     store: MediaStore
     processor: ImageProcessor
     events: EventPublisher
-    idempotency: IdempotencyStore
     ids: IdGenerator
     cursors: CursorCodec
     ttl_s: int
@@ -95,12 +93,8 @@ class StoryService:
     _celebrity_stories: dict[int, tuple[float, list[tuple[int, datetime]]]] = field(default_factory=dict, repr=False)
 
     # --- post -----------------------------------------------------------------
-    async def create(self, author_id: int, image: bytes, idempotency_key: str | None) -> tuple[int, dict]:
-        return await self.idempotency.run(
-            author_id, idempotency_key, lambda: self._create(author_id, image), scope="story"
-        )
-
-    async def _create(self, author_id: int, image: bytes) -> tuple[int, dict]:
+    async def create(self, author_id: int, image: bytes) -> dict:
+        """The new story, as the API shows it to its author."""
         if not self.events.connected:  # refuse before doing anything that would need undoing
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
         if await self.stories.live_count(author_id) >= self.max_live:
@@ -129,7 +123,7 @@ class StoryService:
             if isinstance(exc, Unavailable):
                 raise
             raise Unavailable("the story could not be published; retry shortly") from exc
-        return 201, {
+        return {
             **self._media_json(story_id, author_id, author.username if author else None, media, processed.preview,
                                created_at, expires_at),
             "seen_by_me": False,
