@@ -1,16 +1,27 @@
-"""What handlers reach through `request.app`: the settings and the wired services."""
+"""What handlers reach through `request.app`: the settings, the shared clients, and the services.
+
+Each service lives under its own key, `service_key(PostService)`: a domain's route module asks for the
+services it uses by their class, so no module here (or anywhere but the composition root) needs to know
+every service. The composition root (app/main.py) builds them and fills the keys.
+"""
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 from aiohttp import web
 from redis.asyncio import Redis
 
+from app.auth import SessionStore
 from app.events import EventPublisher
+from app.idempotency import IdempotencyStore
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
+from app.ratelimit import RateLimiter
 from app.settings import Settings
 from app.storage.cassandra import CassandraSession
-from app.wiring import Services
+
+T = TypeVar("T")
 
 SETTINGS = web.AppKey("settings", Settings)
 CASSANDRA = web.AppKey("cassandra", CassandraSession)
@@ -18,10 +29,21 @@ REDIS = web.AppKey("redis", Redis)
 EVENTS = web.AppKey("events", EventPublisher)
 MEDIA_STORE = web.AppKey("media_store", MediaStore)
 IMAGE_PROCESSOR = web.AppKey("image_processor", ImageProcessor)
-SERVICES = web.AppKey("services", Services)
+SESSIONS = web.AppKey("sessions", SessionStore)
+LIMITER = web.AppKey("limiter", RateLimiter)
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)  # used by the route table (app/web.py)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)  # built once, served as is
 
 _USER_ID = "photos.user_id"
+_service_keys: dict[type, web.AppKey] = {}
+
+
+def service_key(kind: type[T]) -> web.AppKey[T]:
+    """The app key the service of this class is kept under (the same key object for every caller)."""
+    key = _service_keys.get(kind)
+    if key is None:
+        key = _service_keys[kind] = web.AppKey(f"{kind.__module__}.{kind.__qualname__}", kind)
+    return key
 
 
 def settings_of(request: web.Request) -> Settings:
@@ -31,5 +53,5 @@ def settings_of(request: web.Request) -> Settings:
 async def current_user(request: web.Request) -> int:
     """The authenticated user's id (401 without a live token); looked up once per request."""
     if _USER_ID not in request:
-        request[_USER_ID] = await request.app[SERVICES].sessions.authenticate(request)
+        request[_USER_ID] = await request.app[SESSIONS].authenticate(request)
     return request[_USER_ID]

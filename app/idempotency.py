@@ -4,6 +4,9 @@
 The key is claimed in Cassandra with `IF NOT EXISTS` (so two concurrent retries cannot both
 create), marked pending with a short TTL while the first request runs, and replaced by the
 response with a 24-hour TTL when it succeeds. A failed first request releases the key.
+
+The route table applies it (`add_routes` in app/web.py) around every route marked `idempotency_key`:
+`create` there runs the route's handler and gives its status and JSON body. Services know nothing of it.
 """
 
 from __future__ import annotations

@@ -21,12 +21,15 @@ from app.comments import routes as comment_routes
 from app.context import (
     CASSANDRA,
     EVENTS,
+    IDEMPOTENCY,
     IMAGE_PROCESSOR,
+    LIMITER,
     MEDIA_STORE,
     OPENAPI_DOCUMENT,
     REDIS,
-    SERVICES,
+    SESSIONS,
     SETTINGS,
+    service_key,
 )
 from app.events import EventPublisher
 from app.feed import routes as feed_routes
@@ -45,7 +48,7 @@ from app.storage import cassandra
 from app.stories import routes as story_routes
 from app.trending import routes as trending_routes
 from app.users import routes as user_routes
-from app.web import Route
+from app.web import Route, add_routes
 from app.wiring import Caches, Storage, build_services, redis_client
 
 log = logging.getLogger("photos.api")
@@ -129,12 +132,17 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Every table owner prepared on the session, and the services built from them (app/wiring.py)."""
+    """Every table owner prepared on the session, the services built from them (app/wiring.py), and each
+    put under its app key (app/context.py) for the routes."""
     settings = app[SETTINGS]
     storage = await Storage.prepare(app[CASSANDRA])
     caches = Caches.for_settings(settings, app[REDIS])
     services = build_services(settings, storage, caches, app[EVENTS], app[MEDIA_STORE], app[IMAGE_PROCESSOR])
-    app[SERVICES] = services
+    app[SESSIONS] = services.sessions
+    app[LIMITER] = services.limiter
+    app[IDEMPOTENCY] = services.idempotency
+    for service in services.domain():
+        app[service_key(type(service))] = service
     yield
     await services.close()
 
@@ -145,8 +153,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS] = settings or Settings.from_env()
     routes = all_routes()
     app[OPENAPI_DOCUMENT] = orjson.dumps(openapi.build_document(routes))
-    for route in routes:
-        app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
+    add_routes(app, routes)
     app.cleanup_ctx.extend([cpu_ctx, cassandra_ctx, redis_ctx, events_ctx, media_ctx, services_ctx])
     app.on_shutdown.append(notification_routes.close_streams)  # open WebSockets would hold shutdown up
     return app

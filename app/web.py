@@ -1,21 +1,34 @@
-"""HTTP plumbing shared by every domain: JSON in and out, input validation, paging, routes."""
+"""HTTP plumbing shared by every domain's routes: JSON in and out, input validation, ids in paths, paging,
+multipart uploads, the Route that describes an endpoint, and `add_routes`, which serves a route table
+(running each route marked `idempotency_key` at most once per Idempotency-Key). Route modules use this;
+services never do.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+import aiohttp.http_exceptions
 import orjson
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from app.errors import BadRequest, Invalid, TooLarge, UnsupportedMedia
+from app.context import IDEMPOTENCY, current_user, settings_of
+from app.errors import BadRequest, Invalid, NotFound, TooLarge, UnsupportedMedia
+from app.ids import parse_id
+from app.text import has_control_characters
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_TEXT_FIELD_BYTES = 64 * 1024  # of an upload's text part: far above any caption limit (longer: 413, not 422)
+UPLOAD_CHUNK = 256 * 1024
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -91,11 +104,6 @@ def _check_text(name: str, value: str, rule: Field) -> None:
         raise Invalid(f"{name} must not contain control characters", code="control_characters")
 
 
-def has_control_characters(text: str) -> bool:
-    """True when text holds a C0 or C1 control character other than newline and tab."""
-    return any((ord(ch) < 32 and ch not in "\n\t") or 0x7F <= ord(ch) < 0xA0 for ch in text)
-
-
 def _type_name(kind: type) -> str:
     return {str: "string", int: "integer", bool: "boolean", float: "number", list: "list", dict: "object"}[kind]
 
@@ -119,6 +127,83 @@ def page_request(request: web.Request) -> PageRequest:
     return PageRequest(limit=limit, cursor=cursor)
 
 
+def id_in_path(request: web.Request, name: str, not_found: str, code: str) -> int:
+    """The id in the path's `{name}`; NotFound with `not_found` and `code` when it cannot be one of ours."""
+    value = parse_id(request.match_info[name])
+    if value is None:
+        raise NotFound(not_found, code=code)
+    return value
+
+
+def user_id_in_path(request: web.Request) -> int:
+    return id_in_path(request, "user_id", "no such user", "user_not_found")
+
+
+def post_id_in_path(request: web.Request) -> int:
+    return id_in_path(request, "post_id", "no such post", "post_not_found")
+
+
+def comment_id_in_path(request: web.Request) -> int:
+    return id_in_path(request, "comment_id", "no such comment", "comment_not_found")
+
+
+def story_id_in_path(request: web.Request) -> int:
+    return id_in_path(request, "story_id", "no such story, or it has expired", "story_not_found")
+
+
+async def read_upload(request: web.Request, file_field: str, text_fields: tuple[str, ...]) -> tuple[bytes, dict]:
+    """A multipart upload: exactly one file part named `file_field` and at most one of each text
+    field, read within the size limits; anything else is refused."""
+    if request.content_type != "multipart/form-data":
+        raise UnsupportedMedia(f"send it as multipart/form-data with a `{file_field}` file part")
+    max_bytes = settings_of(request).max_upload_bytes
+    if request.content_length is not None and request.content_length > max_bytes + MAX_TEXT_FIELD_BYTES:
+        raise TooLarge(f"an upload may be at most {max_bytes // (1024 * 1024)} MB")
+    try:
+        return await _read_form(request, max_bytes, file_field, text_fields)
+    except (ValueError, aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError):
+        # aiohttp's multipart parser reports a malformed body (no boundary, truncated part) this way
+        raise BadRequest("the multipart body is malformed", code="malformed_multipart") from None
+
+
+async def _read_form(request: web.Request, max_bytes: int, file_field: str, text_fields: tuple[str, ...]
+                     ) -> tuple[bytes, dict]:
+    data: bytes | None = None
+    fields: dict[str, str] = {}
+    reader = await request.multipart()
+    async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            raise Invalid("nested multipart bodies are not accepted")
+        if part.name == file_field:
+            if data is not None:
+                raise Invalid(f"send exactly one {file_field}", code="duplicate_field")
+            data = await _read_limited(part, max_bytes, f"the {file_field}")
+        elif part.name in text_fields:
+            if part.name in fields:
+                raise Invalid(f"{part.name} was sent twice", code="duplicate_field")
+            raw = await _read_limited(part, MAX_TEXT_FIELD_BYTES, part.name)
+            try:
+                fields[part.name] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Invalid(f"{part.name} must be UTF-8 text") from None
+        else:
+            raise Invalid(f"unknown field: {part.name}", code="unknown_field")
+    if not data:
+        raise Invalid(f"an `{file_field}` file part is required" if file_field[0] in "aeiou"
+                      else f"a `{file_field}` file part is required", code="missing_field")
+    return data, fields
+
+
+async def _read_limited(part: BodyPartReader, max_bytes: int, what: str) -> bytes:
+    chunks, size = [], 0
+    while chunk := await part.read_chunk(UPLOAD_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLarge(f"{what} may be at most {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @dataclass(frozen=True)
 class Route:
     """One endpoint: how aiohttp routes it and how /openapi.json describes it."""
@@ -130,8 +215,44 @@ class Route:
     public: bool = False  # served without a bearer token
     request_body: dict | None = None  # OpenAPI schema of the body
     body_content_type: str = "application/json"
-    idempotency_key: bool = False  # accepts the Idempotency-Key header
+    idempotency_key: bool = False  # accepts the Idempotency-Key header: add_routes runs it once per key
+    idempotency_scope: str = ""  # what its keys name ("post"); "<METHOD> <path>" when not given
     responses: dict[int, str] = field(default_factory=dict)  # status -> component schema name or description
     paged: bool = False
     query: dict[str, dict] = field(default_factory=dict)  # further query parameters: name -> OpenAPI schema
     tag: str = ""
+
+    @property
+    def scope(self) -> str:
+        """The Idempotency-Key scope: a key reused for another route's request does not answer it."""
+        return self.idempotency_scope or f"{self.method} {self.path}"
+
+
+def add_routes(app: web.Application, routes: list[Route]) -> None:
+    """Serve the routes; a route marked `idempotency_key` is wrapped by `run_once`."""
+    for route in routes:
+        handler = run_once(route) if route.idempotency_key else route.handler
+        app.router.add_route(route.method, route.path, handler, name=route.handler.__name__)
+
+
+def run_once(route: Route) -> Handler:
+    """The route's handler, run at most once per (user, scope, Idempotency-Key) by the IdempotencyStore
+    (app/idempotency.py): a retry gets the first response's status and JSON body again, and creates nothing.
+    The handler must answer with a JSON response (json_response) or raise."""
+    handler, scope = route.handler, route.scope
+
+    @functools.wraps(handler)
+    async def once(request: web.Request) -> web.StreamResponse:
+        me = await current_user(request)  # 401 before anything else, as in every handler
+        answered: list[web.Response] = []
+
+        async def respond() -> tuple[int, dict]:
+            response = await handler(request)
+            answered.append(response)
+            return response.status, orjson.loads(response.body)
+
+        key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+        status, body = await request.app[IDEMPOTENCY].run(me, key, respond, scope=scope)
+        return answered[0] if answered else json_response(body, status=status)  # else: the stored response
+
+    return once

@@ -58,6 +58,7 @@ from app.storage.stories import StoryMediaLog, StoryRepository
 from app.storage.trending import TrendingCells, TrendingRankings
 from app.storage.users import UserRepository
 from app.stories.service import StoryService
+from app.trending.service import TrendingService
 from app.users.service import UserService
 
 
@@ -207,6 +208,7 @@ class Services:
     passwords: Passwords
     sessions: SessionStore
     limiter: RateLimiter
+    idempotency: IdempotencyStore  # applied around the create routes by the route table (app/web.py)
     users: UserService
     posts: PostService
     feed: FeedService
@@ -216,6 +218,12 @@ class Services:
     hashtags: HashtagService
     stories: StoryService
     search: SearchService
+    trending: TrendingService
+
+    def domain(self) -> list:
+        """The domain services (what the routes call)."""
+        return [self.users, self.posts, self.feed, self.likes, self.comments, self.notifications, self.hashtags,
+                self.stories, self.search, self.trending]
 
     async def close(self) -> None:
         await self.notifications.hub.stop()
@@ -237,7 +245,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     )
     posts = PostService(
         posts=s.posts, sweep=s.media_sweep, users=s.users, store=media_store, processor=processor, events=events,
-        idempotency=idempotency, feed_cache=caches.feed, ids=ids, cursors=cursors, likes=s.likes,
+        feed_cache=caches.feed, ids=ids, cursors=cursors, likes=s.likes,
         max_caption_length=settings.max_caption_length, max_location_length=settings.max_location_length,
     )
     feed = FeedService(
@@ -248,6 +256,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     return Services(
         passwords=passwords,
         sessions=sessions,
+        idempotency=idempotency,
         limiter=RateLimiter(caches.redis, settings.rate_window_s),
         users=users,
         posts=posts,
@@ -258,16 +267,17 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
         ),
         notifications=make_notification_service(settings, s.notifications, caches.redis, cursors),
         comments=CommentService(
-            comments=s.comments, posts=s.posts, users=s.users, events=events, idempotency=idempotency, ids=ids,
-            cursors=cursors, max_comment_length=settings.max_comment_length,
+            comments=s.comments, posts=s.posts, users=s.users, events=events, ids=ids, cursors=cursors,
+            max_comment_length=settings.max_comment_length,
         ),
         hashtags=HashtagService(hashtags=s.hashtags, posts=posts),
         stories=StoryService(
             stories=s.stories, media_log=s.story_media, users=s.users, follows=s.follows, feed=s.feed,
-            affinity=s.affinity, store=media_store, processor=processor, events=events, idempotency=idempotency,
-            ids=ids, cursors=cursors, ttl_s=settings.story_ttl_s, max_live=settings.story_max_live,
+            affinity=s.affinity, store=media_store, processor=processor, events=events, ids=ids, cursors=cursors,
+            ttl_s=settings.story_ttl_s, max_live=settings.story_max_live,
         ),
         search=SearchService(caches.search, cursors, RedisBreaker("search")),
+        trending=TrendingService(caches.trending_rankings),
     )
 
 

@@ -27,7 +27,7 @@ from app.notifications.writer import NotificationWriter
 from app.settings import Settings
 from app.storage.follows import FollowRepository
 from app.storage.users import UserRepository
-from app.users.service import USERNAME
+from app.text import USERNAME
 from app.wiring import Wiring
 from streams.retry import until_done, until_ready
 

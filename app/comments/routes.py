@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.context import SERVICES, current_user, settings_of
-from app.errors import Invalid, NotFound
+from app.comments.service import CommentService
+from app.context import LIMITER, current_user, service_key, settings_of
+from app.errors import Invalid
 from app.ids import parse_id
-from app.posts.routes import post_id_in_path
-from app.web import Field, Route, json_response, page_request, page_response, read_json, validate
+from app.web import (
+    Field,
+    Route,
+    comment_id_in_path,
+    json_response,
+    page_request,
+    page_response,
+    post_id_in_path,
+    read_json,
+    validate,
+)
 
 NEW_COMMENT = {"text": Field(str, required=True), "parent_id": Field(str, nullable=True)}
 
-def comment_id_in_path(request: web.Request) -> int:
-    comment_id = parse_id(request.match_info["comment_id"])
-    if comment_id is None:
-        raise NotFound("no such comment", code="comment_not_found")
-    return comment_id
+COMMENTS = service_key(CommentService)
 
 
 async def create_comment(request: web.Request) -> web.Response:
@@ -29,24 +35,22 @@ async def create_comment(request: web.Request) -> web.Response:
         parent_id = parse_id(body["parent_id"])
         if parent_id is None:
             raise Invalid("parent_id names no comment", code="parent_not_found")
-    await request.app[SERVICES].limiter.hit("comment", str(me), settings.comment_rate_per_user)
-    status, comment = await request.app[SERVICES].comments.create(
-        me, post_id, body["text"], parent_id, request.headers.get("Idempotency-Key")
-    )
-    return json_response(comment, status=status)
+    await request.app[LIMITER].hit("comment", str(me), settings.comment_rate_per_user)
+    comment = await request.app[COMMENTS].create(me, post_id, body["text"], parent_id)
+    return json_response(comment, status=201)
 
 
 async def list_comments(request: web.Request) -> web.Response:
     await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].comments.top_level(post_id_in_path(request), page.limit, page.cursor)
+    items, cursor = await request.app[COMMENTS].top_level(post_id_in_path(request), page.limit, page.cursor)
     return page_response(items, cursor)
 
 
 async def list_replies(request: web.Request) -> web.Response:
     await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].comments.replies(
+    items, cursor = await request.app[COMMENTS].replies(
         comment_id_in_path(request), page.limit, page.cursor
     )
     return page_response(items, cursor)
@@ -54,15 +58,15 @@ async def list_replies(request: web.Request) -> web.Response:
 
 async def delete_comment(request: web.Request) -> web.Response:
     me = await current_user(request)
-    await request.app[SERVICES].comments.delete(me, comment_id_in_path(request))
+    await request.app[COMMENTS].delete(me, comment_id_in_path(request))
     return web.Response(status=204)
 
 
 ROUTES = [
     Route("POST", "/v1/posts/{post_id}/comments", create_comment,
           "Comment on a post, or reply to a comment with parent_id (a reply to a reply joins its thread)",
-          request_body={"$ref": "#/components/schemas/NewComment"}, idempotency_key=True, responses={201: "Comment"},
-          tag="comments"),
+          request_body={"$ref": "#/components/schemas/NewComment"}, idempotency_key=True, idempotency_scope="comment",
+          responses={201: "Comment"}, tag="comments"),
     Route("GET", "/v1/posts/{post_id}/comments", list_comments,
           "A post's top-level comments, newest first (deleted ones only while they have replies)",
           responses={200: "Comment"}, paged=True, tag="comments"),

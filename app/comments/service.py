@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import CommentChanged, EventPublisher, new_event_fields
-from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator, hour_bucket
 from app.posts.text import mentions
 from app.storage.comments import CommentRepository, CommentRow
@@ -35,8 +34,7 @@ from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.posts import PostRepository
 from app.storage.timelines import BucketedTimeline
 from app.storage.users import UserRepository
-from app.users.service import iso
-from app.web import has_control_characters
+from app.text import has_control_characters, iso
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +83,17 @@ class CommentService:
     posts: PostRepository
     users: UserRepository
     events: EventPublisher
-    idempotency: IdempotencyStore
     ids: IdGenerator
     cursors: CursorCodec
     max_comment_length: int
 
     # --- create -------------------------------------------------------------
-    async def create(
-        self, author_id: int, post_id: int, text: str, parent_id: int | None, idempotency_key: str | None
-    ) -> tuple[int, dict]:
+    async def create(self, author_id: int, post_id: int, text: str, parent_id: int | None) -> dict:
+        """The new comment, as the API shows it."""
         text = clean_text(text, self.max_comment_length)
-        return await self.idempotency.run(
-            author_id, idempotency_key, lambda: self._create(author_id, post_id, text, parent_id), scope="comment"
-        )
+        return await self._create(author_id, post_id, text, parent_id)
 
-    async def _create(self, author_id: int, post_id: int, text: str, parent_id: int | None) -> tuple[int, dict]:
+    async def _create(self, author_id: int, post_id: int, text: str, parent_id: int | None) -> dict:
         if not self.events.connected:  # refuse before writing a comment no worker would hear of
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
         post = await self._post(post_id)
@@ -121,7 +115,7 @@ class CommentService:
             if isinstance(exc, Unavailable):
                 raise
             raise Unavailable("the comment could not be published; retry shortly") from exc
-        return 201, comment_json(row, author)
+        return comment_json(row, author)
 
     async def _parent_for_reply(self, post_id: int, parent_id: int):
         """The top-level comment a reply to `parent_id` attaches to."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.context import SERVICES, current_user
+from app.context import current_user, service_key
 from app.errors import BadRequest
-from app.feed.service import ORDERS, RANKED
+from app.feed.service import ORDERS, RANKED, FeedService
 from app.web import Route, page_request, page_response
+
+FEED = service_key(FeedService)
 
 
 async def get_feed(request: web.Request) -> web.Response:
@@ -16,7 +18,7 @@ async def get_feed(request: web.Request) -> web.Response:
     if order not in ORDERS:
         raise BadRequest(f"order must be one of: {', '.join(ORDERS)}", code="invalid_order")
     page_of = page_request(request)
-    page = await request.app[SERVICES].feed.read(me, order, page_of.limit, page_of.cursor)
+    page = await request.app[FEED].read(me, order, page_of.limit, page_of.cursor)
     response = page_response(page.items, page.next_cursor)
     response.headers["X-Feed-Cache"] = page.cache
     return response

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.context import SERVICES, current_user
-from app.hashtags.service import normalise_tag
+from app.context import current_user, service_key
+from app.hashtags.service import HashtagService, normalise_tag
 from app.web import Route, json_response, page_request, page_response
+
+HASHTAGS = service_key(HashtagService)
 
 
 async def get_hashtag(request: web.Request) -> web.Response:
     await current_user(request)
-    return json_response(await request.app[SERVICES].hashtags.get(normalise_tag(request.match_info["tag"])))
+    return json_response(await request.app[HASHTAGS].get(normalise_tag(request.match_info["tag"])))
 
 
 async def list_hashtag_posts(request: web.Request) -> web.Response:
     me = await current_user(request)
     page = page_request(request)
     tag = normalise_tag(request.match_info["tag"])
-    items, cursor = await request.app[SERVICES].hashtags.list_posts(tag, me, page.limit, page.cursor)
+    items, cursor = await request.app[HASHTAGS].list_posts(tag, me, page.limit, page.cursor)
     return page_response(items, cursor)
 
 

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.context import SERVICES, current_user, settings_of
-from app.posts.routes import post_id_in_path
-from app.web import Route, json_response, page_request, page_response
+from app.context import LIMITER, current_user, service_key, settings_of
+from app.likes.service import LikeService
+from app.users.service import UserService
+from app.web import Route, json_response, page_request, page_response, post_id_in_path
+
+LIKES = service_key(LikeService)
+USERS = service_key(UserService)
 
 
 async def like(request: web.Request) -> web.Response:
     me = await current_user(request)
-    await request.app[SERVICES].limiter.hit("like", str(me), settings_of(request).like_rate_per_user)
-    return json_response(await request.app[SERVICES].likes.like(me, post_id_in_path(request)))
+    await request.app[LIMITER].hit("like", str(me), settings_of(request).like_rate_per_user)
+    return json_response(await request.app[LIKES].like(me, post_id_in_path(request)))
 
 
 async def unlike(request: web.Request) -> web.Response:
     me = await current_user(request)
-    await request.app[SERVICES].limiter.hit("like", str(me), settings_of(request).like_rate_per_user)
-    return json_response(await request.app[SERVICES].likes.unlike(me, post_id_in_path(request)))
+    await request.app[LIMITER].hit("like", str(me), settings_of(request).like_rate_per_user)
+    return json_response(await request.app[LIKES].unlike(me, post_id_in_path(request)))
 
 
 async def list_likers(request: web.Request) -> web.Response:
     me = await current_user(request)
     page = page_request(request)
-    services = request.app[SERVICES]
-    ids, cursor = await services.likes.likers(post_id_in_path(request), page.limit, page.cursor)
-    return page_response(await services.users.users_json(ids, me), cursor)
+    ids, cursor = await request.app[LIKES].likers(post_id_in_path(request), page.limit, page.cursor)
+    return page_response(await request.app[USERS].users_json(ids, me), cursor)
 
 
 ROUTES = [

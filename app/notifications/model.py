@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.users.service import iso
+from app.text import iso
 
 LIKE = "like"
 COMMENT = "comment"

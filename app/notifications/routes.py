@@ -8,17 +8,18 @@ import contextlib
 from aiohttp import web
 
 from app.auth import bearer_token
-from app.context import SERVICES, current_user, settings_of
+from app.context import current_user, service_key, settings_of
 from app.errors import BadRequest, Unauthorized
 from app.notifications.hub import READY, Inbox
 from app.notifications.service import NotificationService
 from app.web import Route, json_response, page_request, page_response
 
 MAX_CLIENT_MESSAGE_BYTES = 4096  # clients have nothing to say on the stream; pings and close frames fit
+NOTIFICATIONS = service_key(NotificationService)
 
 
 def notifications_of(request: web.Request) -> NotificationService:
-    return request.app[SERVICES].notifications
+    return request.app[NOTIFICATIONS]
 
 
 async def list_notifications(request: web.Request) -> web.Response:
@@ -98,9 +99,9 @@ async def _pump(inbox: Inbox, ws: web.WebSocketResponse) -> None:
 
 async def close_streams(app: web.Application) -> None:
     """on_shutdown: end every open stream, so shutting down does not wait for clients to leave."""
-    services = app.get(SERVICES)
-    if services is not None:
-        services.notifications.hub.close_all()
+    notifications = app.get(NOTIFICATIONS)
+    if notifications is not None:
+        notifications.hub.close_all()
 
 
 STREAM_SUMMARY = (

@@ -15,7 +15,7 @@ from app.notifications.hub import NotificationHub, subscriber_client
 from app.notifications.model import MAX_GROUP_KEY_LENGTH, Group, render
 from app.settings import Settings
 from app.storage.notifications import NotificationRepository
-from app.users.service import iso
+from app.text import iso
 
 CURSOR_KIND = "notifications"
 TICKET_BYTES = 32

@@ -24,7 +24,6 @@ from typing import NamedTuple
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import EventPublisher, PostCreated, PostDeleted, new_event_fields
-from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator
 from app.media.filters import FILTERS
 from app.media.processing import ProcessedImage
@@ -37,8 +36,7 @@ from app.storage.media_sweep import MediaSweepLog
 from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.posts import PostRepository
 from app.storage.users import UserRepository
-from app.users.service import iso
-from app.web import has_control_characters
+from app.text import has_control_characters, iso
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +85,6 @@ class PostService:
     store: MediaStore
     processor: ImageProcessor
     events: EventPublisher
-    idempotency: IdempotencyStore
     feed_cache: FeedCache
     ids: IdGenerator
     cursors: CursorCodec
@@ -96,11 +93,10 @@ class PostService:
     max_location_length: int
 
     # --- create -------------------------------------------------------------
-    async def create(self, author_id: int, new: NewPost, idempotency_key: str | None) -> tuple[int, dict]:
+    async def create(self, author_id: int, new: NewPost) -> dict:
+        """The new post, as the API shows it."""
         self._check_text(new)
-        return await self.idempotency.run(
-            author_id, idempotency_key, lambda: self._create(author_id, new), scope="post"
-        )
+        return await self._create(author_id, new)
 
     def _check_text(self, new: NewPost) -> None:
         if len(new.caption) > self.max_caption_length:
@@ -117,7 +113,7 @@ class PostService:
         if len(text.hashtags(new.caption)) > text.MAX_HASHTAGS:
             raise Invalid(f"a caption may carry at most {text.MAX_HASHTAGS} hashtags", code="too_many_hashtags")
 
-    async def _create(self, author_id: int, new: NewPost) -> tuple[int, dict]:
+    async def _create(self, author_id: int, new: NewPost) -> dict:
         if not self.events.connected:  # refuse before doing anything that would need undoing
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
         processed = await self.processor.process(new.image, new.filter_name)
@@ -156,7 +152,7 @@ class PostService:
             await self.sweep.forget(place, post_id)
         except Exception:  # the sweeper settles the record later: the post exists, so its media is kept
             log.warning("post %d: could not clear its media_sweep record", post_id, exc_info=True)
-        return 201, self._post_json(post, author)
+        return self._post_json(post, author)
 
     async def _undo_create(self, post: PostRow) -> None:
         try:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.context import SERVICES, current_user
+from app.context import current_user, service_key
+from app.search.service import SearchService
 from app.web import Route, page_request, page_response
+
+SEARCH = service_key(SearchService)
 
 
 async def search_users(request: web.Request) -> web.Response:
     await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].search.users(request.query.get("q"), page.limit, page.cursor)
+    items, cursor = await request.app[SEARCH].users(request.query.get("q"), page.limit, page.cursor)
     return page_response(items, cursor)
 
 
 async def search_hashtags(request: web.Request) -> web.Response:
     await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].search.hashtags(request.query.get("q"), page.limit, page.cursor)
+    items, cursor = await request.app[SEARCH].hashtags(request.query.get("q"), page.limit, page.cursor)
     return page_response(items, cursor)
 
 

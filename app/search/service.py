@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from redis.asyncio import Redis
 
 from app.cursors import CursorCodec
 from app.errors import BadRequest, Unavailable
 from app.redis_breaker import RedisBreaker
 from app.search.query import HASHTAGS, USERS, Kind, Match, Page, normalise_hashtag_query, normalise_user_query
-from app.settings import Settings
 from app.storage.search_index import SearchIndex
 
 _MAX_MEMBER = 200  # a rank, ':' and the longest name, with room to spare
@@ -32,10 +30,6 @@ class SearchService:
     index: SearchIndex
     cursors: CursorCodec
     breaker: RedisBreaker
-
-    @classmethod
-    def for_settings(cls, settings: Settings, redis: Redis, cursors: CursorCodec) -> SearchService:
-        return cls(SearchIndex(redis, settings.cassandra_keyspace), cursors, RedisBreaker("search"))
 
     async def users(self, raw_q: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         return await self._search(USERS, normalise_user_query(raw_q), limit, cursor, user_result)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.context import SERVICES, current_user, settings_of
-from app.errors import NotFound, UnsupportedMedia
-from app.ids import parse_id
-from app.posts.routes import read_upload
-from app.users.routes import user_id_in_path
-from app.web import Route, json_response, page_request, page_response
+from app.context import LIMITER, current_user, service_key, settings_of
+from app.errors import UnsupportedMedia
+from app.stories.service import StoryService
+from app.users.service import UserService
+from app.web import Route, json_response, page_request, page_response, read_upload, story_id_in_path, user_id_in_path
 
 # ISO base media files whose brand says "still image"; every other ftyp box is a video container
 IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+
+STORIES = service_key(StoryService)
+USERS = service_key(UserService)
 
 
 def looks_like_video(data: bytes) -> bool:
@@ -27,36 +29,27 @@ def looks_like_video(data: bytes) -> bool:
     )
 
 
-def story_id_in_path(request: web.Request) -> int:
-    story_id = parse_id(request.match_info["story_id"])
-    if story_id is None:
-        raise NotFound("no such story, or it has expired", code="story_not_found")
-    return story_id
-
-
 async def create_story(request: web.Request) -> web.Response:
     me = await current_user(request)
-    services = request.app[SERVICES]
-    await services.limiter.hit("story", str(me), settings_of(request).story_rate_per_user)
+    await request.app[LIMITER].hit("story", str(me), settings_of(request).story_rate_per_user)
     media, _ = await read_upload(request, "media", ())
     if looks_like_video(media):
         raise UnsupportedMedia("video stories are not supported yet; upload a JPEG, PNG or WebP photo",
                                code="video_not_supported")
-    status, body = await services.stories.create(me, media, request.headers.get("Idempotency-Key"))
-    return json_response(body, status=status)
+    return json_response(await request.app[STORIES].create(me, media), status=201)
 
 
 async def tray(request: web.Request) -> web.Response:
     me = await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].stories.tray(me, page.limit, page.cursor)
+    items, cursor = await request.app[STORIES].tray(me, page.limit, page.cursor)
     return page_response(items, cursor)
 
 
 async def list_user_stories(request: web.Request) -> web.Response:
     me = await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].stories.list_by_user(
+    items, cursor = await request.app[STORIES].list_by_user(
         user_id_in_path(request), me, page.limit, page.cursor
     )
     return page_response(items, cursor)
@@ -64,25 +57,23 @@ async def list_user_stories(request: web.Request) -> web.Response:
 
 async def view_story(request: web.Request) -> web.Response:
     me = await current_user(request)
-    services = request.app[SERVICES]
-    await services.limiter.hit("story-view", str(me), settings_of(request).story_view_rate_per_user)
-    await services.stories.view(me, story_id_in_path(request))
+    await request.app[LIMITER].hit("story-view", str(me), settings_of(request).story_view_rate_per_user)
+    await request.app[STORIES].view(me, story_id_in_path(request))
     return web.Response(status=204)
 
 
 async def list_viewers(request: web.Request) -> web.Response:
     me = await current_user(request)
     page = page_request(request)
-    services = request.app[SERVICES]
-    ids, cursor = await services.stories.viewers(me, story_id_in_path(request), page.limit, page.cursor)
-    return page_response(await services.users.users_json(ids, me), cursor)
+    ids, cursor = await request.app[STORIES].viewers(me, story_id_in_path(request), page.limit, page.cursor)
+    return page_response(await request.app[USERS].users_json(ids, me), cursor)
 
 
 ROUTES = [
     Route("POST", "/v1/stories", create_story,
           "Post a photo story (multipart: media); it expires after story_ttl_s (24 h). Video: 415",
           request_body={"$ref": "#/components/schemas/NewStory"}, body_content_type="multipart/form-data",
-          idempotency_key=True, responses={201: "Story"}, tag="stories"),
+          idempotency_key=True, idempotency_scope="story", responses={201: "Story"}, tag="stories"),
     Route("GET", "/v1/stories/tray", tray,
           "Followed accounts with live stories: unseen first, then by affinity, then the newest story",
           responses={200: "TrayEntry"}, paged=True, tag="stories"),

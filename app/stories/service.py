@@ -31,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import EventPublisher, StoryPosted, StoryViewed, new_event_fields
-from app.idempotency import IdempotencyStore
 from app.ids import IdGenerator, id_millis
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
@@ -41,7 +40,7 @@ from app.storage.follows import FollowRepository
 from app.storage.paging import FIRST_MEMBER, LATEST_BUCKET
 from app.storage.stories import StoryMediaLog, StoryRepository
 from app.storage.users import UserRepository
-from app.users.service import iso
+from app.text import iso
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,6 @@ class StoryService:
     store: MediaStore
     processor: ImageProcessor
     events: EventPublisher
-    idempotency: IdempotencyStore
     ids: IdGenerator
     cursors: CursorCodec
     ttl_s: int
@@ -97,12 +95,8 @@ class StoryService:
     _celebrity_stories: dict[int, tuple[float, list[tuple[int, datetime]]]] = field(default_factory=dict, repr=False)
 
     # --- post -----------------------------------------------------------------
-    async def create(self, author_id: int, image: bytes, idempotency_key: str | None) -> tuple[int, dict]:
-        return await self.idempotency.run(
-            author_id, idempotency_key, lambda: self._create(author_id, image), scope="story"
-        )
-
-    async def _create(self, author_id: int, image: bytes) -> tuple[int, dict]:
+    async def create(self, author_id: int, image: bytes) -> dict:
+        """The new story, as the API shows it to its author."""
         if not self.events.connected:  # refuse before doing anything that would need undoing
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
         if await self.stories.live_count(author_id) >= self.max_live:
@@ -131,7 +125,7 @@ class StoryService:
             if isinstance(exc, Unavailable):
                 raise
             raise Unavailable("the story could not be published; retry shortly") from exc
-        return 201, {
+        return {
             **self._media_json(story_id, author_id, author.username if author else None, media, processed.preview,
                                created_at, expires_at),
             "seen_by_me": False,

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.context import REDIS, current_user, settings_of
-from app.errors import BadRequest
-from app.storage.trending import TrendingRankings
-from app.trending.scoring import WINDOWS
+from app.context import current_user, service_key
+from app.trending.service import TrendingService
 from app.web import Route, json_response, page_request
+
+TRENDING = service_key(TrendingService)
 
 
 async def trending_hashtags(request: web.Request) -> web.Response:
     await current_user(request)
-    window = request.query.get("window", "1h")
-    if window not in WINDOWS:
-        raise BadRequest("window must be 1h or 24h", code="invalid_window")
-    limit = page_request(request).limit
-    settings = settings_of(request)
-    rankings = TrendingRankings(request.app[REDIS], settings.cassandra_keyspace, settings.trending_ttl_days * 86_400)
-    return json_response({"window": window, "items": (await rankings.load(window))[:limit]})
+    trending = request.app[TRENDING]
+    window = trending.window(request.query.get("window", "1h"))
+    items = await trending.top(window, page_request(request).limit)
+    return json_response({"window": window, "items": items})
 
 
 ROUTES = [

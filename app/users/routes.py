@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from app.auth import bearer_token
-from app.context import SERVICES, current_user, settings_of
+from app.context import LIMITER, current_user, service_key, settings_of
 from app.errors import NotFound
-from app.ids import parse_id
 from app.ratelimit import client_address
-from app.users.service import USERNAME
-from app.web import Field, Route, json_response, page_request, page_response, read_json, validate
+from app.text import USERNAME, USERNAME_AS_TYPED
+from app.users.service import UserService
+from app.web import Field, Route, json_response, page_request, page_response, read_json, user_id_in_path, validate
 
 USERNAME_FIELD = Field(
     str,
     required=True,
     min_length=3,
     max_length=30,
-    pattern=re.compile(r"[A-Za-z0-9._]{3,30}"),
+    pattern=USERNAME_AS_TYPED,
     pattern_hint="may contain only letters, digits, '.' and '_'",
 )
 PASSWORD_FIELD = Field(str, required=True, min_length=8, max_length=256)
@@ -33,54 +31,49 @@ NEW_SESSION = {
 }
 PROFILE_PATCH = {"display_name": DISPLAY_NAME_FIELD, "bio": BIO_FIELD}
 
-
-def user_id_in_path(request: web.Request) -> int:
-    user_id = parse_id(request.match_info["user_id"])
-    if user_id is None:
-        raise NotFound("no such user", code="user_not_found")
-    return user_id
+USERS = service_key(UserService)
 
 
 async def create_account(request: web.Request) -> web.Response:
     settings = settings_of(request)
     body = validate(await read_json(request, settings.max_json_body_bytes), NEW_ACCOUNT)
-    await request.app[SERVICES].limiter.hit(
+    await request.app[LIMITER].hit(
         "registration", client_address(request.remote), settings.register_rate_per_address
     )
-    user = await request.app[SERVICES].users.register(body["username"], body["password"], body.get("display_name"))
+    user = await request.app[USERS].register(body["username"], body["password"], body.get("display_name"))
     return json_response(user, status=201)
 
 
 async def create_session(request: web.Request) -> web.Response:
     settings = settings_of(request)
     body = validate(await read_json(request, settings.max_json_body_bytes), NEW_SESSION)
-    limiter = request.app[SERVICES].limiter
+    limiter = request.app[LIMITER]
     await limiter.hit("login-address", client_address(request.remote), settings.login_rate_per_address)
     await limiter.hit("login-username", body["username"].strip().lower(), settings.login_rate_per_username)
-    return json_response(await request.app[SERVICES].users.login(body["username"], body["password"]), status=201)
+    return json_response(await request.app[USERS].login(body["username"], body["password"]), status=201)
 
 
 async def delete_session(request: web.Request) -> web.Response:
     await current_user(request)
-    await request.app[SERVICES].users.logout(bearer_token(request))
+    await request.app[USERS].logout(bearer_token(request))
     return web.Response(status=204)
 
 
 async def get_me(request: web.Request) -> web.Response:
     me = await current_user(request)
-    return json_response(await request.app[SERVICES].users.get_user(me, viewer_id=me))
+    return json_response(await request.app[USERS].get_user(me, viewer_id=me))
 
 
 async def patch_me(request: web.Request) -> web.Response:
     me = await current_user(request)
     body = validate(await read_json(request, settings_of(request).max_json_body_bytes), PROFILE_PATCH)
-    user = await request.app[SERVICES].users.update_profile(me, body.get("display_name"), body.get("bio"))
+    user = await request.app[USERS].update_profile(me, body.get("display_name"), body.get("bio"))
     return json_response(user)
 
 
 async def get_user(request: web.Request) -> web.Response:
     me = await current_user(request)
-    return json_response(await request.app[SERVICES].users.get_user(user_id_in_path(request), viewer_id=me))
+    return json_response(await request.app[USERS].get_user(user_id_in_path(request), viewer_id=me))
 
 
 async def get_user_by_username(request: web.Request) -> web.Response:
@@ -88,32 +81,32 @@ async def get_user_by_username(request: web.Request) -> web.Response:
     username = request.match_info["username"].lower()
     if not USERNAME.fullmatch(username):
         raise NotFound("no such user", code="user_not_found")
-    return json_response(await request.app[SERVICES].users.get_user_by_username(username, viewer_id=me))
+    return json_response(await request.app[USERS].get_user_by_username(username, viewer_id=me))
 
 
 async def follow(request: web.Request) -> web.Response:
     me = await current_user(request)
-    await request.app[SERVICES].users.follow(me, user_id_in_path(request))
+    await request.app[USERS].follow(me, user_id_in_path(request))
     return web.Response(status=204)
 
 
 async def unfollow(request: web.Request) -> web.Response:
     me = await current_user(request)
-    await request.app[SERVICES].users.unfollow(me, user_id_in_path(request))
+    await request.app[USERS].unfollow(me, user_id_in_path(request))
     return web.Response(status=204)
 
 
 async def list_followers(request: web.Request) -> web.Response:
     me = await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].users.followers(user_id_in_path(request), me, page.limit, page.cursor)
+    items, cursor = await request.app[USERS].followers(user_id_in_path(request), me, page.limit, page.cursor)
     return page_response(items, cursor)
 
 
 async def list_following(request: web.Request) -> web.Response:
     me = await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[SERVICES].users.following(user_id_in_path(request), me, page.limit, page.cursor)
+    items, cursor = await request.app[USERS].following(user_id_in_path(request), me, page.limit, page.cursor)
     return page_response(items, cursor)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,23 +14,9 @@ from app.ids import IdGenerator
 from app.storage.feed_cache import FeedCache
 from app.storage.follows import FollowRepository
 from app.storage.users import UserRepository
+from app.text import iso, normalize_username
 
 log = logging.getLogger(__name__)
-
-USERNAME = re.compile(r"[a-z0-9._]{3,30}")
-
-
-def normalize_username(raw: str) -> str:
-    return raw.strip().lower()
-
-
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:  # the driver returns naive UTC datetimes
-        dt = dt.replace(tzinfo=UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
 
 def user_json(row, followed_by_me: bool) -> dict:
     return {

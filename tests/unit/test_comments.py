@@ -138,11 +138,6 @@ class FakeEvents:
         self.sent.append(event)
 
 
-class NoIdempotency:
-    async def run(self, user_id, key, create, *, scope):
-        return await create()
-
-
 AUTHOR, FAN, STRANGER, POST = 100, 200, 300, 1
 
 
@@ -150,17 +145,17 @@ def service(failures: int = 0) -> CommentService:
     comments = FakeComments()
     return CommentService(
         comments=comments, posts=FakePosts(Post(POST, AUTHOR)), users=FakeUsers(),
-        events=FakeEvents(comments.log, failures), idempotency=NoIdempotency(), ids=IdGenerator(shard=2),
+        events=FakeEvents(comments.log, failures), ids=IdGenerator(shard=2),
         cursors=CursorCodec("test"), max_comment_length=50,
     )
 
 
 async def test_a_reply_to_a_reply_names_the_thread_and_its_author_in_the_event():
     comments = service()
-    _, top = await comments.create(AUTHOR, POST, "top", None, None)
-    _, reply = await comments.create(FAN, POST, "re", int(top["id"]), None)
-    status, nested = await comments.create(STRANGER, POST, "@user200 hey @user100", int(reply["id"]), None)
-    assert status == 201 and nested["parent_id"] == top["id"]
+    top = await comments.create(AUTHOR, POST, "top", None)
+    reply = await comments.create(FAN, POST, "re", int(top["id"]))
+    nested = await comments.create(STRANGER, POST, "@user200 hey @user100", int(reply["id"]))
+    assert nested["parent_id"] == top["id"]
     sent = comments.events.sent[-1]
     assert sent.created and (sent.post_id, sent.post_author_id, sent.actor_id) == (POST, AUTHOR, STRANGER)
     assert (sent.comment_id, sent.parent_id, sent.parent_author_id) == (int(nested["id"]), int(top["id"]), AUTHOR)
@@ -171,7 +166,7 @@ async def test_a_reply_to_a_reply_names_the_thread_and_its_author_in_the_event()
 async def test_a_comment_whose_event_is_refused_is_taken_back_and_its_deletion_published():
     comments = service(failures=1)
     with pytest.raises(Unavailable):
-        await comments.create(FAN, POST, "lost", None, None)
+        await comments.create(FAN, POST, "lost", None)
     assert comments.comments.rows == {}
     inserted = comments.comments.log[0].split()[1]
     assert comments.comments.log == [f"insert {inserted}", f"remove {inserted}", f"publish {inserted} created=False"]
@@ -181,13 +176,13 @@ async def test_with_kafka_down_nothing_is_written():
     comments = service()
     comments.events.connected = False
     with pytest.raises(Unavailable):
-        await comments.create(FAN, POST, "lost", None, None)
+        await comments.create(FAN, POST, "lost", None)
     assert comments.comments.log == []
 
 
 async def test_a_delete_is_published_before_it_is_written_and_a_repeat_changes_nothing():
     comments = service()
-    _, mine = await comments.create(FAN, POST, "mine", None, None)
+    mine = await comments.create(FAN, POST, "mine", None)
     cid = int(mine["id"])
     with pytest.raises(Forbidden):
         await comments.delete(STRANGER, cid)
@@ -202,7 +197,7 @@ async def test_a_delete_is_published_before_it_is_written_and_a_repeat_changes_n
 
 async def test_a_delete_refused_by_the_event_log_deletes_nothing():
     comments = service()
-    _, mine = await comments.create(FAN, POST, "mine", None, None)
+    mine = await comments.create(FAN, POST, "mine", None)
     comments.events._failures = 1
     with pytest.raises(Unavailable):
         await comments.delete(FAN, int(mine["id"]))
@@ -216,12 +211,12 @@ async def test_a_delete_refused_by_the_event_log_deletes_nothing():
 async def test_bad_parents_are_refused_before_anything_is_written(parent, code):
     comments = service()
     comments.posts.posts[2] = Post(2, AUTHOR)
-    _, elsewhere = await comments.create(FAN, 2, "there", None, None)
-    _, deleted = await comments.create(FAN, POST, "gone", None, None)
+    elsewhere = await comments.create(FAN, 2, "there", None)
+    deleted = await comments.create(FAN, POST, "gone", None)
     await comments.delete(FAN, int(deleted["id"]))
     written = list(comments.comments.log)
     parent_id = {"missing": 12345, "elsewhere": int(elsewhere["id"]), "deleted": int(deleted["id"])}[parent]
     with pytest.raises(Invalid) as caught:
-        await comments.create(FAN, POST, "reply", parent_id, None)
+        await comments.create(FAN, POST, "reply", parent_id)
     assert caught.value.code == code
     assert comments.comments.log == written

@@ -120,8 +120,7 @@ class FakeFollows:
 
 def tray_service(entries: list[TrayEntry], follows: FakeFollows) -> StoryService:
     service = StoryService(stories=None, media_log=None, users=None, follows=follows, feed=None, affinity=None,
-                           store=None,
-                           processor=None, events=None, idempotency=None, ids=None, cursors=CursorCodec("test"),
+                           store=None, processor=None, events=None, ids=None, cursors=CursorCodec("test"),
                            ttl_s=86400, max_live=100)
 
     async def tray_entries(reader_id: int) -> list[TrayEntry]:
