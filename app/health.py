@@ -87,7 +87,7 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-# what still works while a dependency other than Cassandra is down (README "When a dependency is down")
+# what still works while a dependency other than Cassandra is down (docs/reliability.md, "When a dependency is down")
 DEGRADED_EFFECTS = {
     "redis": "the feed cache is bypassed: every feed read comes from Cassandra; rate limits count per process;"
              " notification pushes pause (sockets stay open and get resync) and WebSocket tickets answer 503;"

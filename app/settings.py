@@ -83,7 +83,7 @@ class Settings:
     max_following: int = 7_500  # bounds the `following` partition (Instagram's own cap)
     followers_per_bucket: int = 100_000  # bounds each `followers` partition
 
-    # --- Home feed (README "Home feed"; cql/TABLES.md) ------------------------
+    # --- Home feed (docs/feed.md; cql/TABLES.md) ------------------------------
     # authors with at least this many followers are pulled at read time instead of pushed; they go
     # back to push below 90% of it, so an author near the line does not flip back and forth
     feed_celebrity_followers: int = 10_000
@@ -96,18 +96,18 @@ class Settings:
     feed_snapshot_ttl_s: int = 6 * 3600  # how long the cursors of a ranked feed stay valid
     feed_fanout_concurrency: int = 128  # feed writes in flight per fan-out worker
 
-    # --- Likes (README "Likes"; cql/TABLES.md) ---------------------------------
+    # --- Likes (docs/likes.md; cql/TABLES.md) ----------------------------------
     likes_per_bucket: int = 100_000  # bounds each `post_likers` partition
     like_rate_per_user: int = 600  # likes and unlikes per user per rate window
     like_count_cache_ttl_s: int = 24 * 3600  # the Redis count a like's reply carries
     like_worker_posts_in_parallel: int = 32  # posts one like worker settles at once (bounds its Cassandra load)
 
-    # --- Comments (README "Comments") -------------------------------------------
+    # --- Comments (docs/comments.md) --------------------------------------------
     max_comment_length: int = 2_200
     comment_rate_per_user: int = 120  # comments per user per rate window
     comment_worker_batch_size: int = 500  # comment events the count worker settles at once (its stream batch)
 
-    # --- Notifications (README "Notifications") ---------------------------------
+    # --- Notifications (docs/notifications.md) ----------------------------------
     notification_ttl_days: int = 30
     notification_ws_heartbeat_s: float = 20.0  # WebSocket ping interval
     notification_ws_max_queued: int = 256  # notifications buffered per slow client before it is dropped
@@ -118,7 +118,7 @@ class Settings:
     notification_bump_interval_s: int = 60  # an aggregate moves to the top of the list at most this often
     notification_max_mentions: int = 20  # mentioned users notified per caption or comment (Instagram's cap)
 
-    # --- Stories (README "Stories"; docs/stories.md) -------------------------------
+    # --- Stories (docs/stories.md) -------------------------------------------------
     story_ttl_s: int = 24 * 3600  # a story's life: every row of it is written with this TTL
     story_max_live: int = 100  # live stories per author (Instagram's daily cap); bounds `stories`
     story_rate_per_user: int = 20  # stories posted per user per rate window

@@ -14,6 +14,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from cassandra.cluster import Cluster
 from cassandra.policies import DCAwareRoundRobinPolicy
 
+from app.storage.cassandra import PING
+
 PROBE_TIMEOUT_S = 5.0
 
 # The clients log every failed connection attempt, and failing is what a probe does
@@ -50,7 +52,7 @@ def _cql_release_version(host: str, port: int, local_dc: str) -> str | None:
     )
     try:
         session = cluster.connect()
-        row = session.execute("SELECT release_version FROM system.local", timeout=PROBE_TIMEOUT_S).one()
+        row = session.execute(PING, timeout=PROBE_TIMEOUT_S).one()
         return row.release_version if row else None
     except Exception:
         return None

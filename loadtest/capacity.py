@@ -39,7 +39,7 @@ READ_METHODS = ("GET", "HEAD")
 # put down to the stream workers
 KNEE_COVERAGE = 0.95
 
-# The requests that add and remove what accumulates (the API's routes, ../shared/API.md). A deleted
+# The requests that add and remove what accumulates (the API's routes, docs/api.md). A deleted
 # comment keeps its rows (flagged), so nothing removes comments; stories expire instead.
 ENTITY_ROUTES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "post": (("POST /v1/posts",), ("DELETE /v1/posts/{post_id}",)),
@@ -977,8 +977,8 @@ def render_text(result: Plan) -> str:
         f"knee at {exact(knee.get('requests_per_s'))} req/s, p99 {exact(knee.get('p99_ms'))} ms, "
         f"on {exact(environment.get('cores'))} cores "
         f"({environment.get('shared', 'not described')})",
-        "sources: measured = the profile; seed = ../shared/SEED.md via the traffic model; assumed = the traffic "
-        "model's [deployment] / [storage] entries and assumed tasks",
+        "sources: measured = the profile; seed = the design estimates recorded in loadtest/traffic.toml; assumed = the "
+        "traffic model's [deployment] / [storage] entries and assumed tasks",
         "",
     ]
     values = [format_value(line.value, line.unit) for line in result.lines]

@@ -2,7 +2,7 @@
 
 `Ranker` is the seam: anything with `rank(candidates, now_ms)` can replace `SeedRanker`, a
 learned model included, because the feed only ever asks for an order. `SeedRanker` is the
-seed design's hand-tuned score (../shared/SEED.md, "calculate_post_score"):
+hand-tuned score of the original design (docs/feed.md, "Ranking"):
 
     score = recency + engagement + relationship
     recency      = 100 * exp(-age_hours / 24)                  newer is better, halving in ~17 h

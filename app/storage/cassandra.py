@@ -79,6 +79,9 @@ def make_cluster(settings: Settings, **profile_overrides: Any) -> Cluster:
     )
 
 
+PING = "SELECT release_version FROM system.local"  # the cheapest query a node answers (readiness probes)
+
+
 class CassandraSession:
     """An asyncio face on a driver Session: prepare once, execute without blocking."""
 
@@ -157,7 +160,7 @@ class CassandraSession:
     async def ping(self, timeout: float) -> None:
         """One cheap round trip to a coordinator (readiness checks); prepared on first use, then reused."""
         if self._ping is None:
-            self._ping = await self.prepare("SELECT release_version FROM system.local")
+            self._ping = await self.prepare(PING)
         await self.execute(self._ping, timeout=timeout)
 
     async def rows(
