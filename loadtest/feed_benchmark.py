@@ -73,11 +73,10 @@ from app.cassandra import CassandraSession, make_cluster
 from app.feed.writer import for_each
 from app.migrate import prepare_storage
 from app.settings import REPO_ROOT, Settings
+from infra.procs import ManagedProcess, free_port, wait_http_ok, wait_log_line
 from infra.supervise import read_state
 from loadtest import driver_ceiling
 from loadtest.seed_feed import Reader, ReadWorld, Seeder
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, wait_http_ok, wait_log_line
 
 KEYSPACE = "photos_bench_feed"
 BENCH_ENV = {
@@ -87,7 +86,7 @@ BENCH_ENV = {
     "PHOTOS_ARGON2_TIME_COST": "1",
     "PHOTOS_ARGON2_MEMORY_KIB": "8192",
     "PHOTOS_SECRET_KEY": "bench-secret",
-    # every account of the benchmark registers from 127.0.0.1 (as tests/e2e/conftest.py GENEROUS_LIMITS)
+    # every account of the benchmark registers from 127.0.0.1 (as GENEROUS_LIMITS in tests/e2e/processes.py)
     "PHOTOS_REGISTER_RATE_PER_ADDRESS": "100000",
     "PHOTOS_LOGIN_RATE_PER_ADDRESS": "100000",
     "PHOTOS_MEDIA_DIR": str(REPO_ROOT / ".stack" / "bench-media"),

@@ -56,9 +56,9 @@ from app.search.index import SearchIndex
 from app.search.query import prefixes
 from app.search.rebuild import rebuild
 from app.settings import Settings
+from infra.procs import wait_http_ok
 from loadtest.feed_benchmark import BenchProcess, Load, child_processes, start_api, verdict
 from loadtest.seed_feed import Reader
-from tests.support.processes import wait_http_ok
 
 KEYSPACE = "photos_bench_search"
 BENCH_ENV = {

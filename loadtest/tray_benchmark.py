@@ -45,6 +45,7 @@ from app.migrate import prepare_storage
 from app.settings import Settings
 from app.stories.repository import StoryRepository
 from app.users.repository import FollowRepository, UserRepository
+from infra.procs import wait_http_ok
 from loadtest.feed_benchmark import (
     BENCH_ENV,
     BenchProcess,
@@ -58,7 +59,6 @@ from loadtest.feed_benchmark import (
 )
 from loadtest.seed_feed import SEED_CONCURRENCY, Reader, Seeder
 from streams.story_tray import TrayWriter
-from tests.support.processes import wait_http_ok
 
 KEYSPACE = "photos_bench_stories"
 ENV = {**BENCH_ENV, "PHOTOS_CASSANDRA_KEYSPACE": KEYSPACE}

@@ -1,4 +1,5 @@
-"""The API (two worker processes) and the stream worker, started once for the e2e tests."""
+"""The API (two worker processes) and the stream worker, started once for the e2e tests (tests/e2e/processes.py
+starts them), and the helpers that make an account."""
 
 from __future__ import annotations
 
@@ -9,26 +10,10 @@ import aiohttp
 import pytest
 
 from app.settings import Settings
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, wait_http_ok, wait_log_line
+from infra.procs import free_port
+from tests.e2e.processes import start_api, start_worker
 
 pytestmark = pytest.mark.e2e
-
-# every test registers from 127.0.0.1: per-address limits are tested with their own API process
-GENEROUS_LIMITS = {
-    "PHOTOS_REGISTER_RATE_PER_ADDRESS": "100000",
-    "PHOTOS_LOGIN_RATE_PER_ADDRESS": "100000",
-}
-
-
-def start_api(name: str, env: dict[str, str], workers: int = 1) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    env = {**GENEROUS_LIMITS, **env, "PHOTOS_API_PORT": str(port)}
-    process = ManagedProcess(name, ["-m", "app.main", "--workers", str(workers)], env)
-    base_url = f"http://127.0.0.1:{port}"
-    wait_http_ok(f"{base_url}/healthz", process)
-    return process, base_url
-
 
 @pytest.fixture(scope="session")
 def api_url(migrated: Settings):
@@ -40,9 +25,8 @@ def api_url(migrated: Settings):
 @pytest.fixture(scope="session")
 def streams_worker(migrated: Settings):
     metrics_port = free_port()
-    process = ManagedProcess("streams", ["-m", "streams"], {"PHOTOS_STREAMS_METRICS_PORT": str(metrics_port)})
+    process = start_worker("streams", {"PHOTOS_STREAMS_METRICS_PORT": str(metrics_port)})
     process.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"  # docs/metrics.md
-    wait_log_line(process, "Ready")
     yield process
     process.stop()
 

@@ -11,6 +11,7 @@ import pytest
 
 from app.events import CommentChanged, EventPublisher, new_event_fields
 from app.settings import Settings
+from infra.procs import free_port
 from tests.e2e.comments import (
     comment,
     comment_count,
@@ -20,13 +21,13 @@ from tests.e2e.comments import (
     top_level,
     try_comment,
 )
-from tests.e2e.conftest import register, start_api
+from tests.e2e.conftest import register
 from tests.e2e.feeds import SMALL_PHOTO, post
 from tests.e2e.likes import get_post
 from tests.e2e.posting import publish
+from tests.e2e.processes import start_api
 from tests.e2e.test_hardening import expect_error
 from tests.support.polling import eventually
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("streams_worker")
 

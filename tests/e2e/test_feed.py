@@ -222,8 +222,8 @@ async def test_with_redis_down_the_feed_is_served_from_cassandra(http, api_url, 
 
 @pytest.fixture(scope="module")
 def api_without_redis(migrated):
-    from tests.e2e.conftest import start_api
-    from tests.support.ports import free_port
+    from infra.procs import free_port
+    from tests.e2e.processes import start_api
 
     process, url = start_api("api-no-redis", {"PHOTOS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     yield url

@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import pytest
-
 from app.feed.cache import FeedCache
 from app.ids import IdGenerator
 from app.settings import Settings
 from app.users.repository import FollowRepository
 from tests.e2e.conftest import register
-from tests.e2e.crash import isolated_api, isolated_env, start_worker
 from tests.e2e.feeds import active_reader, feed_ids, follow, post
+from tests.e2e.processes import isolated_api_fixture, isolated_env, start_worker
 from tests.support.polling import eventually
 
 SEEDED_FOLLOWERS = 4000
@@ -28,10 +26,7 @@ CRASH_ENV = isolated_env(
 )
 
 
-@pytest.fixture(scope="module")
-def crash_api(migrated):
-    with isolated_api("crash", CRASH_ENV) as url:
-        yield url
+crash_api = isolated_api_fixture("crash", CRASH_ENV)
 
 
 async def seed_followers(cass, redis_client, settings: Settings, author_id: int) -> list[int]:

@@ -14,8 +14,9 @@ import pytest
 from app.events import CommentChanged, EventPublisher, FollowChanged, LikeChanged, new_event_fields
 from app.ids import IdGenerator
 from app.notifications.hub import GOING_AWAY, SLOW_CLIENT, notification_channel
-from tests.e2e.conftest import Account, register, start_api
+from tests.e2e.conftest import Account, register
 from tests.e2e.feeds import follow, post, unfollow
+from tests.e2e.processes import start_api
 from tests.support.polling import eventually
 
 ids = IdGenerator()

@@ -8,10 +8,11 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import list_all, register, start_api
+from infra.procs import free_port
+from tests.e2e.conftest import list_all, register
 from tests.e2e.feeds import follow, post, unfollow
+from tests.e2e.processes import start_api
 from tests.support.polling import eventually
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("streams_worker")
 

@@ -13,7 +13,7 @@ from app.feed.writer import TRIM_EVERY, FeedWriter, trims_here
 from app.ids import IdGenerator, first_id_at
 from app.posts.repository import USER_POSTS
 from app.timelines import BucketedTimeline
-from tests.support.ports import free_port
+from infra.procs import free_port
 
 ids = IdGenerator()
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from app.ids import IdGenerator
 from app.search.index import SearchIndex
 from app.search.query import HASHTAGS, USERS
+from infra.procs import free_port
 from streams.resources import Resources
 from streams.search_index import SearchWriter
-from tests.support.ports import free_port
 
 
 async def test_a_failed_best_effort_write_marks_the_index_stale_and_does_not_raise(settings):
