@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import itertools
 import os
 import re
@@ -66,7 +65,6 @@ import aiohttp
 import orjson
 import psutil
 import uvloop
-from PIL import Image
 from redis.asyncio import Redis
 
 from app.cassandra import CassandraSession, make_cluster
@@ -76,6 +74,7 @@ from app.settings import REPO_ROOT, Settings
 from infra.procs import ManagedProcess, free_port, wait_http_ok, wait_log_line
 from infra.supervise import read_state
 from loadtest import driver_ceiling
+from loadtest.images import striped_jpeg
 from loadtest.seed_feed import Reader, ReadWorld, Seeder
 
 KEYSPACE = "photos_bench_feed"
@@ -255,16 +254,7 @@ async def coordinator_counts(cass: CassandraSession, keyspace: str = KEYSPACE) -
 
 
 # --- HTTP -------------------------------------------------------------------------
-def small_jpeg() -> bytes:
-    image = Image.new("RGB", (96, 72), (200, 120, 40))
-    for x in range(0, 96, 8):
-        image.paste((x * 2, 80, 160), (x, 0, x + 3, 72))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-PHOTO = small_jpeg()
+PHOTO = striped_jpeg(96, 72)  # small: the fan-out, not the image pipeline, is measured
 
 
 async def register(http: aiohttp.ClientSession, base: str, prefix: str) -> Reader:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from loadtest.images import striped_jpeg
 from tests.e2e.conftest import Account, register
-from tests.e2e.posting import photo, publish
+from tests.e2e.posting import publish
 from tests.support.polling import eventually
 
-SMALL_PHOTO = photo(96, 72)
+SMALL_PHOTO = striped_jpeg(96, 72)
 
 
 async def read_feed(http, api_url, reader: Account, **params) -> tuple[dict, str]:

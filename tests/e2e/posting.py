@@ -1,23 +1,11 @@
 """Publishing posts over HTTP, for the e2e tests."""
 
-import io
-
 import aiohttp
-from PIL import Image
 
+from loadtest.images import striped_jpeg
 from tests.e2e.conftest import list_all
 
-
-def photo(width: int = 1600, height: int = 1200, colour=(200, 120, 40)) -> bytes:
-    image = Image.new("RGB", (width, height), colour)
-    for x in range(0, width, 50):  # some structure so variants differ from a flat colour
-        image.paste((x % 255, 80, 160), (x, 0, x + 10, height))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-PHOTO = photo()
+PHOTO = striped_jpeg()
 
 
 def form(image: bytes = PHOTO, **fields: str) -> aiohttp.FormData:

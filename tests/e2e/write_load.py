@@ -28,11 +28,12 @@ from cassandra import ConsistencyLevel
 
 from app.ids import month_bucket
 from app.posts.repository import SWEEP_SHARDS, current_hour_bucket
+from loadtest.images import striped_jpeg
 from tests.e2e.conftest import Account, register
-from tests.e2e.posting import form, photo
+from tests.e2e.posting import form
 from tests.support.polling import eventually
 
-UPLOAD = photo(96, 72)
+UPLOAD = striped_jpeg(96, 72)
 WEIGHTS = {"like": 45, "follow": 20, "comment": 20, "upload": 15}
 SETTLE_TIMEOUT_S = 120.0
 
