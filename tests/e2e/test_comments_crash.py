@@ -15,9 +15,9 @@ import uuid
 from cassandra.query import ValueSequence
 
 from app.ids import hour_bucket
-from tests.e2e.comments import delete_comment, replies, reply_counts, top_level, try_comment
-from tests.e2e.conftest import register
-from tests.e2e.feeds import post
+from tests.e2e.client.comments import delete_comment, replies, reply_counts, top_level, try_comment
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import register
 from tests.e2e.processes import isolated_api_fixture, isolated_env, start_worker
 from tests.support.polling import eventually
 

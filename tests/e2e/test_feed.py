@@ -7,18 +7,10 @@ import asyncio
 
 import pytest
 
-from tests.e2e.conftest import register
-from tests.e2e.feeds import (
-    active_reader,
-    feed_ids,
-    follow,
-    is_celebrity,
-    post,
-    pushed,
-    read_feed,
-    unfollow,
-    until_in_feed,
-)
+from tests.e2e.client.feed import active_reader, feed_ids, read_feed, until_in_feed
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import follow, register, unfollow
+from tests.e2e.stored import is_celebrity, pushed
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("streams_worker")

@@ -13,8 +13,9 @@ from app.feed.cache import FeedCache
 from app.ids import IdGenerator
 from app.settings import Settings
 from app.users.repository import FollowRepository
-from tests.e2e.conftest import register
-from tests.e2e.feeds import active_reader, feed_ids, follow, post
+from tests.e2e.client.feed import active_reader, feed_ids
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import follow, register
 from tests.e2e.processes import isolated_api_fixture, isolated_env, start_worker
 from tests.support.polling import eventually
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from tests.e2e.conftest import register
-from tests.e2e.feeds import post
-from tests.e2e.likes import like, likers
+from tests.e2e.client.likes import like, likers
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import register
 from tests.e2e.processes import isolated_api_fixture, isolated_env, start_worker
 from tests.support.polling import eventually
 

@@ -6,11 +6,10 @@ import pytest
 from app.main import all_routes
 from app.openapi import build_document
 from infra.procs import free_port, wait_http_ok
-from tests.e2e.conftest import register
-from tests.e2e.feeds import post
-from tests.e2e.posting import form, user_posts
+from tests.e2e.client.posts import form, post, user_posts
+from tests.e2e.client.stories import post_story, story_form, user_stories, view
+from tests.e2e.client.users import register
 from tests.e2e.processes import GENEROUS_LIMITS, start_api, start_process
-from tests.e2e.stories import post_story, story_form, user_stories, view
 from tests.support.polling import eventually
 from tests.support.tcp_proxy import TcpProxy
 

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.e2e.conftest import unique_username
+from tests.e2e.client.users import unique_username
 from tests.e2e.processes import start_api
 
 
