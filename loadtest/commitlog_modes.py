@@ -25,11 +25,10 @@ from redis.asyncio import Redis
 from app.settings import REPO_ROOT, Settings
 from app.storage.cassandra import CassandraSession, make_cluster
 from app.storage.migrate import prepare_storage
+from infra.procs import free_port, wait_http_ok, wait_log_line
 from infra.services import Cassandra
 from infra.stack import start_all, stop_all
 from loadtest.feed_benchmark import BenchProcess, CpuMeter, child_processes, start_api
-from tests.support.ports import free_port
-from tests.support.processes import wait_http_ok, wait_log_line
 
 T = TypeVar("T")
 

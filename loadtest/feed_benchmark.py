@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import itertools
 import os
 import re
@@ -66,18 +65,17 @@ import aiohttp
 import orjson
 import psutil
 import uvloop
-from PIL import Image
 from redis.asyncio import Redis
 
 from app.feed.writer import for_each
 from app.settings import REPO_ROOT, Settings
 from app.storage.cassandra import CassandraSession, make_cluster
 from app.storage.migrate import prepare_storage
+from infra.procs import ManagedProcess, free_port, wait_http_ok, wait_log_line
 from infra.supervise import read_state
 from loadtest import driver_ceiling
+from loadtest.images import striped_jpeg
 from loadtest.seed_feed import Reader, ReadWorld, Seeder
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, wait_http_ok, wait_log_line
 
 KEYSPACE = "photos_bench_feed"
 BENCH_ENV = {
@@ -87,7 +85,7 @@ BENCH_ENV = {
     "PHOTOS_ARGON2_TIME_COST": "1",
     "PHOTOS_ARGON2_MEMORY_KIB": "8192",
     "PHOTOS_SECRET_KEY": "bench-secret",
-    # every account of the benchmark registers from 127.0.0.1 (as tests/e2e/conftest.py GENEROUS_LIMITS)
+    # every account of the benchmark registers from 127.0.0.1 (as GENEROUS_LIMITS in tests/e2e/processes.py)
     "PHOTOS_REGISTER_RATE_PER_ADDRESS": "100000",
     "PHOTOS_LOGIN_RATE_PER_ADDRESS": "100000",
     "PHOTOS_MEDIA_DIR": str(REPO_ROOT / ".stack" / "bench-media"),
@@ -256,16 +254,7 @@ async def coordinator_counts(cass: CassandraSession, keyspace: str = KEYSPACE) -
 
 
 # --- HTTP -------------------------------------------------------------------------
-def small_jpeg() -> bytes:
-    image = Image.new("RGB", (96, 72), (200, 120, 40))
-    for x in range(0, 96, 8):
-        image.paste((x * 2, 80, 160), (x, 0, x + 3, 72))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-PHOTO = small_jpeg()
+PHOTO = striped_jpeg(96, 72)  # small: the fan-out, not the image pipeline, is measured
 
 
 async def register(http: aiohttp.ClientSession, base: str, prefix: str) -> Reader:

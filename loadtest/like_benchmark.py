@@ -59,6 +59,7 @@ from app.settings import REPO_ROOT, Settings
 from app.storage.cassandra import CassandraSession, make_cluster
 from app.storage.like_counts import LikeCounts
 from app.storage.migrate import prepare_storage
+from infra.procs import wait_http_ok, wait_log_line
 from loadtest.commitlog_modes import CommitLogMode, ModeRun, parse_modes, run_per_mode
 from loadtest.feed_benchmark import (
     BENCH_ENV,
@@ -75,7 +76,6 @@ from loadtest.feed_benchmark import (
 )
 from loadtest.seed_feed import SEED_CONCURRENCY, Reader, Seeder
 from streams.like_counts import BATCH_SECONDS, BATCH_SIZE
-from tests.support.processes import wait_http_ok, wait_log_line
 
 KEYSPACE = "photos_bench_likes"
 LIKE_ENV = {

@@ -48,7 +48,7 @@ from app.media.processing import (
 )
 from app.media.processor import ImageProcessor
 from app.settings import Settings
-from tests.support.images import display_p3_icc, encode, make_jpeg
+from loadtest.images import display_p3_icc, encode, make_jpeg
 
 T = TypeVar("T")
 

@@ -57,9 +57,9 @@ from app.storage.cassandra import CassandraSession, make_cluster
 from app.storage.migrate import prepare_storage
 from app.storage.search_index import SearchIndex
 from app.storage.sessions import SessionTable
+from infra.procs import wait_http_ok
 from loadtest.feed_benchmark import BenchProcess, Load, child_processes, start_api, verdict
 from loadtest.seed_feed import Reader
-from tests.support.processes import wait_http_ok
 
 KEYSPACE = "photos_bench_search"
 BENCH_ENV = {

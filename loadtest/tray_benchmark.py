@@ -46,6 +46,7 @@ from app.storage.follows import FollowRepository
 from app.storage.migrate import prepare_storage
 from app.storage.stories import StoryRepository
 from app.storage.users import UserRepository
+from infra.procs import wait_http_ok
 from loadtest.feed_benchmark import (
     BENCH_ENV,
     BenchProcess,
@@ -59,7 +60,6 @@ from loadtest.feed_benchmark import (
 )
 from loadtest.seed_feed import SEED_CONCURRENCY, Reader, Seeder
 from streams.story_tray import TrayWriter
-from tests.support.processes import wait_http_ok
 
 KEYSPACE = "photos_bench_stories"
 ENV = {**BENCH_ENV, "PHOTOS_CASSANDRA_KEYSPACE": KEYSPACE}

@@ -2,6 +2,18 @@
 
 The servers themselves (Cassandra, Kafka, Redis) are the real ones `photos-stack up` starts;
 `make test` starts them before pytest. Tests isolate themselves with unique ids and names.
+
+Every TEST_ENV entry is forced, whatever the shell exports: a developer who exported
+`PHOTOS_CASSANDRA_KEYSPACE=photos` (or the topic prefix, the consumer group, the media directory)
+for their dev system still gets `photos_test`, `photos-test.` and `photos-test-streams`, so a test run
+never writes into, consumes from or sweeps the dev system's data. The other entries are what the
+tests' assertions and speed depend on, so a shell value would only make them fail or crawl.
+`make test` and `.ci/run` export none of these; forcing changes nothing there.
+tests/unit/test_isolation.py runs a pytest session with the dev values exported to prove it.
+
+Deliberately not forced (not in TEST_ENV): where the servers are (PHOTOS_CASSANDRA_HOSTS and _PORT,
+PHOTOS_KAFKA_BOOTSTRAP, PHOTOS_REDIS_URL). They follow the shell, so the tests reach a stack started on
+other ports; inside those servers the names above and unique ids keep the tests apart.
 """
 
 from __future__ import annotations
@@ -10,10 +22,13 @@ import os
 from pathlib import Path
 
 TEST_ENV = {
+    # isolation: the test keyspace, topics and consumer group, never the dev system's
     "PHOTOS_CASSANDRA_KEYSPACE": "photos_test",
     "PHOTOS_KAFKA_TOPIC_PREFIX": "photos-test.",
     "PHOTOS_STREAMS_APP_ID": "photos-test-streams",
-    "PHOTOS_CASSANDRA_CONSISTENCY": "LOCAL_QUORUM",
+    # uploads land here, never among the dev system's media
+    "PHOTOS_MEDIA_DIR": str(Path(__file__).resolve().parent.parent / ".stack" / "test-media"),
+    "PHOTOS_CASSANDRA_CONSISTENCY": "LOCAL_QUORUM",  # the production level: what the tests prove holds at it
     # cheap hashing keeps the suite fast; production costs are the defaults
     "PHOTOS_ARGON2_TIME_COST": "1",
     "PHOTOS_ARGON2_MEMORY_KIB": "8192",
@@ -22,11 +37,8 @@ TEST_ENV = {
     "PHOTOS_FEED_CELEBRITY_FOLLOWERS": "4",
     "PHOTOS_FEED_RANK_WINDOW": "8",
     "PHOTOS_TRENDING_REFRESH_S": "2",  # trending rankings are re-ranked every 2 s instead of 30
-    "PHOTOS_MEDIA_DIR": str(Path(__file__).resolve().parent.parent / ".stack" / "test-media"),
 }
-for _name, _value in TEST_ENV.items():
-    os.environ.setdefault(_name, _value)
-
+os.environ.update(TEST_ENV)  # forced, not setdefault: see the module docstring
 
 
 import pytest  # noqa: E402

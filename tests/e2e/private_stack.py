@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 from app.settings import REPO_ROOT, Settings
-from infra.procs import tail
+from infra.procs import free_port, tail
 from infra.services import Service, build_services
-from tests.e2e.conftest import GENEROUS_LIMITS
-from tests.support.ports import free_port
+from tests.e2e.processes import GENEROUS_LIMITS
 
 PHOTOS_STACK = Path(sys.executable).parent / "photos-stack"
 UP_TIMEOUT_S = 300

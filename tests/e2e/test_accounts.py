@@ -2,7 +2,8 @@ import asyncio
 import time
 
 from app.ids import SEQUENCE_BITS, SHARD_BITS
-from tests.e2e.conftest import register, start_api, unique_username
+from tests.e2e.client.users import register, unique_username
+from tests.e2e.processes import start_api
 
 
 async def test_registration_returns_the_new_user(http, api_url):

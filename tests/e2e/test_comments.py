@@ -11,7 +11,8 @@ import pytest
 
 from app.events import CommentChanged, EventPublisher, new_event_fields
 from app.settings import Settings
-from tests.e2e.comments import (
+from infra.procs import free_port
+from tests.e2e.client.comments import (
     comment,
     comment_count,
     delete_comment,
@@ -20,13 +21,11 @@ from tests.e2e.comments import (
     top_level,
     try_comment,
 )
-from tests.e2e.conftest import register, start_api
-from tests.e2e.feeds import SMALL_PHOTO, post
-from tests.e2e.likes import get_post
-from tests.e2e.posting import publish
-from tests.e2e.test_hardening import expect_error
+from tests.e2e.client.common import expect_error
+from tests.e2e.client.posts import SMALL_PHOTO, get_post, post, publish
+from tests.e2e.client.users import register
+from tests.e2e.processes import start_api
 from tests.support.polling import eventually
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("streams_worker")
 

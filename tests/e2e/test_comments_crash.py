@@ -12,14 +12,13 @@ import asyncio
 import random
 import uuid
 
-import pytest
 from cassandra.query import ValueSequence
 
 from app.ids import hour_bucket
-from tests.e2e.comments import delete_comment, replies, reply_counts, top_level, try_comment
-from tests.e2e.conftest import register
-from tests.e2e.crash import isolated_api, isolated_env, start_worker
-from tests.e2e.feeds import post
+from tests.e2e.client.comments import delete_comment, replies, reply_counts, top_level, try_comment
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import register
+from tests.e2e.processes import isolated_api_fixture, isolated_env, start_worker
 from tests.support.polling import eventually
 
 CRASH_ENV = isolated_env(
@@ -29,10 +28,7 @@ CRASH_ENV = isolated_env(
 )
 
 
-@pytest.fixture(scope="module")
-def crash_api(migrated):
-    with isolated_api("commentcrash", CRASH_ENV) as url:
-        yield url
+crash_api = isolated_api_fixture("commentcrash", CRASH_ENV)
 
 
 class Thread:

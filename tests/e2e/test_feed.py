@@ -7,18 +7,10 @@ import asyncio
 
 import pytest
 
-from tests.e2e.conftest import register
-from tests.e2e.feeds import (
-    active_reader,
-    feed_ids,
-    follow,
-    is_celebrity,
-    post,
-    pushed,
-    read_feed,
-    unfollow,
-    until_in_feed,
-)
+from tests.e2e.client.feed import active_reader, feed_ids, read_feed, until_in_feed
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import follow, register, unfollow
+from tests.e2e.stored import is_celebrity, pushed
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("streams_worker")
@@ -222,8 +214,8 @@ async def test_with_redis_down_the_feed_is_served_from_cassandra(http, api_url, 
 
 @pytest.fixture(scope="module")
 def api_without_redis(migrated):
-    from tests.e2e.conftest import start_api
-    from tests.support.ports import free_port
+    from infra.procs import free_port
+    from tests.e2e.processes import start_api
 
     process, url = start_api("api-no-redis", {"PHOTOS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     yield url

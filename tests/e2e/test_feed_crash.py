@@ -9,15 +9,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import pytest
-
 from app.ids import IdGenerator
 from app.settings import Settings
 from app.storage.feed_cache import FeedCache
 from app.storage.follows import FollowRepository
-from tests.e2e.conftest import register
-from tests.e2e.crash import isolated_api, isolated_env, start_worker
-from tests.e2e.feeds import active_reader, feed_ids, follow, post
+from tests.e2e.client.feed import active_reader, feed_ids
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import follow, register
+from tests.e2e.processes import isolated_api_fixture, isolated_env, start_worker
 from tests.support.polling import eventually
 
 SEEDED_FOLLOWERS = 4000
@@ -28,10 +27,7 @@ CRASH_ENV = isolated_env(
 )
 
 
-@pytest.fixture(scope="module")
-def crash_api(migrated):
-    with isolated_api("crash", CRASH_ENV) as url:
-        yield url
+crash_api = isolated_api_fixture("crash", CRASH_ENV)
 
 
 async def seed_followers(cass, redis_client, settings: Settings, author_id: int) -> list[int]:

@@ -1,43 +1,28 @@
 import asyncio
 
-from tests.e2e.conftest import list_all, register
+from tests.e2e.client.common import list_all
+from tests.e2e.client.users import follow_counts, follow_status, get_user, register
 from tests.support.polling import eventually
-
-
-async def get_user(http, api_url, viewer, user_id) -> dict:
-    async with http.get(f"{api_url}/v1/users/{user_id}", headers=viewer.auth) as response:
-        assert response.status == 200
-        return await response.json()
-
-
-async def counts(http, api_url, viewer, user_id) -> tuple[int, int]:
-    user = await get_user(http, api_url, viewer, user_id)
-    return user["follower_count"], user["following_count"]
-
-
-async def follow(http, api_url, who, whom_id, method="PUT") -> int:
-    async with http.request(method, f"{api_url}/v1/users/{whom_id}/follow", headers=who.auth) as response:
-        return response.status
 
 
 async def test_follow_shows_in_both_lists_and_in_followed_by_me(http, api_url, streams_worker):
     alice, bob = await register(http, api_url), await register(http, api_url)
-    assert await follow(http, api_url, alice, bob.id) == 204
+    assert await follow_status(http, api_url, alice, bob.id) == 204
     assert (await get_user(http, api_url, alice, bob.id))["followed_by_me"] is True
     assert (await get_user(http, api_url, bob, alice.id))["followed_by_me"] is False
     followers = await list_all(http, api_url, alice, f"/v1/users/{bob.id}/followers", 10)
     assert [u["id"] for u in followers] == [alice.id]
     following = await list_all(http, api_url, bob, f"/v1/users/{alice.id}/following", 10)
     assert [(u["id"], u["followed_by_me"]) for u in following] == [(bob.id, False)]
-    await eventually(lambda: counts(http, api_url, alice, bob.id), lambda c: c == (1, 0))
-    await eventually(lambda: counts(http, api_url, alice, alice.id), lambda c: c == (0, 1))
+    await eventually(lambda: follow_counts(http, api_url, alice, bob.id), lambda c: c == (1, 0))
+    await eventually(lambda: follow_counts(http, api_url, alice, alice.id), lambda c: c == (0, 1))
 
 
 async def test_concurrent_duplicate_follows_count_once(http, api_url, streams_worker):
     fan, star = await register(http, api_url), await register(http, api_url)
-    statuses = await asyncio.gather(*(follow(http, api_url, fan, star.id) for _ in range(10)))
+    statuses = await asyncio.gather(*(follow_status(http, api_url, fan, star.id) for _ in range(10)))
     assert statuses == [204] * 10
-    await eventually(lambda: counts(http, api_url, fan, star.id), lambda c: c[0] == 1)
+    await eventually(lambda: follow_counts(http, api_url, fan, star.id), lambda c: c[0] == 1)
     followers = await list_all(http, api_url, fan, f"/v1/users/{star.id}/followers", 5)
     assert [u["id"] for u in followers] == [fan.id]
 
@@ -46,23 +31,23 @@ async def test_counts_are_exact_after_follow_unfollow_refollow_with_duplicates(h
     star = await register(http, api_url)
     fans = await asyncio.gather(*(register(http, api_url) for _ in range(6)))
     # every fan follows twice at once, half unfollow twice at once, one of those re-follows
-    await asyncio.gather(*(follow(http, api_url, fan, star.id) for fan in fans for _ in range(2)))
-    await asyncio.gather(*(follow(http, api_url, fan, star.id, "DELETE") for fan in fans[:3] for _ in range(2)))
-    assert await follow(http, api_url, fans[0], star.id) == 204
+    await asyncio.gather(*(follow_status(http, api_url, fan, star.id) for fan in fans for _ in range(2)))
+    await asyncio.gather(*(follow_status(http, api_url, fan, star.id, "DELETE") for fan in fans[:3] for _ in range(2)))
+    assert await follow_status(http, api_url, fans[0], star.id) == 204
     expected = {f.id for f in fans[3:]} | {fans[0].id}
-    await eventually(lambda: counts(http, api_url, star, star.id), lambda c: c == (len(expected), 0))
+    await eventually(lambda: follow_counts(http, api_url, star, star.id), lambda c: c == (len(expected), 0))
     followers = await list_all(http, api_url, star, f"/v1/users/{star.id}/followers", 2)
     assert {u["id"] for u in followers} == expected
-    await eventually(lambda: counts(http, api_url, star, fans[1].id), lambda c: c == (0, 0))
-    await eventually(lambda: counts(http, api_url, star, fans[0].id), lambda c: c == (0, 1))
+    await eventually(lambda: follow_counts(http, api_url, star, fans[1].id), lambda c: c == (0, 0))
+    await eventually(lambda: follow_counts(http, api_url, star, fans[0].id), lambda c: c == (0, 1))
 
 
 async def test_unfollow_is_idempotent(http, api_url, account):
     other = await register(http, api_url)
-    assert await follow(http, api_url, account, other.id, "DELETE") == 204
-    assert await follow(http, api_url, account, other.id) == 204
-    assert await follow(http, api_url, account, other.id, "DELETE") == 204
-    assert await follow(http, api_url, account, other.id, "DELETE") == 204
+    assert await follow_status(http, api_url, account, other.id, "DELETE") == 204
+    assert await follow_status(http, api_url, account, other.id) == 204
+    assert await follow_status(http, api_url, account, other.id, "DELETE") == 204
+    assert await follow_status(http, api_url, account, other.id, "DELETE") == 204
     assert (await get_user(http, api_url, account, other.id))["followed_by_me"] is False
     assert await list_all(http, api_url, account, f"/v1/users/{other.id}/followers", 10) == []
 
@@ -74,14 +59,14 @@ async def test_following_yourself_is_refused(http, api_url, account):
 
 
 async def test_following_a_missing_user_is_not_found(http, api_url, account):
-    assert await follow(http, api_url, account, "4242424242") == 404
-    assert await follow(http, api_url, account, "not-an-id") == 404
+    assert await follow_status(http, api_url, account, "4242424242") == 404
+    assert await follow_status(http, api_url, account, "not-an-id") == 404
 
 
 async def test_follower_lists_page_without_repeats_or_gaps_while_new_followers_arrive(http, api_url):
     star = await register(http, api_url)
     fans = await asyncio.gather(*(register(http, api_url) for _ in range(23)))
-    await asyncio.gather(*(follow(http, api_url, fan, star.id) for fan in fans))
+    await asyncio.gather(*(follow_status(http, api_url, fan, star.id) for fan in fans))
     seen, cursor, late = [], None, []
     while True:
         params = {"limit": "5"} | ({"cursor": cursor} if cursor else {})
@@ -90,7 +75,7 @@ async def test_follower_lists_page_without_repeats_or_gaps_while_new_followers_a
         seen += [u["id"] for u in page["items"]]
         if not late:  # a newcomer follows between pages
             late.append(await register(http, api_url))
-            await follow(http, api_url, late[0], star.id)
+            await follow_status(http, api_url, late[0], star.id)
         cursor = page["next_cursor"]
         if cursor is None:
             break

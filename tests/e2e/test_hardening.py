@@ -8,23 +8,9 @@ from app.auth import SessionStore
 from app.main import all_routes
 from app.storage import cassandra
 from app.storage.sessions import SessionTable
-from tests.e2e.conftest import register, unique_username
+from tests.e2e.client.common import expect_error
+from tests.e2e.client.users import register, unique_username, username_exists
 from tests.support.polling import eventually
-
-
-async def expect_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/json"
-    body = await response.json()
-    assert set(body) == {"error"} and body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
-    return body
-
-
-async def username_exists(http, api_url, viewer, username) -> bool:
-    async with http.get(f"{api_url}/v1/users/by-username/{username}", headers=viewer.auth) as response:
-        return response.status == 200
 
 
 async def test_malformed_json_is_400_and_creates_nothing(http, api_url, account):

@@ -1,7 +1,8 @@
 import uuid
 
-from tests.e2e.conftest import list_all
-from tests.e2e.posting import publish
+from tests.e2e.client.common import list_all
+from tests.e2e.client.discovery import hashtag
+from tests.e2e.client.posts import publish
 from tests.support.polling import eventually
 
 
@@ -33,12 +34,6 @@ async def test_an_unknown_tag_is_an_empty_page_and_an_invalid_one_is_404(http, a
         async with http.get(f"{api_url}/v1/hashtags/{invalid}/posts", headers=account.auth) as response:
             assert response.status == 404, invalid
             assert (await response.json())["error"]["code"] == "invalid_hashtag"
-
-
-async def hashtag(http, api_url, account, tag: str) -> dict:
-    async with http.get(f"{api_url}/v1/hashtags/{tag}", headers=account.auth) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
 
 
 async def test_post_count_is_recounted_by_the_agent_and_deleted_posts_stop_counting(

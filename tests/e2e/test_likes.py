@@ -7,9 +7,10 @@ import random
 
 import pytest
 
-from tests.e2e.conftest import register
-from tests.e2e.feeds import follow, post, read_feed
-from tests.e2e.likes import get_post, like, like_count, likers
+from tests.e2e.client.feed import read_feed
+from tests.e2e.client.likes import like, like_count, likers
+from tests.e2e.client.posts import get_post, post
+from tests.e2e.client.users import follow, register
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("streams_worker")

@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import random
 
-import pytest
-
-from tests.e2e.conftest import register
-from tests.e2e.crash import isolated_api, isolated_env, start_worker
-from tests.e2e.feeds import post
-from tests.e2e.likes import like, likers
+from tests.e2e.client.likes import like, likers
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import register
+from tests.e2e.processes import isolated_api_fixture, isolated_env, start_worker
 from tests.support.polling import eventually
 
 POSTS = 16
@@ -26,10 +24,7 @@ CRASH_ENV = isolated_env(
 )
 
 
-@pytest.fixture(scope="module")
-def crash_api(migrated):
-    with isolated_api("likecrash", CRASH_ENV) as url:
-        yield url
+crash_api = isolated_api_fixture("likecrash", CRASH_ENV)
 
 
 async def stored_counts(cass, post_ids: list[str]) -> dict[str, int]:

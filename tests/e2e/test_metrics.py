@@ -9,9 +9,10 @@ import asyncio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import register
-from tests.e2e.feeds import post, read_feed
-from tests.e2e.likes import like
+from tests.e2e.client.feed import read_feed
+from tests.e2e.client.likes import like
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import register
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("streams_worker")

@@ -14,12 +14,23 @@ import pytest
 from app.events import CommentChanged, EventPublisher, FollowChanged, LikeChanged, new_event_fields
 from app.ids import IdGenerator
 from app.notifications.hub import GOING_AWAY, SLOW_CLIENT, notification_channel
-from tests.e2e.conftest import Account, register, start_api
-from tests.e2e.feeds import follow, post, unfollow
+from tests.e2e.client.comments import comment
+from tests.e2e.client.likes import like
+from tests.e2e.client.notifications import (
+    PUSH_TIMEOUT_S,
+    next_message,
+    notifications,
+    open_stream,
+    pushed_notification,
+    ticket_for,
+    until_notified,
+)
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import Account, follow, register, unfollow
+from tests.e2e.processes import start_api
 from tests.support.polling import eventually
 
 ids = IdGenerator()
-PUSH_TIMEOUT_S = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -52,50 +63,6 @@ async def publisher(migrated):
     await eventually(lambda: asyncio.sleep(0, events.connected), bool, timeout=30)
     yield events
     await events.stop()
-
-
-async def ticket_for(http, api_url: str, account: Account) -> str:
-    async with http.post(f"{api_url}/v1/notifications/ticket", headers=account.auth) as response:
-        assert response.status == 201, await response.text()
-        body = await response.json()
-    assert set(body) == {"ticket", "expires_at"}
-    return body["ticket"]
-
-
-async def open_stream(http, api_url: str, account: Account, **connect) -> aiohttp.ClientWebSocketResponse:
-    """A socket that has received `ready` (so the server is subscribed), authenticated with a fresh ticket."""
-    ticket = await ticket_for(http, api_url, account)
-    ws = await http.ws_connect(f"{api_url}/v1/notifications/stream", params={"ticket": ticket}, **connect)
-    assert await next_message(ws) == {"type": "ready"}
-    return ws
-
-
-async def next_message(ws, timeout: float = PUSH_TIMEOUT_S) -> dict:
-    message = await ws.receive(timeout=timeout)
-    assert message.type == aiohttp.WSMsgType.TEXT, message
-    return orjson.loads(message.data)
-
-
-async def pushed_notification(ws, matches, timeout: float = PUSH_TIMEOUT_S) -> dict:
-    """The first pushed notification for which `matches(notification)` holds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            message = await next_message(ws, timeout)
-            if message["type"] == "notification" and matches(message["notification"]):
-                return message["notification"]
-
-
-async def notifications(http, api_url: str, account: Account, **params) -> list[dict]:
-    async with http.get(f"{api_url}/v1/notifications", params=params, headers=account.auth) as response:
-        assert response.status == 200, await response.text()
-        return (await response.json())["items"]
-
-
-async def until_notified(http, api_url, account, matches, timeout: float = PUSH_TIMEOUT_S) -> list[dict]:
-    """The account's notifications, once one of them matches."""
-    return await eventually(
-        lambda: notifications(http, api_url, account), lambda items: any(matches(i) for i in items), timeout=timeout
-    )
 
 
 def like_event(liker: Account | int, post_id: str, author: Account) -> LikeChanged:
@@ -198,16 +165,9 @@ async def test_likes_comments_and_replies_made_through_the_api_reach_their_peopl
     bob, alice, dave, erin = [await register(http, api_url) for _ in range(4)]
     post_id = await post(http, api_url, bob)
 
-    async def comment(author: Account, text: str, parent_id: str | None = None) -> str:
-        body = {"text": text} | ({"parent_id": parent_id} if parent_id else {})
-        async with http.post(f"{api_url}/v1/posts/{post_id}/comments", json=body, headers=author.auth) as response:
-            assert response.status == 201, await response.text()
-            return (await response.json())["id"]
-
-    async with http.put(f"{api_url}/v1/posts/{post_id}/like", headers=alice.auth) as response:
-        assert response.status == 200, await response.text()
-    daves = await comment(dave, f"nice one @{erin.username}")
-    erins = await comment(erin, "thanks for the mention", parent_id=daves)
+    await like(http, api_url, alice, post_id)
+    daves = (await comment(http, api_url, dave, post_id, f"nice one @{erin.username}"))["id"]
+    erins = (await comment(http, api_url, erin, post_id, "thanks for the mention", parent_id=daves))["id"]
 
     bobs = await until_notified(http, api_url, bob, lambda n: n["kind"] == "comment" and n["actor_count"] == 2)
     assert sorted((n["kind"], n["actor_count"]) for n in bobs) == [("comment", 2), ("like", 1)]

@@ -5,13 +5,12 @@ import pytest
 
 from app.main import all_routes
 from app.openapi import build_document
-from tests.e2e.conftest import GENEROUS_LIMITS, register, start_api
-from tests.e2e.feeds import post
-from tests.e2e.posting import form, user_posts
-from tests.e2e.stories import post_story, story_form, user_stories, view
+from infra.procs import free_port, wait_http_ok
+from tests.e2e.client.posts import form, post, user_posts
+from tests.e2e.client.stories import post_story, story_form, user_stories, view
+from tests.e2e.client.users import register
+from tests.e2e.processes import GENEROUS_LIMITS, start_api, start_process
 from tests.support.polling import eventually
-from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess, wait_http_ok
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -101,7 +100,7 @@ async def test_an_api_started_while_cassandra_is_unreachable_waits_for_it_and_th
     proxy = TcpProxy(migrated.cassandra_port)  # not started: nothing listens on its port yet
     port = free_port()
     env = {**GENEROUS_LIMITS, "PHOTOS_CASSANDRA_PORT": str(proxy.port), "PHOTOS_API_PORT": str(port)}
-    process = ManagedProcess("api-cassandra-late", ["-m", "app.main"], env)
+    process = start_process("api-cassandra-late", ["-m", "app.main"], env)
     try:
         await eventually(lambda: asyncio.to_thread(process.log_tail), lambda log: "Cassandra unreachable" in log,
                          timeout=30)

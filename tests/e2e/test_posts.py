@@ -3,8 +3,8 @@ import io
 
 from PIL import Image
 
-from tests.e2e.conftest import register
-from tests.e2e.posting import form, publish, user_posts
+from tests.e2e.client.posts import form, publish, user_posts
+from tests.e2e.client.users import register
 from tests.support.polling import eventually
 
 

@@ -6,10 +6,10 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import register
-from tests.e2e.posting import form, publish, user_posts
-from tests.e2e.test_hardening import expect_error
-from tests.support import images
+from loadtest import images
+from tests.e2e.client.common import expect_error
+from tests.e2e.client.posts import form, publish, user_posts
+from tests.e2e.client.users import register
 
 
 @pytest.fixture

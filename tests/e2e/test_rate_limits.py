@@ -1,6 +1,7 @@
 import pytest
 
-from tests.e2e.conftest import start_api, unique_username
+from tests.e2e.client.users import unique_username
+from tests.e2e.processes import start_api
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,13 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import list_all, register, start_api
-from tests.e2e.feeds import follow, post, unfollow
+from infra.procs import free_port
+from tests.e2e.client.common import list_all
+from tests.e2e.client.discovery import search, tags, usernames
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import follow, register, unfollow
+from tests.e2e.processes import start_api
 from tests.support.polling import eventually
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("streams_worker")
 
@@ -21,21 +24,6 @@ INDEX_WAIT_S = 30.0  # consumer lag plus a batch or two
 def stem() -> str:
     """A name prefix no other test (or run) shares: 11 characters, room for suffixes up to 30."""
     return "s" + uuid.uuid4().hex[:10]
-
-
-async def search(http, api_url, viewer, kind: str, q: str, **params) -> dict:
-    async with http.get(f"{api_url}/v1/search/{kind}", params={"q": q, **params}, headers=viewer.auth) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
-
-
-async def usernames(http, api_url, viewer, q: str) -> list[str]:
-    return [u["username"] for u in (await search(http, api_url, viewer, "users", q, limit="100"))["items"]]
-
-
-async def tags(http, api_url, viewer, q: str) -> list[tuple[str, int]]:
-    body = await search(http, api_url, viewer, "hashtags", q, limit="100")
-    return [(t["tag"], t["post_count"]) for t in body["items"]]
 
 
 async def test_a_new_user_is_found_by_every_prefix_of_its_name_with_its_profile(http, api_url):

@@ -7,19 +7,11 @@ from datetime import datetime
 
 import pytest
 
-from tests.e2e.conftest import register
-from tests.e2e.feeds import follow, is_celebrity, post, unfollow
-from tests.e2e.likes import like
-from tests.e2e.stories import (
-    post_story,
-    story_form,
-    tray,
-    tray_authors,
-    user_stories,
-    view,
-    view_count,
-    viewers,
-)
+from tests.e2e.client.likes import like
+from tests.e2e.client.posts import post
+from tests.e2e.client.stories import post_story, story_form, tray, tray_authors, user_stories, view, view_count, viewers
+from tests.e2e.client.users import follow, register, unfollow
+from tests.e2e.stored import is_celebrity
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("streams_worker")

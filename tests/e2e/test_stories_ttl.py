@@ -14,10 +14,9 @@ from datetime import datetime
 import pytest
 
 from app.storage.stories import EXPIRY_SHARDS, expiry_minute
-from tests.e2e.conftest import register
-from tests.e2e.crash import isolated_api, isolated_env, start_worker
-from tests.e2e.feeds import follow
-from tests.e2e.stories import post_story, tray, user_stories, view, view_count, viewers
+from tests.e2e.client.stories import post_story, tray, user_stories, view, view_count, viewers
+from tests.e2e.client.users import follow, register
+from tests.e2e.processes import isolated_api, isolated_env, start_worker
 from tests.support.polling import eventually
 
 TTL_S = 15

@@ -8,22 +8,14 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import register
-from tests.e2e.feeds import post
+from tests.e2e.client.discovery import trending
+from tests.e2e.client.posts import post
+from tests.e2e.client.users import register
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("streams_worker")
 
 REFRESH_WAIT_S = 75.0  # two refresh intervals plus consumer lag, at the production interval (tests use 2 s)
-
-
-async def trending(http, api_url, viewer, window: str = "1h") -> dict[str, dict]:
-    params = {"window": window, "limit": "100"}
-    async with http.get(f"{api_url}/v1/trending/hashtags", params=params, headers=viewer.auth) as response:
-        assert response.status == 200, await response.text()
-        body = await response.json()
-    assert body["window"] == window
-    return {item["tag"]: item for item in body["items"]}
 
 
 async def test_many_authors_trend_a_spammer_does_not_and_deletes_stop_counting(http, api_url):

@@ -28,11 +28,11 @@ from cassandra import ConsistencyLevel
 
 from app.ids import month_bucket
 from app.storage.media_sweep import SWEEP_SHARDS, current_hour_bucket
-from tests.e2e.conftest import Account, register
-from tests.e2e.posting import form, photo
+from tests.e2e.client.posts import SMALL_PHOTO, form, publish
+from tests.e2e.client.users import Account, register
 from tests.support.polling import eventually
 
-UPLOAD = photo(96, 72)
+UPLOAD = SMALL_PHOTO
 WEIGHTS = {"like": 45, "follow": 20, "comment": 20, "upload": 15}
 SETTLE_TIMEOUT_S = 120.0
 
@@ -71,10 +71,7 @@ async def make_cast(http: aiohttp.ClientSession, api_url: str, users: int, posts
     accounts = list(await asyncio.gather(*(register(http, api_url) for _ in range(users))))
     post_ids = []
     for i in range(posts):
-        author = accounts[i % len(accounts)]
-        async with http.post(f"{api_url}/v1/posts", data=form(UPLOAD), headers=author.auth) as response:
-            assert response.status == 201, await response.text()
-            post_ids.append(int((await response.json())["id"]))
+        post_ids.append(int((await publish(http, api_url, accounts[i % len(accounts)], image=UPLOAD))["id"]))
     return Cast(accounts, post_ids)
 
 

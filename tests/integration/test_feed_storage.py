@@ -13,7 +13,7 @@ from app.storage.feed import Entry, FeedRepository
 from app.storage.feed_cache import FeedCache
 from app.storage.posts import USER_POSTS
 from app.storage.timelines import BucketedTimeline
-from tests.support.ports import free_port
+from infra.procs import free_port
 
 ids = IdGenerator()
 

@@ -9,52 +9,17 @@ written here may not be in them yet: the arithmetic is checked on whatever the k
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from app.ids import IdGenerator
-from app.media.store import LocalMediaStore, S3MediaStore
 from app.storage.posts import PostRepository
 from app.storage.stories import StoryRepository
 from loadtest.footprint import ENTITY_TABLES, measure
 
 ids = IdGenerator()
 VARIANTS = ("original", "large", "medium", "thumbnail")
-
-
-@pytest.fixture
-async def local_store(tmp_path: Path) -> AsyncIterator[LocalMediaStore]:
-    media = LocalMediaStore(tmp_path / "media", "http://api.test")
-    yield media
-    await media.close()
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-async def s3_store(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[S3MediaStore]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")  # moto takes any; botocore must not look for real ones
-    media = S3MediaStore(f"footprint-{secrets.token_hex(6)}", "us-east-1", moto_endpoint)
-    await media.ensure_bucket()
-    yield media
-    await media.close()
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest):
-    return request.getfixturevalue(f"{request.param}_store")
 
 
 async def test_size_is_the_objects_length_and_none_when_there_is_none(store):

@@ -10,14 +10,13 @@ import asyncio
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from app.media import store as store_module
 from app.media.store import (
@@ -31,7 +30,6 @@ from app.media.store import (
 from app.settings import Settings
 
 REGION = "us-east-1"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "x"}
 INVALID_KEYS = [
     "",
     "/p/1/abs.jpg",
@@ -64,42 +62,6 @@ def public_read_policy(bucket: str) -> str:
 
 async def collect(keys: AsyncIterator[str]) -> set[str]:
     return {key async for key in keys}
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # port 0: a free one, no race
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    # moto accepts any; set them so botocore never looks for real ones on this machine
-    for name, value in FAKE_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-
-
-@pytest.fixture
-async def s3_store(moto_endpoint: str, aws_credentials: None) -> AsyncIterator[S3MediaStore]:
-    media = S3MediaStore(f"media-{secrets.token_hex(6)}", REGION, moto_endpoint)
-    await media.ensure_bucket()
-    yield media
-    await media.close()
-
-
-@pytest.fixture
-async def local_store(tmp_path: Path) -> AsyncIterator[LocalMediaStore]:
-    media = LocalMediaStore(tmp_path / "media", "http://api.test")
-    yield media
-    await media.close()
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest) -> MediaStore:
-    return request.getfixturevalue(f"{request.param}_store")
 
 
 @pytest.fixture

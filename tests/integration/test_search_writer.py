@@ -11,8 +11,8 @@ from app.ids import IdGenerator
 from app.search.query import HASHTAGS, USERS
 from app.storage.search_index import SearchIndex
 from app.wiring import Wiring
+from infra.procs import free_port
 from streams.search_index import SearchWriter
-from tests.support.ports import free_port
 
 
 async def test_a_failed_best_effort_write_marks_the_index_stale_and_does_not_raise(settings):

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import threading
 
-from tests.support.ports import free_port
+from infra.procs import free_port
 
 
 class TcpProxy:

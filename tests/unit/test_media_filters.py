@@ -4,7 +4,7 @@ import pytest
 from PIL import Image, ImageEnhance, ImageStat
 
 from app.media.filters import FILTERS, UnknownFilter, contrast, fade, filter_catalogue, find_filter, tone
-from tests.support.images import photo_like
+from loadtest.images import photo_like
 
 MID_GREY = (128, 128, 128)
 ORANGE = (200, 120, 40)

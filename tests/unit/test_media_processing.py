@@ -23,7 +23,7 @@ from app.media.processing import (
     process_image,
 )
 from app.media.processor import ImageProcessor, ProcessorBusy, ProcessorRestarted
-from tests.support.images import (
+from loadtest.images import (
     GREY,
     HEIC_HEADER,
     MARKER,

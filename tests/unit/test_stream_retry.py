@@ -4,6 +4,7 @@ import logging
 import pytest
 
 from streams.retry import timer, until_done, until_ready
+from tests.support.polling import eventually
 
 
 async def test_a_failing_batch_is_retried_until_it_succeeds_and_no_error_escapes():
@@ -19,11 +20,14 @@ async def test_a_failing_batch_is_retried_until_it_succeeds_and_no_error_escapes
 
 
 async def test_cancellation_still_stops_the_retries():
+    attempts = []
+
     async def always_failing():
+        attempts.append(1)
         raise ConnectionError("down")
 
     task = asyncio.create_task(until_done("test", always_failing))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: asyncio.sleep(0, len(attempts)), bool, timeout=5)  # failed once: backing off now
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

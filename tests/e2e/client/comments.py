@@ -1,9 +1,10 @@
-"""Comment helpers for the e2e tests."""
+"""Comments and replies."""
 
 from __future__ import annotations
 
-from tests.e2e.conftest import Account, list_all
-from tests.e2e.likes import get_post
+from tests.e2e.client.common import list_all
+from tests.e2e.client.posts import get_post
+from tests.e2e.client.users import Account
 
 
 async def comment(

@@ -1,19 +1,15 @@
-"""Like helpers for the e2e tests."""
+"""Likes and likers."""
 
 from __future__ import annotations
 
-from tests.e2e.conftest import Account
+from tests.e2e.client.posts import get_post
+from tests.e2e.client.users import Account
 
 
 async def like(http, api_url, user: Account, post_id: str, *, liked: bool = True) -> dict:
+    """PUT (liked) or DELETE (not liked) the like (200); the answer ({"liked": ..., ...})."""
     method = http.put if liked else http.delete
     async with method(f"{api_url}/v1/posts/{post_id}/like", headers=user.auth) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
-
-
-async def get_post(http, api_url, viewer: Account, post_id: str) -> dict:
-    async with http.get(f"{api_url}/v1/posts/{post_id}", headers=viewer.auth) as response:
         assert response.status == 200, await response.text()
         return await response.json()
 

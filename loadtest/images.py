@@ -1,11 +1,16 @@
-"""Test images as bytes: good photos in every accepted form, and every kind of upload to refuse.
+"""Images made on the fly: good photos in every accepted form, and every kind of upload to refuse.
+
+Here, in the installed `loadtest` package, because the benchmarks need them (the media benchmark's
+4000x3000 photo, the small upload of the feed and write benchmarks) and the tests need the same ones;
+tests import them from here. Not in app/media/, which only ever reads images: a PNG bomb has no place
+in the code the API runs.
 
 Accepted: `make_jpeg` (EXIF orientation, GPS and other metadata, CMYK, ICC profile options),
 `make_mpo` (a phone JPEG with a second image), `make_png` (any mode, with transparency),
-`make_webp`. Refused: `make_gif`, animated `make_png`/`make_webp`, `png_bomb` (30000x30000 in
-about 100 KB), `truncated_jpeg`, `jpeg_with_scan_markers`, `HEIC_HEADER`, `TEXT_FILE`, b"".
-Profiles to embed: `srgb_icc`, `display_p3_icc`, `swapped_primaries_icc` (which shows whether
-a profile was honoured).
+`make_webp`, `striped_jpeg` (a quick upload with some structure). Refused: `make_gif`, animated
+`make_png`/`make_webp`, `png_bomb` (30000x30000 in about 100 KB), `truncated_jpeg`,
+`jpeg_with_scan_markers`, `HEIC_HEADER`, `TEXT_FILE`, b"". Profiles to embed: `srgb_icc`,
+`display_p3_icc`, `swapped_primaries_icc` (which shows whether a profile was honoured).
 
 `photo_like` draws the content: smooth colour fields, hard-edged detail and grain, so the
 encoders and resamplers have the work a real photo gives them.
@@ -96,6 +101,15 @@ def make_jpeg(
     if icc is not None:
         params["icc_profile"] = icc
     return encode(image.convert("CMYK") if cmyk else image, "JPEG", **params)
+
+
+def striped_jpeg(width: int = 1600, height: int = 1200, colour: tuple[int, int, int] = (200, 120, 40)) -> bytes:
+    """A quick JPEG upload: one `colour` crossed by a stripe every 50 pixels, so its variants differ
+    from a flat colour; far cheaper to make than `make_jpeg`'s photo-like content."""
+    image = Image.new("RGB", (width, height), colour)
+    for x in range(0, width, 50):
+        image.paste((x % 255, 80, 160), (x, 0, x + 10, height))
+    return encode(image, "JPEG", quality=90)
 
 
 def make_mpo(width: int = 800, height: int = 600, colour: tuple[int, int, int] = GREY) -> bytes:

@@ -1,9 +1,11 @@
-"""Stories over HTTP, for the e2e tests."""
+"""Stories, the tray and story views."""
+
+from __future__ import annotations
 
 import aiohttp
 
-from tests.e2e.conftest import list_all
-from tests.e2e.posting import PHOTO
+from tests.e2e.client.common import list_all
+from tests.e2e.client.posts import PHOTO
 
 
 def story_form(media: bytes = PHOTO, content_type: str = "image/jpeg") -> aiohttp.FormData:
