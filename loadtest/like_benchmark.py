@@ -21,7 +21,7 @@ short unmeasured warm-up and once the worker is idle:
   spread      the same, 10% on the hot post and 90% over --posts other posts; no (user, post)
               pair twice in the run.
 Any answer but 200 (and any client error) is counted and shown; only 200s are expected to count.
-After each like phase the benchmark polls posts.like_count (CQL, every 50 ms: one post still
+After each like phase the benchmark polls posts.like_count (Cassandra, every 50 ms: one post still
 short at a time, then a sweep of the rest, so polling adds next to no load) until every post's
 stored count has reached what it held before plus the likes acknowledged for it. The count lag
 is the time from the last acknowledged like to that moment. Zero lost = for every post, the
