@@ -2,7 +2,8 @@
 
 Measures the project's asyncio bridge (`app.storage.cassandra.CassandraSession`) against the
 driver's own `execute_concurrent_with_args` at several concurrency levels, in the same run,
-and prints ops/s and their ratio. Later benchmarks compare the API against these figures.
+and prints ops/s and their ratio. Later benchmarks compare the API against these figures. The table and
+its statements are app/storage/ceiling.py's (keyspace photos_bench, the benchmarks' own).
 
     .venv/bin/python -m loadtest.driver_ceiling [--ops 20000] [--levels 16,64,256]
 """
@@ -19,8 +20,8 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from app.settings import Settings
 from app.storage.cassandra import CassandraSession, make_cluster
+from app.storage.ceiling import KEYSPACE, CeilingTables
 
-KEYSPACE = "photos_bench"
 VALUE = os.urandom(100)
 
 
@@ -34,11 +35,6 @@ class Measurement:
     @property
     def ratio(self) -> float:
         return self.bridge_ops_s / self.driver_ops_s
-
-
-def setup(session, settings: Settings) -> None:
-    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = {settings.cassandra_replication}")
-    session.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.kv (k bigint PRIMARY KEY, v blob)", timeout=60)
 
 
 def run_driver(session, statement, params: list[tuple], concurrency: int) -> float:
@@ -65,10 +61,9 @@ async def measure(settings: Settings, ops: int, levels: list[int], rounds: int) 
     cluster = make_cluster(settings)
     session = cluster.connect()
     try:
-        setup(session, settings)
+        tables = CeilingTables(session).create(settings.cassandra_replication).prepare()
         session.set_keyspace(KEYSPACE)
-        write = session.prepare("INSERT INTO kv (k, v) VALUES (?, ?)")
-        read = session.prepare("SELECT v FROM kv WHERE k = ?")
+        write, read = tables.kv_write, tables.kv_read
         writes = [(k, VALUE) for k in range(ops)]
         reads = [(k,) for k in range(ops)]
         # warm-up: Cassandra's JIT and caches, the driver's connections; also writes every key read later

@@ -70,7 +70,10 @@ from redis.asyncio import Redis
 from app.feed.writer import for_each
 from app.settings import REPO_ROOT, Settings
 from app.storage.cassandra import CassandraSession, make_cluster
+from app.storage.ceiling import CeilingTables
+from app.storage.feed import FeedRepository
 from app.storage.migrate import prepare_storage
+from app.storage.system import coordinator_counts
 from infra.procs import ManagedProcess, free_port, wait_http_ok, wait_log_line
 from infra.supervise import read_state
 from loadtest import driver_ceiling
@@ -186,14 +189,8 @@ def start_api(name: str, workers: int, extra: dict[str, str]) -> BenchProcess:
 
 # --- storage ----------------------------------------------------------------------
 def prepare_ceiling_tables(session, settings: Settings) -> None:
-    """driver_ceiling's keyspace and kv table, plus a table shaped like feed_items (cql/migrations/0004_feed.cql)."""
-    driver_ceiling.setup(session, settings)
-    session.execute(
-        f"CREATE TABLE IF NOT EXISTS {driver_ceiling.KEYSPACE}.feed_items (user_id bigint, post_id bigint,"
-        " author_id bigint, PRIMARY KEY (user_id, post_id)) WITH CLUSTERING ORDER BY (post_id DESC)"
-        " AND compaction = {'class': 'LeveledCompactionStrategy'} AND gc_grace_seconds = 259200",
-        timeout=60,
-    )
+    """driver_ceiling's keyspace and kv table, plus a table shaped like feed_items (app/storage/ceiling.py)."""
+    CeilingTables(session).create(settings.cassandra_replication, feed_items=True)
 
 
 @dataclass
@@ -206,12 +203,11 @@ class Ceilings:
 
 class CeilingProbe:
     def __init__(self, session, settings: Settings) -> None:
-        ks = driver_ceiling.KEYSPACE
+        tables = CeilingTables(session).prepare(feed_items=True)
         self.session = session
-        self.write = session.prepare(f"INSERT INTO {ks}.feed_items (user_id, post_id, author_id) VALUES (?, ?, ?)"
-                                     " USING TTL ?")
-        self.kv_write = session.prepare(f"INSERT INTO {ks}.kv (k, v) VALUES (?, ?)")
-        self.read = session.prepare(f"SELECT v FROM {ks}.kv WHERE k = ?")
+        self.write = tables.feed_item_write  # fan-out's own insert, on the benchmark's copy of feed_items
+        self.kv_write = tables.kv_write
+        self.read = tables.kv_read
         self.concurrency = settings.feed_fanout_concurrency
         self._next_user = int(time.time() * 1000) << 20
 
@@ -239,18 +235,6 @@ class CeilingProbe:
                 driver.append(driver_ceiling.run_driver(self.session, self.read, keys, level))
                 bridged.append(await driver_ceiling.run_bridge(bridge, self.read, keys, level))
             ceilings.read_driver[level], ceilings.read_bridge[level] = max(driver), max(bridged)
-
-
-async def coordinator_counts(cass: CassandraSession, keyspace: str = KEYSPACE) -> dict[str, Counter]:
-    """Cassandra's own per-table coordinator request counts for a benchmark keyspace."""
-    counts = {}
-    for kind in ("read", "write"):
-        rows = await cass.rows(
-            f"SELECT table_name, count FROM system_views.coordinator_{kind}_latency WHERE keyspace_name = %s",
-            (keyspace,),
-        )
-        counts[kind] = Counter({row.table_name: row.count for row in rows})
-    return counts
 
 
 # --- HTTP -------------------------------------------------------------------------
@@ -301,15 +285,11 @@ class FanoutRun:
 
 
 class FeedProbe:
-    def __init__(self, cass: CassandraSession) -> None:
-        self.cass = cass
-
-    async def prepare(self) -> FeedProbe:
-        self._has = await self.cass.prepare("SELECT post_id FROM feed_items WHERE user_id = ? AND post_id = ?")
-        return self
+    def __init__(self, feed: FeedRepository) -> None:
+        self.feed = feed
 
     async def has(self, reader: int, post_id: int) -> bool:
-        return await self.cass.one(self._has, (reader, post_id)) is not None
+        return await self.feed.holds(reader, post_id)
 
     async def missing(self, readers: list[int], post_id: int) -> list[int]:
         found: set[int] = set()
@@ -459,9 +439,9 @@ class ReadCount:
 
 async def count_reads(http, url: str, readers: list[Reader], cass: CassandraSession, mode: str) -> ReadCount:
     """Partition reads per request, by table, as Cassandra counted them over one request per reader."""
-    before = await coordinator_counts(cass)
+    before = await coordinator_counts(cass, KEYSPACE)
     load = await drive(http, url, readers, 8, count=len(readers))
-    after = await coordinator_counts(cass)
+    after = await coordinator_counts(cass, KEYSPACE)
     check_cache(mode, load)
     n = load.requests
 
@@ -620,7 +600,7 @@ async def measure(settings: Settings, args: argparse.Namespace, procs: dict[str,
         prepare_ceiling_tables(session, settings)
         cass = CassandraSession(session, settings.cassandra_max_in_flight)
         seeder = await Seeder(settings, cass, redis).prepare()
-        probe = await FeedProbe(cass).prepare()
+        probe = FeedProbe(seeder.feed)
         ceiling = CeilingProbe(session, settings)
         ceilings = Ceilings()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:

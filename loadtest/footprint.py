@@ -31,11 +31,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from cassandra import InvalidRequest
-
 from app.media.store import MediaStore
 from app.settings import Settings
 from app.storage.cassandra import CassandraSession
+from app.storage.system import size_estimates
+from app.wiring import Storage
 
 VARIANTS = ("original", "large", "medium", "thumbnail")
 MIN_TOKEN, MAX_TOKEN = -(2**63), 2**63 - 1  # Murmur3Partitioner
@@ -83,7 +83,7 @@ async def measure(
 
     `sample`: posts and stories to draw at random (ignored for the kind the caller names ids of).
     `counts`: entity counts the caller knows ({"follow": n, ...}); the rest are estimated."""
-    sampler = await _Sampler(cass).prepare()
+    sampler = _Sampler(await Storage.prepare(cass))
     post_rows = await (sampler.posts_by_id(posts) if posts is not None else sampler.random_posts(sample))
     story_rows = await (sampler.stories_by_id(stories) if stories is not None else sampler.random_stories(sample))
     post_media = await _media_sizes(store, [row.media for row in post_rows])
@@ -165,34 +165,12 @@ class Estimates:
 
 
 async def table_estimates(cass: CassandraSession, settings: Settings) -> Estimates:
-    """Every up node of the local DC asked for its `local_primary` ranges (together: the ring, once).
-
-    `system.table_estimates` is node-local, so each node is asked directly; Cassandra before 4.0
-    has only `system.size_estimates` (primary ranges), used when the newer table is missing."""
-    session = cass.session
-    hosts = [
-        host for host in session.cluster.metadata.all_hosts()
-        if host.is_up is not False and host.datacenter == settings.cassandra_local_dc
-    ]
-    loop = asyncio.get_running_loop()
-
-    def ask(host, cql: str) -> list:
-        return list(session.execute(cql, (settings.cassandra_keyspace,), host=host))
-
-    try:
-        cql = ("SELECT table_name, range_type, mean_partition_size, partitions_count "
-               "FROM system.table_estimates WHERE keyspace_name = %s")
-        replies = await asyncio.gather(*(loop.run_in_executor(None, ask, host, cql) for host in hosts))
-        estimates = Estimates(f"system.table_estimates, local_primary ranges of {len(hosts)} node(s)")
-        rows = [row for reply in replies for row in reply if row.range_type == "local_primary"]
-    except InvalidRequest:  # no table_estimates: Cassandra 3.x
-        cql = ("SELECT table_name, mean_partition_size, partitions_count "
-               "FROM system.size_estimates WHERE keyspace_name = %s")
-        replies = await asyncio.gather(*(loop.run_in_executor(None, ask, host, cql) for host in hosts))
-        estimates = Estimates(f"system.size_estimates, primary ranges of {len(hosts)} node(s)")
-        rows = [row for reply in replies for row in reply]
+    """Every up node of the local DC asked for its `local_primary` ranges (together: the ring, once;
+    app/storage/system.py reads them)."""
+    source, rows = await size_estimates(cass, settings.cassandra_keyspace, settings.cassandra_local_dc)
+    estimates = Estimates(source)
     for row in rows:
-        estimates.add(row.table_name, row.mean_partition_size or 0, row.partitions_count or 0)
+        estimates.add(row.table, row.mean_partition_size, row.partitions)
     return estimates
 
 
@@ -212,32 +190,19 @@ def _scaled_mean(values: list[int], population: int | None) -> int | None:
 
 
 class _Sampler:
-    """Rows read from random token positions, or by the ids given: posts, stories, users."""
+    """Rows read from random token positions, or by the ids given: posts, stories, edge partitions."""
 
-    def __init__(self, cass: CassandraSession) -> None:
-        self._cass = cass
-
-    async def prepare(self) -> _Sampler:
-        prepare = self._cass.prepare
-        self._posts_from = await prepare("SELECT post_id, media FROM posts WHERE token(post_id) >= ? LIMIT ?")
-        self._post = await prepare("SELECT post_id, media FROM posts WHERE post_id = ?")
-        self._stories_from = await prepare(
-            "SELECT author_id, story_id, media FROM stories WHERE token(author_id) >= ? LIMIT ?")
-        self._story_author = await prepare("SELECT author_id FROM stories_by_id WHERE story_id = ?")
-        self._story = await prepare(
-            "SELECT author_id, story_id, media FROM stories WHERE author_id = ? AND story_id = ?")
-        self._partition_sizes_from = {}
-        for table, key in PARTITION_KEYS.items():
-            columns = ", ".join(key)
-            self._partition_sizes_from[table] = await prepare(
-                f"SELECT {columns}, COUNT(*) AS n FROM {table} WHERE token({columns}) >= ? GROUP BY {columns} LIMIT ?")
-        return self
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._partition_sizes_from = {
+            "following": storage.follows.partition_sizes, "likes": storage.likes.partition_sizes,
+        }
 
     async def random_posts(self, n: int) -> list:
-        return await self._from_random_tokens(self._posts_from, n, lambda row: row.post_id)
+        return await self._from_random_tokens(self._storage.posts.media_from_token, n, lambda row: row.post_id)
 
     async def random_stories(self, n: int) -> list:
-        rows = await self._from_random_tokens(self._stories_from, n, lambda row: row.story_id)
+        rows = await self._from_random_tokens(self._storage.stories.media_from_token, n, lambda row: row.story_id)
         return [row for row in rows if row.media]  # a late view count alone is no story
 
     async def random_partition_sizes(self, table: str, n: int) -> list[int]:
@@ -248,20 +213,21 @@ class _Sampler:
         return [row.n for row in rows]
 
     async def posts_by_id(self, post_ids: Iterable[int]) -> list:
-        rows = [await self._cass.one(self._post, (post_id,)) for post_id in post_ids]
+        rows = [await self._storage.posts.get(post_id) for post_id in post_ids]
         return [row for row in rows if row is not None]
 
     async def stories_by_id(self, story_ids: Iterable[int]) -> list:
+        stories = self._storage.stories
         rows = []
         for story_id in story_ids:
-            found = await self._cass.one(self._story_author, (story_id,))
-            if found is not None and found.author_id is not None:
-                row = await self._cass.one(self._story, (found.author_id, story_id))
+            found = await stories.by_id(story_id)
+            if found is not None:
+                row = await stories.get(found.author_id, story_id)
                 if row is not None and row.media:
                     rows.append(row)
         return rows
 
-    async def _from_random_tokens(self, statement, n: int, identity) -> list:
+    async def _from_random_tokens(self, read_from, n: int, identity) -> list:
         """Up to n distinct rows: n / SAMPLE_STARTS consecutive ones after each of SAMPLE_STARTS random tokens.
 
         Token order is hash order, unrelated to age or author, so consecutive rows are as random as
@@ -272,7 +238,7 @@ class _Sampler:
         seen: dict[Any, Any] = {}
         for _ in range(SAMPLE_STARTS):
             start = random.randint(MIN_TOKEN, MAX_TOKEN)
-            for row in await self._cass.rows(statement, (start, per_start)):
+            for row in await read_from(start, per_start):
                 seen.setdefault(identity(row), row)
             if len(seen) >= n:
                 break

@@ -21,7 +21,7 @@ short unmeasured warm-up and once the worker is idle:
   spread      the same, 10% on the hot post and 90% over --posts other posts; no (user, post)
               pair twice in the run.
 Any answer but 200 (and any client error) is counted and shown; only 200s are expected to count.
-After each like phase the benchmark polls posts.like_count (CQL, every 50 ms: one post still
+After each like phase the benchmark polls posts.like_count (Cassandra, every 50 ms: one post still
 short at a time, then a sweep of the rest, so polling adds next to no load) until every post's
 stored count has reached what it held before plus the likes acknowledged for it. The count lag
 is the time from the last acknowledged like to that moment. Zero lost = for every post, the
@@ -57,8 +57,9 @@ from redis.asyncio import Redis
 from app.feed.writer import for_each
 from app.settings import REPO_ROOT, Settings
 from app.storage.cassandra import CassandraSession, make_cluster
-from app.storage.like_counts import LikeCounts
 from app.storage.migrate import prepare_storage
+from app.storage.system import coordinator_counts
+from app.wiring import Caches, Storage
 from infra.procs import wait_http_ok, wait_log_line
 from loadtest.commitlog_modes import CommitLogMode, ModeRun, parse_modes, run_per_mode
 from loadtest.feed_benchmark import (
@@ -68,7 +69,6 @@ from loadtest.feed_benchmark import (
     CpuMeter,
     Load,
     child_processes,
-    coordinator_counts,
     cpu_note,
     drive,
     start_api,
@@ -204,28 +204,21 @@ def fresh_pairs(users: list[Reader], choose: Callable[[], int], liked: set[tuple
 
 
 class CountProbe:
-    """Reads what the like worker stored."""
+    """Reads what the like worker stored, through the owners of `posts` and the likers' counted set."""
 
-    def __init__(self, cass: CassandraSession) -> None:
-        self.cass = cass
-
-    async def prepare(self) -> CountProbe:
-        p = self.cass.prepare
-        self._count = await p("SELECT like_count FROM posts WHERE post_id = ?")
-        self._buckets = await p("SELECT bucket, like_count FROM post_like_buckets WHERE post_id = ?")
-        self._likers = await p("SELECT COUNT(*) AS n FROM post_likers WHERE post_id = ? AND bucket = ?")
-        return self
+    def __init__(self, storage: Storage) -> None:
+        self.posts = storage.posts
+        self.likers = storage.likes.likers
 
     async def stored(self, post_ids: list[int]) -> dict[int, int]:
-        rows = await asyncio.gather(*(self.cass.one(self._count, (pid,)) for pid in post_ids))
+        rows = await asyncio.gather(*(self.posts.like_state(pid) for pid in post_ids))
         return {pid: (row.like_count or 0) if row else 0 for pid, row in zip(post_ids, rows, strict=True)}
 
     async def bucket_counts(self, post_id: int) -> dict[int, int]:
-        return {row.bucket: row.like_count or 0 for row in await self.cass.rows(self._buckets, (post_id,))}
+        return await self.likers.buckets(post_id)
 
-    async def likers(self, post_id: int, buckets: list[int]) -> int:
-        counts = [await self.cass.execute(self._likers, (post_id, b), timeout=60) for b in buckets]
-        return sum(result.current_rows[0].n for result in counts)
+    async def likers_rows(self, post_id: int, buckets: list[int]) -> int:
+        return sum([await self.likers.count_members(post_id, b) for b in buckets])
 
     async def until_counted(self, expected: dict[int, int], timeout_s: float = LAG_TIMEOUT_S) -> float:
         """Poll until every post's stored count has reached `expected`: the first post still short until
@@ -252,7 +245,7 @@ class CountProbe:
         async def one(pid: int) -> None:
             buckets = await self.bucket_counts(pid)
             found["post_like_buckets sum"][pid] = sum(buckets.values())
-            found["post_likers rows"][pid] = await self.likers(pid, sorted(buckets))
+            found["post_likers rows"][pid] = await self.likers_rows(pid, sorted(buckets))
 
         await for_each(list(expected), one, SEED_CONCURRENCY)
         missing = {name: sum(max(0, n - got[pid]) for pid, n in expected.items()) for name, got in found.items()}
@@ -428,8 +421,9 @@ async def measure(settings: Settings, args: argparse.Namespace, procs: dict[str,
         hot, warm_post, others = post_ids[0], post_ids[1], post_ids[2:]
         base = procs["api"].url
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-            bench = Bench(http, base, await CountProbe(cass).prepare(), cass, redis,
-                          LikeCounts.for_settings(settings, redis).stats_key, cpu, args.concurrency, args.duration)
+            stats_key = Caches.for_settings(settings, redis).like_counts.stats_key
+            bench = Bench(http, base, CountProbe(seeder.storage), cass, redis, stats_key, cpu, args.concurrency,
+                          args.duration)
             warm, fresh = users[-WARMUP_USERS:], users[:-WARMUP_USERS]  # a short unmeasured warm-up on its own post
             await drive_likes(http, base, ((user, warm_post) for user in warm), args.concurrency, 3.0)
             drained_s = await until_worker_idle(redis, bench.stats_key)
@@ -469,9 +463,9 @@ async def measure_mode(run: ModeRun, args: argparse.Namespace) -> LikeRun:
     hot, warm_post, others = post_ids[0], post_ids[1], post_ids[2:]
     base = run.procs["api"].url
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-        bench = Bench(http, base, await CountProbe(run.cass).prepare(), run.cass, run.redis,
-                      LikeCounts.for_settings(run.node.settings, run.redis).stats_key, run.cpu, args.concurrency,
-                      args.mode_duration)
+        stats_key = Caches.for_settings(run.node.settings, run.redis).like_counts.stats_key
+        bench = Bench(http, base, CountProbe(seeder.storage), run.cass, run.redis, stats_key, run.cpu,
+                      args.concurrency, args.mode_duration)
         warm, fresh = users[-WARMUP_USERS:], users[:-WARMUP_USERS]
         await drive_likes(http, base, ((user, warm_post) for user in warm), args.concurrency, 3.0)
         await until_worker_idle(run.redis, bench.stats_key)

@@ -56,10 +56,11 @@ from app.settings import Settings
 from app.storage.cassandra import CassandraSession, make_cluster
 from app.storage.migrate import prepare_storage
 from app.storage.search_index import SearchIndex
-from app.storage.sessions import SessionTable
+from app.wiring import Caches, Storage
 from infra.procs import wait_http_ok
 from loadtest.feed_benchmark import BenchProcess, Load, child_processes, start_api, verdict
 from loadtest.seed_feed import Reader
+from loadtest.seeding.statements import Statements, execute_each
 
 KEYSPACE = "photos_bench_search"
 BENCH_ENV = {
@@ -129,28 +130,27 @@ def queries(names: list[str], count: int, sigil: str, rng: random.Random) -> lis
 
 
 # --- seeding ---------------------------------------------------------------------------
-async def seed(cass: CassandraSession, users: list[str], tags: list[str], rng: random.Random) -> float | None:
+async def seed(storage: Storage, users: list[str], tags: list[str], rng: random.Random) -> float | None:
     """Seconds spent writing the rows; None when a previous run left them in place."""
     started = time.perf_counter()
-    p = cass.prepare
-    last_user = await cass.one(await p("SELECT username FROM users WHERE user_id = ?"),
-                               (FIRST_USER_ID + len(users) - 1,))
-    last_tag = await cass.one(await p("SELECT post_count FROM hashtags WHERE tag = ?"), (tags[-1],))
-    if last_user is not None and last_user.username == users[-1] and last_tag is not None:
+    last_user = await storage.users.get(FIRST_USER_ID + len(users) - 1)
+    if last_user is not None and last_user.username == users[-1] and await storage.hashtags.post_count(tags[-1]):
         return None
-    insert_user = await p("INSERT INTO users (user_id, username, display_name, bio, created_at, follower_count)"
-                          " VALUES (?, ?, ?, '', ?, ?)")
-    claim = await p("INSERT INTO users_by_username (username, user_id) VALUES (?, ?)")  # fixed ids: no race
-    save_tag = await p("UPDATE hashtags SET post_count = ? WHERE tag = ?")
-    now = datetime.now(UTC)
+    # the owners' statements as plain upserts (fixed ids: no claim races), as photos-seed writes them
+    s = await Statements().prepare(storage.cass, 3600)
+    now, read_at = datetime.now(UTC), time.time_ns() // 1000
     followers = zipf(len(users), 2_000_000, 0, rng)
     posts = zipf(len(tags), 500_000, 1, rng)
     ids = [FIRST_USER_ID + i for i in range(len(users))]
-    await cass.execute_many(insert_user, [(uid, name, name.replace("_", " ").replace(".", " ").title(), now, n)
-                                          for uid, name, n in zip(ids, users, followers, strict=True)],
-                            SEED_CONCURRENCY)
-    await cass.execute_many(claim, list(zip(users, ids, strict=True)), SEED_CONCURRENCY)
-    await cass.execute_many(save_tag, list(zip(posts, tags, strict=True)), SEED_CONCURRENCY)
+    await execute_each(storage.cass, [
+        write for uid, name, n in zip(ids, users, followers, strict=True) for write in (
+            s.users.user(uid, name, name.replace("_", " ").replace(".", " ").title(), "", now),
+            s.follows.follower_counts.total(uid, n, read_at),
+            s.users.username(name, uid),
+        )
+    ], SEED_CONCURRENCY)
+    await execute_each(storage.cass, [s.posts.hashtag_post_counts.total(tag, n, read_at)
+                                      for n, tag in zip(posts, tags, strict=True)], SEED_CONCURRENCY)
     return time.perf_counter() - started
 
 
@@ -220,14 +220,14 @@ async def measure(settings: Settings, args: argparse.Namespace, api: BenchProces
     cluster = make_cluster(settings)
     redis = Redis.from_url(settings.redis_url, socket_timeout=60)
     try:
-        cass = CassandraSession(cluster.connect(KEYSPACE), settings.cassandra_max_in_flight)
-        seed_s = await seed(cass, user_names, tag_names, rng)
-        index = SearchIndex(redis, KEYSPACE)
+        storage = await Storage.prepare(CassandraSession(cluster.connect(KEYSPACE), settings.cassandra_max_in_flight))
+        seed_s = await seed(storage, user_names, tag_names, rng)
+        index = Caches.for_settings(settings, redis).search
         await clear_index(redis, index)
         memory_before = (await redis.info("memory"))["used_memory"]
-        stats = await rebuild(cass, index)
+        stats = await rebuild(storage.users, storage.hashtags, index)
         memory_mb = ((await redis.info("memory"))["used_memory"] - memory_before) / 2**20
-        sessions = SessionStore(await SessionTable(cass).prepare(), 3600)
+        sessions = SessionStore(storage.sessions, 3600)
         readers = [Reader(FIRST_USER_ID + i, await sessions.create(FIRST_USER_ID + i)) for i in range(SESSIONS)]
         user_qs, tag_qs = queries(user_names, 20_000, "@", rng), queries(tag_names, 20_000, "#", rng)
         levels = [int(level) for level in args.levels.split(",")]

@@ -30,10 +30,11 @@ from cassandra.cluster import NoHostAvailable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.auth import Passwords
+from app.auth import Passwords, SessionStore
 from app.media.store import make_media_store
 from app.settings import Settings
 from app.storage import cassandra
+from app.wiring import Storage
 from loadtest.seeding import output
 from loadtest.seeding.load import Loader
 from loadtest.seeding.media import make_pool
@@ -129,13 +130,15 @@ async def run(args: argparse.Namespace) -> int:
             await redis.ping()
         except (RedisError, OSError) as exc:
             raise SeedError(f"cannot reach Redis at {settings.redis_url}: {exc}") from None
-        statements = await Statements().prepare(cass, settings.session_ttl_s)
-        user0 = await statements.users.id_by_username(username(args.seed, 0))
         if args.verify:
+            storage = await Storage.prepare(cass)
+            user0 = await storage.users.id_by_username(username(args.seed, 0))
             if user0 is None:
                 raise SeedError(f"keyspace {keyspace} holds no data set of seed {args.seed} (no user"
                                 f" {username(args.seed, 0)})")
-            return await _verify(settings, cass, redis, params, anchor_from_user0(user0), args.sample)
+            return await _verify(settings, storage, redis, params, anchor_from_user0(user0), args.sample)
+        statements = await Statements().prepare(cass, settings.session_ttl_s)
+        user0 = await statements.users.id_by_username(username(args.seed, 0))
         return await _seed(settings, cass, redis, statements, params, user0, out_dir, args)
     except (NoHostAvailable, OperationTimedOut) as exc:
         raise SeedError(f"Cassandra stopped answering: {exc}") from None
@@ -206,7 +209,8 @@ async def _seed(settings: Settings, cass, redis: Redis, statements: Statements, 
         timings["pool"] = time.perf_counter() - t
         how = "processed by app/media/processing.py and stored" if processed else "read back (processed earlier)"
         _line("pool", timings["pool"], f"{len(pool)} images {how}")
-        tokens = await output.previous_tokens(out_dir, world, settings.cassandra_keyspace, statements.sessions)
+        sessions = SessionStore(statements.sessions, settings.session_ttl_s)
+        tokens = await output.previous_tokens(out_dir, world, settings.cassandra_keyspace, sessions)
         loader = Loader(settings, cass, redis, world, statements, store, pool,
                         progress=sys.stderr.isatty() and not args.no_progress, trending=not args.no_trending,
                         tokens=tokens)
@@ -249,14 +253,15 @@ async def _password_hash(settings: Settings, salt: bytes) -> str:
     return password_hash
 
 
-async def _verify(settings: Settings, cass, redis: Redis, params: Params, anchor_ms: int, sample: int) -> int:
+async def _verify(settings: Settings, storage: Storage, redis: Redis, params: Params, anchor_ms: int,
+                  sample: int) -> int:
     started = time.perf_counter()
     print(f"photos-seed --verify: keyspace {settings.cassandra_keyspace}, seed {params.seed}, {params.users:,} users,"
           f" sampling {sample} users and posts", flush=True)
     world = await asyncio.to_thread(build, params, anchor_ms)
     store = make_media_store(settings)
     try:
-        checks = await Verifier(settings, cass, redis, world, store, sample).run()
+        checks = await Verifier(settings, storage, redis, world, store, sample).run()
     finally:
         await store.close()
     print("checked:")

@@ -1,5 +1,5 @@
 """Seeding for the feed and like benchmarks: users, the social graph, posts and feeds written
-straight through the project's repositories (far faster than HTTP), into the benchmark's own keyspace.
+straight through the table owners (app/wiring.Storage; far faster than HTTP), into the benchmark's own keyspace.
 
 - `seed_followers`: N followers of one author (users rows, `following` edges claimed as the API
   claims them, the `followers` mirror), each marked as an active reader in Redis so fan-out
@@ -27,12 +27,8 @@ from app.ids import ID_EPOCH_MS, MAX_SHARD, SEQUENCE_BITS, SHARD_BITS, IdGenerat
 from app.media.preview import preview
 from app.settings import Settings
 from app.storage.cassandra import CassandraSession
-from app.storage.feed import Entry, FeedRepository
-from app.storage.feed_cache import FeedCache
-from app.storage.follows import FollowRepository
-from app.storage.posts import PostRepository
-from app.storage.sessions import SessionTable
-from app.storage.users import UserRepository
+from app.storage.feed import Entry
+from app.wiring import Caches, Storage
 
 SEED_CONCURRENCY = 128  # requests in flight while seeding
 ACTIVE_TTL_S = 3600  # the benchmark's "active reader" marks outlive a run, then clean themselves up
@@ -65,18 +61,19 @@ class Seeder:
         self.settings = settings
         self.cass = cass
         self.redis = redis
-        self.cache = FeedCache.for_settings(settings, redis)
+        self.cache = Caches.for_settings(settings, redis).feed
         self.ids = IdGenerator()
         self.run_tag = f"{int(time.time()) % 10**8:x}"  # usernames unique per run (the keyspace is reused)
         self._shard = random.randrange(MAX_SHARD + 1)  # for post ids made at past instants
         self._sequence = 0
 
     async def prepare(self) -> Seeder:
-        self.users = await UserRepository(self.cass).prepare()
-        self.follows = await FollowRepository(self.cass).prepare()
-        self.posts = await PostRepository(self.cass).prepare()
-        self.feed = await FeedRepository(self.cass).prepare()
-        self.sessions = SessionStore(await SessionTable(self.cass).prepare(), self.settings.session_ttl_s)
+        self.storage = await Storage.prepare(self.cass)
+        self.users = self.storage.users
+        self.follows = self.storage.follows
+        self.posts = self.storage.posts
+        self.feed = self.storage.feed
+        self.sessions = SessionStore(self.storage.sessions, self.settings.session_ttl_s)
         return self
 
     def past_id(self, unix_ms: int) -> int:

@@ -6,7 +6,7 @@
 It uses its own keyspace (photos_bench_stories) and the feed benchmark's bench topics, so it never
 touches dev or test data. It migrates the keyspace, then:
 
-Seed (straight through the repositories, as the API and the tray worker write)
+Seed (straight through the table owners, as the API and the tray worker write)
   For each tray size N: `--readers` readers (users + sessions), each following N + 50 authors
   (`following` rows) of whom N have live stories in the reader's `story_tray` partition (1-3 story
   ids each, a third of them already seen), 20 `affinity` rows per reader, and 2 followed
@@ -42,10 +42,7 @@ from app.feed.writer import for_each
 from app.ids import IdGenerator
 from app.settings import Settings
 from app.storage.cassandra import CassandraSession, make_cluster
-from app.storage.follows import FollowRepository
 from app.storage.migrate import prepare_storage
-from app.storage.stories import StoryRepository
-from app.storage.users import UserRepository
 from infra.procs import wait_http_ok
 from loadtest.feed_benchmark import (
     BENCH_ENV,
@@ -59,6 +56,7 @@ from loadtest.feed_benchmark import (
     verdict,
 )
 from loadtest.seed_feed import SEED_CONCURRENCY, Reader, Seeder
+from loadtest.seeding.statements import SeedFollows, execute_each
 from streams.story_tray import TrayWriter
 
 KEYSPACE = "photos_bench_stories"
@@ -81,19 +79,14 @@ class TrayWorld:
         self.expires_at = datetime.now(UTC) + timedelta(hours=2)
 
     async def prepare(self) -> TrayWorld:
-        p = self.cass.prepare
-        self.stories = await StoryRepository(self.cass).prepare()
-        self.users = await UserRepository(self.cass).prepare()
-        self.follows = await FollowRepository(self.cass).prepare()
-        self._follow = await p("INSERT INTO following (user_id, followee_id, followed_at, follower_bucket)"
-                               " VALUES (?, ?, ?, 0)")
-        self._affinity = await p("INSERT INTO affinity (user_id, author_id, interactions) VALUES (?, ?, ?)")
-        self._celebrity = await p("INSERT INTO celebrities (user_id, since) VALUES (?, ?)")
-        self._followed_celebrity = await p("INSERT INTO followed_celebrities (user_id, celebrity_id) VALUES (?, ?)")
+        storage = self.seeder.storage
+        self.stories, self.users, self.follows = storage.stories, storage.users, storage.follows
+        self.feed, self.affinity = storage.feed, storage.affinity
+        self.edges = await SeedFollows(self.cass).prepare()  # `following` rows as plain upserts (no Paxos claim)
         self.celebrities = [self.ids.next_id() for _ in range(CELEBRITIES)]
         await self.seeder.add_users(self.celebrities, "celeb")
         for celebrity in self.celebrities:
-            await self.cass.execute(self._celebrity, (celebrity, datetime.now(UTC)))
+            await self.feed.mark_celebrity(celebrity)
             for _ in range(3):
                 await self.add_story(celebrity)
         return self
@@ -110,16 +103,14 @@ class TrayWorld:
 
         async def fill(reader: Reader) -> None:
             authors = [self.ids.next_id() for _ in range(tray_size + EXTRA_FOLLOWS)]
-            follows = [(reader.user_id, author, now) for author in authors + self.celebrities]
-            await self.cass.execute_many(self._follow, follows, SEED_CONCURRENCY)
-            await self.cass.execute_many(
-                self._followed_celebrity, [(reader.user_id, c) for c in self.celebrities], SEED_CONCURRENCY
-            )
-            await self.cass.execute_many(
-                self._affinity,
-                [(reader.user_id, a, self.rng.randrange(1, 40)) for a in self.rng.sample(authors, AFFINITY_ROWS)],
-                SEED_CONCURRENCY,
-            )
+            follows = [self.edges.edge(reader.user_id, author, now, 0) for author in authors + self.celebrities]
+            await execute_each(self.cass, follows, SEED_CONCURRENCY)
+            await for_each(self.celebrities, lambda c: self.feed.add_followed_celebrity(reader.user_id, c),
+                           SEED_CONCURRENCY)
+            engaged = [(a, self.rng.randrange(1, 40)) for a in self.rng.sample(authors, AFFINITY_ROWS)]
+            read_at = time.time_ns() // 1000  # as the affinity worker stamps its recount
+            await for_each(engaged, lambda pair: self.affinity.save_interactions(reader.user_id, *pair, read_at),
+                           SEED_CONCURRENCY)
             for author in authors[:tray_size]:
                 story_ids = [self.ids.next_id() for _ in range(self.rng.randrange(1, 4))]
                 for story_id in story_ids:

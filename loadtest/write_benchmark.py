@@ -35,7 +35,7 @@ import aiohttp
 
 from app.feed.writer import for_each
 from app.settings import REPO_ROOT
-from app.storage.cassandra import CassandraSession
+from app.wiring import Storage
 from loadtest.commitlog_modes import CommitLogMode, ModeRun, parse_modes, run_per_mode
 from loadtest.feed_benchmark import (
     BENCH_ENV,
@@ -98,11 +98,11 @@ async def closed_loop(http: aiohttp.ClientSession, concurrency: int, seconds: fl
 
 
 class WriteBench:
-    def __init__(self, http: aiohttp.ClientSession, base: str, cass: CassandraSession, users: list[Reader],
+    def __init__(self, http: aiohttp.ClientSession, base: str, storage: Storage, users: list[Reader],
                  args: argparse.Namespace) -> None:
         self.http = http
         self.base = base
-        self.cass = cass
+        self.storage = storage
         self.args = args
         followees, followers = users[:FOLLOWEES], users[FOLLOWEES:]
         # every pair once in the run, and pairs in flight together share neither follower nor followee: a
@@ -125,20 +125,19 @@ class WriteBench:
         phase = await closed_loop(self.http, concurrency, self.args.duration, request)
         phase.name = name
         last_ack = time.perf_counter()
-        edge = await self.cass.prepare("SELECT followee_id FROM following WHERE user_id = ? AND followee_id = ?")
+        follows, users = self.storage.follows, self.storage.users
 
         async def check(pair: tuple[int, int]) -> None:
-            if not await self.cass.rows(edge, pair):
+            if await follows.edge(*pair) is None:
                 phase.lost += 1
 
         await for_each(phase.acknowledged, check, SEED_CONCURRENCY)
         self.followed.update(followee for _, followee in phase.acknowledged)
         expected = {followee: self.followed[followee] for _, followee in phase.acknowledged}
-        count = await self.cass.prepare("SELECT follower_count FROM users WHERE user_id = ?")
 
         async def exact() -> bool:
-            rows = await asyncio.gather(*(self.cass.rows(count, (uid,)) for uid in expected))
-            return all((r[0].follower_count or 0) == expected[uid] for uid, r in zip(expected, rows, strict=True))
+            rows = await asyncio.gather(*(users.get(uid) for uid in expected))
+            return all((r.follower_count or 0) == expected[uid] for uid, r in zip(expected, rows, strict=True))
 
         deadline = time.perf_counter() + COUNT_TIMEOUT_S
         while time.perf_counter() < deadline:  # lag_s stays None if the counts never get there
@@ -159,11 +158,10 @@ class WriteBench:
 
         phase = await closed_loop(self.http, self.args.upload_concurrency, self.args.duration, request)
         phase.name = "upload"
-        get = await self.cass.prepare("SELECT author_id FROM posts WHERE post_id = ?")
+        posts = self.storage.posts
 
         async def check(post_id: int) -> None:
-            rows = await self.cass.rows(get, (post_id,))
-            if not rows or rows[0].author_id is None:
+            if await posts.get(post_id) is None:  # no row, or one without an author: no post
                 phase.lost += 1
 
         await for_each(phase.acknowledged, check, SEED_CONCURRENCY)
@@ -187,7 +185,7 @@ async def measure_mode(run: ModeRun, args: argparse.Namespace) -> list[Phase]:
     users = await seeder.seed_readers(args.users, "w")
     base = run.procs["api"].url
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-        bench = WriteBench(http, base, cass, users, args)
+        bench = WriteBench(http, base, seeder.storage, users, args)
         await drive(http, f"{base}/healthz", users[:50], args.concurrency, seconds=2.0)  # warm-up
         await until_quiet(cpu)  # the seed's flushes and compactions would be measured with the first phase
         phases = []

@@ -39,6 +39,8 @@ from app.storage.cassandra import CassandraSession
 
 MAX_ROWS_PER_BATCH = 200  # keeps one conditional batch well under batch_size_warn_threshold
 MAX_ATTEMPTS = 8
+ALL_MEMBERS = (1 << 31) - 1  # a LIMIT above any bucket's size
+COUNT_TIMEOUT_S = 60.0  # counting a full bucket's rows
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,10 @@ class CountedSet:
         self._buckets_holding = await p(
             f"SELECT bucket FROM {t.members} WHERE {t.owner} = ? AND bucket IN ? AND {t.member} = ?"
         )
+        self._members = await p(
+            f"SELECT {t.member} AS member FROM {t.members} WHERE {t.owner} = ? AND bucket = ? LIMIT ?"
+        )
+        self._count_members = await p(f"SELECT COUNT(*) AS n FROM {t.members} WHERE {t.owner} = ? AND bucket = ?")
         return self
 
     async def buckets(self, owner: int) -> dict[int, int]:
@@ -107,6 +113,21 @@ class CountedSet:
         if not known:
             return set()
         return {row.bucket for row in await self._cass.rows(self._buckets_holding, (owner, known, member))}
+
+    async def members(self, owner: int, bucket: int, limit: int = ALL_MEMBERS) -> list[int]:
+        """The first `limit` member ids of one bucket, by member id (read only: checks and benchmarks)."""
+        rows = await self._cass.all_rows(self._members, (owner, bucket, limit), fetch_size=5000)
+        return [row.member for row in rows]
+
+    async def count_members(self, owner: int, bucket: int) -> int:
+        """The member rows of one bucket, counted (read only: checks and benchmarks)."""
+        result = await self._cass.execute(self._count_members, (owner, bucket), timeout=COUNT_TIMEOUT_S)
+        return result.current_rows[0].n
+
+    async def stored_count(self, owner: int, bucket: int) -> int | None:
+        """The bucket's static count as stored (None: never written)."""
+        row = await self._cass.one(self._count, (owner, bucket))
+        return None if row is None else row.n
 
     async def apply(self, owner: int, placements: dict[int, Placement], ttl_s: int | None = None) -> dict[int, int]:
         """Move the members to where `placements` says; returns every touched bucket's count.

@@ -9,6 +9,8 @@ from typing import NamedTuple
 from app.storage.cassandra import CassandraSession
 
 SCAN_PAGE = 1000
+# fan-out's write (also prepared on the driver-ceiling benchmark's copy of the table: app/storage/ceiling.py)
+INSERT_ITEM = "INSERT INTO feed_items (user_id, post_id, author_id) VALUES (?, ?, ?) USING TTL ?"
 
 
 class Entry(NamedTuple):
@@ -24,12 +26,16 @@ class FeedRepository:
 
     async def prepare(self) -> FeedRepository:
         p = self._cass.prepare
-        self._insert = await p("INSERT INTO feed_items (user_id, post_id, author_id) VALUES (?, ?, ?) USING TTL ?")
+        self._insert = await p(INSERT_ITEM)
         self._delete = await p("DELETE FROM feed_items WHERE user_id = ? AND post_id = ?")
         self._trim = await p("DELETE FROM feed_items WHERE user_id = ? AND post_id < ?")
         self._newest = await p("SELECT post_id, author_id FROM feed_items WHERE user_id = ? LIMIT ?")
         self._before = await p("SELECT post_id, author_id FROM feed_items WHERE user_id = ? AND post_id < ? LIMIT ?")
         self._scan = await p("SELECT post_id, author_id FROM feed_items WHERE user_id = ?")
+        self._holds = await p("SELECT post_id FROM feed_items WHERE user_id = ? AND post_id = ?")
+        self._scan_with_ttl = await p(
+            "SELECT post_id, author_id, TTL(author_id) AS ttl FROM feed_items WHERE user_id = ?"
+        )
         self._is_celebrity = await p("SELECT user_id FROM celebrities WHERE user_id = ?")
         self._mark_celebrity = await p("INSERT INTO celebrities (user_id, since) VALUES (?, ?)")
         self._unmark_celebrity = await p("DELETE FROM celebrities WHERE user_id = ?")
@@ -75,6 +81,15 @@ class FeedRepository:
         """The whole (bounded) partition: for removing one author's posts after an unfollow."""
         rows = await self._cass.all_rows(self._scan, (user_id,), fetch_size=SCAN_PAGE)
         return [Entry(row.post_id, row.author_id) for row in rows]
+
+    async def holds(self, user_id: int, post_id: int) -> bool:
+        """Whether the feed has the post (the feed benchmark polls fan-out's delivery with it)."""
+        return await self._cass.one(self._holds, (user_id, post_id)) is not None
+
+    async def entries_with_ttl(self, user_id: int) -> list:
+        """Every (post_id, author_id, ttl) row of the feed, newest first: ttl is the row's seconds left
+        (photos-seed --verify checks them against fan-out's)."""
+        return await self._cass.all_rows(self._scan_with_ttl, (user_id,), fetch_size=SCAN_PAGE)
 
     async def drop_older_than(self, user_id: int, post_id: int) -> None:
         """One range tombstone for every entry older than `post_id`."""

@@ -9,6 +9,7 @@ from datetime import datetime
 from cassandra import ConsistencyLevel
 
 from app.storage.cassandra import CassandraSession
+from app.storage.paging import FIRST_MEMBER
 from app.storage.recount import BucketRecounter, CountedBuckets
 
 FOLLOWER_COUNTS = CountedBuckets("followers", "user_id", "follower_buckets", "follower_count", "follower_count")
@@ -47,6 +48,12 @@ class FollowRepository:
             "SELECT follower_id FROM followers WHERE user_id = ? AND bucket = ? AND follower_id > ? LIMIT ?"
         )
         self._buckets_from = await p("SELECT bucket FROM follower_buckets WHERE user_id = ? AND bucket >= ? LIMIT 100")
+        self._mirror_row = await p(
+            "SELECT follower_id FROM followers WHERE user_id = ? AND bucket = ? AND follower_id = ?"
+        )
+        self._sizes_from = await p(
+            "SELECT user_id, COUNT(*) AS n FROM following WHERE token(user_id) >= ? GROUP BY user_id LIMIT ?"
+        )
         return self
 
     async def claim_edge(self, follower_id: int, followee_id: int, at: datetime, bucket: int) -> int:
@@ -118,6 +125,20 @@ class FollowRepository:
             if len(ids) >= limit:
                 break
         return ids, last_bucket
+
+    async def followers_in_bucket(self, user_id: int, bucket: int, limit: int) -> list[int]:
+        """Up to `limit` follower ids of one mirror bucket, by id (checks of the mirror)."""
+        rows = await self._cass.rows(self._followers_page, (user_id, bucket, FIRST_MEMBER, limit))
+        return [row.follower_id for row in rows]
+
+    async def is_mirrored(self, followee_id: int, bucket: int, follower_id: int) -> bool:
+        """Whether the `followers` mirror holds the edge in that bucket (checks of the mirror)."""
+        return await self._cass.one(self._mirror_row, (followee_id, bucket, follower_id)) is not None
+
+    async def partition_sizes(self, from_token: int, limit: int) -> list:
+        """(user_id, n) of up to `limit` `following` partitions from a token on: how many each user follows
+        (loadtest/footprint.py's samples; each partition is bounded by max_following)."""
+        return await self._cass.rows(self._sizes_from, (from_token, limit))
 
     async def count_following(self, user_id: int) -> int:
         """How many users `user_id` follows, counted from the `following` partition."""

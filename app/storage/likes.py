@@ -50,6 +50,10 @@ class LikeRepository:
             "DELETE FROM likes WHERE user_id = ? AND month = ? AND post_id = ? IF liked_at = ?"
         )
         self._liked_among = await p("SELECT post_id FROM likes WHERE user_id = ? AND month = ? AND post_id IN ?")
+        self._sizes_from = await p(
+            "SELECT user_id, month, COUNT(*) AS n FROM likes WHERE token(user_id, month) >= ?"
+            " GROUP BY user_id, month LIMIT ?"
+        )
         await self._likers.prepare()
         await self.likers.prepare()
         return self
@@ -94,6 +98,11 @@ class LikeRepository:
         for month, ids in by_month.items():
             liked.update(row.post_id for row in await self._cass.rows(self._liked_among, (user_id, month, ids)))
         return liked
+
+    async def partition_sizes(self, from_token: int, limit: int) -> list:
+        """(user_id, month, n) of up to `limit` `likes` partitions from a token on: one user's likes of one
+        month's posts (loadtest/footprint.py's samples; each partition is bounded)."""
+        return await self._cass.rows(self._sizes_from, (from_token, limit))
 
     async def likers_page(self, post_id: int, bucket: int, after: int, limit: int) -> tuple[list[int], int | None]:
         """Up to `limit` liker ids after (bucket, after), newest bucket first and by user id within one.

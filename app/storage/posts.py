@@ -45,6 +45,7 @@ class PostRepository:
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._get = await p(f"SELECT {POST_COLUMNS} FROM posts WHERE post_id = ?")
+        self._media_from = await p("SELECT post_id, media FROM posts WHERE token(post_id) >= ? LIMIT ?")
         self._like_state = await p("SELECT post_id, author_id, like_count, like_bucket FROM posts WHERE post_id = ?")
         self._delete = await p("DELETE FROM posts WHERE post_id = ?")
         self._open_like_bucket = await p("UPDATE posts SET like_bucket = ? WHERE post_id = ?")
@@ -83,6 +84,11 @@ class PostRepository:
         read, since a like is the hottest write and the full row carries media and caption."""
         row = await self._cass.one(self._like_state, (post_id,))
         return row if row is not None and row.author_id is not None else None
+
+    async def media_from_token(self, from_token: int, limit: int) -> list:
+        """(post_id, media) of up to `limit` rows from a token position on (loadtest/footprint.py's random
+        samples: token order is unrelated to age or author)."""
+        return await self._cass.rows(self._media_from, (from_token, limit))
 
     async def get_many(self, post_ids: Iterable[int]) -> dict[int, object]:
         rows = await asyncio.gather(*(self.get(pid) for pid in post_ids))

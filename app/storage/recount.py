@@ -36,15 +36,24 @@ class BucketRecounter:
         self._count = await p(f"SELECT COUNT(*) AS n FROM {c.items} WHERE {c.key} = ? AND bucket = ?")
         self._save_bucket = await p(f"UPDATE {c.buckets} SET {c.bucket_count} = ? WHERE {c.key} = ? AND bucket = ?")
         self._bucket_counts = await p(f"SELECT {c.bucket_count} AS n FROM {c.buckets} WHERE {c.key} = ?")
+        self._buckets = await p(f"SELECT bucket, {c.bucket_count} AS n FROM {c.buckets} WHERE {c.key} = ?")
         # stamped with the time the buckets were read: of two concurrent recounts the later one wins
         self._save_total = await p(
             f"UPDATE {c.total_table} USING TIMESTAMP ? SET {c.total} = ? WHERE {c.total_key} = ?")
         return self
 
     async def recount_bucket(self, key: int | str, bucket: int) -> int:
-        count = (await self._cass.execute(self._count, (key, bucket), timeout=COUNT_TIMEOUT_S)).current_rows[0].n
+        count = await self.count_bucket(key, bucket)
         await self._cass.execute(self._save_bucket, (count, key, bucket))
         return count
+
+    async def count_bucket(self, key: int | str, bucket: int) -> int:
+        """The rows of one bucket, counted (read only)."""
+        return (await self._cass.execute(self._count, (key, bucket), timeout=COUNT_TIMEOUT_S)).current_rows[0].n
+
+    async def buckets(self, key: int | str) -> dict[int, int]:
+        """Every bucket of the key in the index, with the count stored for it (read only)."""
+        return {row.bucket: row.n or 0 for row in await self._cass.rows(self._buckets, (key,))}
 
     async def save_total(self, key: int | str) -> int:
         """Sum the buckets' counts into the total column (`users`, `hashtags`); returns the total written."""

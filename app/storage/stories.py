@@ -89,6 +89,10 @@ class StoryRepository:
         self._delete_by_id = await p("DELETE FROM stories_by_id WHERE story_id = ?")
         self._live_count = await p("SELECT COUNT(*) AS n FROM stories WHERE author_id = ?")
         self._page = await p(f"SELECT {STORY_COLUMNS} FROM stories WHERE author_id = ? AND story_id > ? LIMIT ?")
+        self._media_from = await p(
+            "SELECT author_id, story_id, media FROM stories WHERE token(author_id) >= ? LIMIT ?"
+        )
+        self._get = await p(f"SELECT {STORY_COLUMNS} FROM stories WHERE author_id = ? AND story_id = ?")
         self._live_ids = await p("SELECT story_id, expires_at FROM stories WHERE author_id = ?")
         self._by_id = await p(
             "SELECT story_id, author_id, expires_at, view_bucket FROM stories_by_id WHERE story_id = ?"
@@ -137,6 +141,15 @@ class StoryRepository:
         rows = await self._cass.rows(self._page, (author_id, after, limit))
         # a late count write alone is no story; a row in its last second (TTLs are whole seconds) is gone
         return [row for row in rows if row.created_at is not None and is_live(row.expires_at)]
+
+    async def get(self, author_id: int, story_id: int):
+        """The author's row of the story as stored (a late count write alone has no `media`), or None."""
+        return await self._cass.one(self._get, (author_id, story_id))
+
+    async def media_from_token(self, from_token: int, limit: int) -> list:
+        """(author_id, story_id, media) of up to `limit` rows from a token position on (loadtest/footprint.py's
+        random samples)."""
+        return await self._cass.rows(self._media_from, (from_token, limit))
 
     async def live_ids(self, author_id: int) -> list[tuple[int, datetime]]:
         rows = await self._cass.rows(self._live_ids, (author_id,))

@@ -2,7 +2,7 @@
 
 Truth rows are the API's (users, names, sessions, follow and like edges, posts and their timelines,
 comments and their lists, stories); derived rows are what each worker computes from them, written with
-that worker's own statements and rules (loadtest/seeding/statements.py):
+that worker's own statements (its table owners', handed out by loadtest/seeding/statements.py) and rules:
 
 - follow_graph: the `followers` mirror in buckets of followers_per_bucket (follow order), each bucket's
   count in `follower_buckets`, `users.follower_count` / `following_count` / `follower_bucket`;
@@ -46,12 +46,11 @@ from app.search.query import HASHTAGS, USERS
 from app.search.rebuild import now_us, rebuild, user_payload
 from app.settings import Settings
 from app.storage.cassandra import CassandraSession
-from app.storage.feed_cache import FeedCache
 from app.storage.search_index import Entry as SearchEntry
-from app.storage.search_index import SearchIndex
 from app.storage.stories import remaining_s
 from app.storage.trending import TrendingCells
 from app.trending.scoring import SLOT_MS, slot_of
+from app.wiring import Caches
 from loadtest.seeding.media import MediaLinker, PoolImage
 from loadtest.seeding.model import Comment, World
 from loadtest.seeding.statements import Statements, Write, password_salt
@@ -98,8 +97,9 @@ class Loader:
         self.progress = progress
         self.with_trending = trending
         self.report = LoadReport(tokens=dict(tokens or {}))
-        self.cache = FeedCache.for_settings(settings, redis)
-        self.feeds = FeedWriter.for_settings(settings, statements.feed, statements.posts_by_user, self.cache)
+        self.caches = Caches.for_settings(settings, redis)
+        self.cache = self.caches.feed
+        self.feeds = FeedWriter.for_settings(settings, statements.feed, statements.posts.by_user, self.cache)
         self.read_at = now_us()  # the "read time" every recount stamps its totals with
         self.now_s = time.time()
         self._derive()
@@ -225,28 +225,28 @@ class Loader:
                                     w.post_location[post], image.filter, image.keys_for("p", post_id), image.preview,
                                     w.post_ms[post])]
                 if likers:
-                    row.append(s.like_counter.like_count(post_id, len(likers), self.read_at))
+                    row.append(s.posts.like_count(post_id, len(likers), self.read_at))
                     if len(likers) >= p.likes_per_bucket:
-                        row.append(s.like_counter.open_bucket(post_id, len(likers) // p.likes_per_bucket))
+                        row.append(s.posts.like_bucket(post_id, len(likers) // p.likes_per_bucket))
                 if live_comments:
-                    row.append(s.comment_counter.comment_count(post_id, live_comments, self.read_at))
+                    row.append(s.posts.comment_count(post_id, live_comments, self.read_at))
                 await self.put(row)
                 if likers:  # the counted set of likers, bucket by bucket, and its index
                     index = []
                     size = p.likes_per_bucket
                     for bucket, start in enumerate(range(0, len(likers), size)):
-                        members = [s.likers.member(post_id, bucket, w.user_ids[u], ms)
+                        members = [s.likes.likers.member(post_id, bucket, w.user_ids[u], ms)
                                    for u, ms in zip(likers[start : start + size], liked_ms[start : start + size],
                                                     strict=True)]
-                        members.append(s.likers.count(post_id, bucket, len(members)))
+                        members.append(s.likes.likers.count(post_id, bucket, len(members)))
                         await self.put(members)
-                        index.append(s.likers.index(post_id, bucket, len(members) - 1, self.read_at))
+                        index.append(s.likes.likers.index(post_id, bucket, len(members) - 1, self.read_at))
                     await self.put(index)
                 by_user_month[author, month_bucket(post_id)].append(post_id)
                 bar.update()
         with self._bar("timelines", len(by_user_month)) as bar:
             for (author, month), post_ids in by_user_month.items():
-                await self.put([s.posts_by_user.item(w.user_ids[author], month, post_id) for post_id in post_ids])
+                await self.put([s.posts.by_user.item(w.user_ids[author], month, post_id) for post_id in post_ids])
                 bar.update()
         likes = sum(len(likers) for likers in w.likers)
         return f"{len(w.post_ids):,} posts, {likes:,} likers rows, {len(by_user_month):,} (author, month) timelines"
@@ -264,7 +264,7 @@ class Loader:
                     replies = self.replies.get(comment.comment_id, [])
                     row = [self._comment_row(comment, post_id)]
                     if replies:
-                        row.append(s.comment_counter.reply_count(comment.comment_id, len(replies), self.read_at))
+                        row.append(s.comments.reply_count(comment.comment_id, len(replies), self.read_at))
                     await self.put(row)
                     hour = hour_bucket(comment.comment_id)
                     listed[hour].append(comment.comment_id)
@@ -272,9 +272,9 @@ class Loader:
                     if replies:
                         await self._replies(comment, post_id, replies, live)
                 for hour, ids in listed.items():
-                    await self.put([s.top_level.item(post_id, hour, cid) for cid in ids])
-                await self.put([s.top_level.mark(post_id, hour) for hour in listed])
-                await self._counted(s.live_comments, post_id, live)
+                    await self.put([s.comments.top_level.item(post_id, hour, cid) for cid in ids])
+                await self.put([s.comments.top_level.mark(post_id, hour) for hour in listed])
+                await self._counted(s.comments.live_comments, post_id, live)
                 bar.update()
         return f"{len(w.comments):,} comments and replies on {len(self.top_comments):,} posts"
 
@@ -293,9 +293,9 @@ class Loader:
             by_hour[hour].append(reply.comment_id)
             live[hour].append(reply.comment_id)
         for hour, ids in by_hour.items():
-            await self.put([s.replies.item(parent.comment_id, hour, rid) for rid in ids])
-        await self.put([s.replies.mark(parent.comment_id, hour) for hour in by_hour])
-        await self._counted(s.live_replies, parent.comment_id, by_hour)
+            await self.put([s.comments.replies.item(parent.comment_id, hour, rid) for rid in ids])
+        await self.put([s.comments.replies.mark(parent.comment_id, hour) for hour in by_hour])
+        await self._counted(s.comments.live_replies, parent.comment_id, by_hour)
 
     async def _counted(self, counted, owner: int, members_by_bucket: dict[int, list[int]]) -> None:
         """A counted set written whole: each bucket's members with its static count, then the index."""
@@ -316,7 +316,7 @@ class Loader:
         with self._bar("hashtags", len(by_hour)) as bar:
             for (tag, hour), posts in by_hour.items():
                 name = w.tag_name(tag)
-                await self.put([s.posts_by_tag.item(name, hour, w.post_ids[post], w.user_ids[w.post_author[post]])
+                await self.put([s.posts.by_hashtag.item(name, hour, w.post_ids[post], w.user_ids[w.post_author[post]])
                                 for post in posts])
                 hours_of[tag][hour] = len(posts)
                 bar.update()
@@ -325,10 +325,11 @@ class Loader:
             name = w.tag_name(tag)
             writes = []
             for hour, count in hours.items():
-                writes += [s.posts_by_tag.mark(name, hour), s.tag_posts.bucket_count(name, hour, count)]
+                writes += [s.posts.by_hashtag.mark(name, hour),
+                           s.posts.hashtag_post_counts.bucket_count(name, hour, count)]
             await self.put(writes)
             self.tag_counts[name] = sum(hours.values())
-            await self.put([s.tag_posts.total(name, self.tag_counts[name], self.read_at)])
+            await self.put([s.posts.hashtag_post_counts.total(name, self.tag_counts[name], self.read_at)])
         return f"{len(hours_of):,} tags in {len(by_hour):,} (tag, hour) partitions"
 
     # --- likes edges and affinity ----------------------------------------------------------------------
@@ -383,15 +384,15 @@ class Loader:
         w, s = self.world, self.s
         posts = w.posts_by_author[user]
         row = [s.users.user(user_id, w.usernames[user], w.display_names[user], self.password_hash, w.user_ms[user]),
-               (s.graph.save_following_count, (self.read_at, len(w.following[user]), user_id))]
+               s.users.following_count(user_id, len(w.following[user]), self.read_at)]
         followers = w.follower_count(user)
         if followers:
-            row.append(s.followers.total(user_id, followers, self.read_at))
+            row.append(s.follows.follower_counts.total(user_id, followers, self.read_at))
         if posts:
-            row.append(s.user_posts.total(user_id, len(posts), self.read_at))
+            row.append(s.posts.user_post_counts.total(user_id, len(posts), self.read_at))
         open_bucket = w.open_follower_bucket(user)
         if open_bucket is not None:
-            row.append((s.graph.open_bucket, (open_bucket, user_id)))
+            row.append(s.users.follower_bucket(user_id, open_bucket))
         await self.put(row)
         await self.put([s.users.username(w.usernames[user], user_id)])
         if posts:  # user_post_buckets: the months posted in, with their counts
@@ -400,7 +401,8 @@ class Loader:
                 months[month_bucket(w.post_ids[post])] += 1
             writes = []
             for month, count in months.items():
-                writes += [s.posts_by_user.mark(user_id, month), s.user_posts.bucket_count(user_id, month, count)]
+                writes += [s.posts.by_user.mark(user_id, month),
+                           s.posts.user_post_counts.bucket_count(user_id, month, count)]
             await self.put(writes)
         if self.celebrity[user]:
             await self.put([s.feed.celebrity(user_id, w.anchor_ms)])
@@ -432,7 +434,8 @@ class Loader:
         if buckets:
             marks = []
             for bucket, followers in enumerate(buckets):
-                marks += [s.follows.bucket(user_id, bucket), s.followers.bucket_count(user_id, bucket, len(followers))]
+                marks += [s.follows.bucket(user_id, bucket),
+                          s.follows.follower_counts.bucket_count(user_id, bucket, len(followers))]
             await self.put(marks)
 
     def expected_feed(self, user: int) -> list[tuple[int, int]]:
@@ -532,9 +535,9 @@ class Loader:
 
     async def _search(self) -> str:
         w = self.world
-        index = SearchIndex(self.redis, self.settings.cassandra_keyspace)
+        index = self.caches.search
         if not await index.is_ready():  # lost or never built: what the workers' repair does, now
-            stats = await rebuild(self.cass, index)
+            stats = await rebuild(self.s.users, self.s.hashtags, index)
             return f"index rebuilt from Cassandra ({stats.users:,} users, {stats.hashtags:,} tags)"
         read_at = now_us()
         users = [SearchEntry(w.usernames[u], w.follower_count(u), read_at,

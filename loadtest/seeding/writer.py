@@ -28,6 +28,7 @@ from typing import Any
 from cassandra import OperationTimedOut, WriteTimeout
 from cassandra.query import BatchStatement, BatchType
 
+from app.metrics import table_of
 from app.storage.cassandra import CassandraSession
 from loadtest.seeding.statements import Write
 
@@ -167,6 +168,5 @@ def _table(statement) -> str:
     """The table a prepared statement writes (for the per-table figures)."""
     table = _TABLES.get(id(statement))
     if table is None:
-        words = statement.query_string.split()
-        table = _TABLES[id(statement)] = words[2] if words[0].upper() == "INSERT" else words[1]
+        table = _TABLES[id(statement)] = table_of(statement.query_string)
     return table
