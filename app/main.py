@@ -222,12 +222,12 @@ def run_workers(settings: Settings, count: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="photos-api", description="Run the Photos HTTP API.")
-    parser.add_argument("--workers", type=int, help="worker processes (default: settings.api_workers)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: settings.api_workers; 0: one per core)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    workers = args.workers or settings.api_workers
+    workers = args.workers or settings.api_workers or os.cpu_count() or 1
     if args.worker or workers == 1:
         run_worker(settings)
         return 0

@@ -26,7 +26,7 @@ class Settings:
     # --- API process -------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8080
-    api_workers: int = 1  # processes sharing the port (SO_REUSEPORT)
+    api_workers: int = 0  # processes sharing the port (SO_REUSEPORT); 0: one per core
     max_json_body_bytes: int = 64 * 1024
     public_base_url: str = ""  # how clients reach the API; empty: http://<api_host>:<api_port>
     # the 13-bit shard of this process's ids (app/ids.py). -1: derived from host name and pid, which
@@ -53,6 +53,9 @@ class Settings:
     # --- Redis -------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_s: float = 0.5
+    # connections per client (one client per process): a command beyond them waits up to redis_timeout_s for one
+    # to free up instead of failing at once
+    redis_max_connections: int = 256
 
     # --- Kafka -------------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"

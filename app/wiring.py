@@ -16,7 +16,7 @@ import asyncio
 from dataclasses import dataclass, fields
 
 from cassandra.cluster import Cluster
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from app.auth import Passwords, SessionStore
 from app.comments.service import CommentService
@@ -131,10 +131,15 @@ class Caches:
 
 
 def redis_client(settings: Settings) -> Redis:
-    """A Redis client that counts each route's (or agent's) commands and round trips (app/metrics.py)."""
-    return CountingRedis.from_url(
-        settings.redis_url, socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s
+    """A Redis client that counts each route's (or agent's) commands and round trips (app/metrics.py).
+
+    Its pool holds at most `redis_max_connections`; under a burst a command waits (up to the timeout) for a
+    free connection, where the default pool would raise MaxConnectionsError at once."""
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections, timeout=settings.redis_timeout_s,
+        socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s,
     )
+    return CountingRedis.from_pool(pool)  # closing the client closes its pool
 
 
 class Wiring:
