@@ -28,7 +28,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 WORKTREES = REPO_ROOT / ".stack" / "compare"
-VENV_BIN = Path(sys.executable).parent
 COLUMNS = ("p50_ms", "p99_ms", "cassandra_requests", "redis_round_trips", "api_cpu_ms")
 
 
@@ -47,11 +46,15 @@ def worktree(rev: str) -> Path:
 
 
 def stack(*args: str, code: Path | None = None) -> None:
-    """`photos-stack ARGS`, its api and streams running the code of `code` (this checkout when None)."""
+    """`photos-stack ARGS`, its api and streams running the code of `code` (this checkout when None).
+
+    The launcher itself always runs this checkout's infra/ (it owns the stack's state under .stack/);
+    only the processes it starts see `code` first on PYTHONPATH."""
     env = dict(os.environ)
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [env.get("PYTHONPATH")])])
-    subprocess.run([str(VENV_BIN / "photos-stack"), *args], cwd=REPO_ROOT, env=env, check=True)
+    launcher = f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); from infra.stack import main; sys.exit(main())"
+    subprocess.run([sys.executable, "-c", launcher, *args], cwd=REPO_ROOT, env=env, check=True)
 
 
 def run_step(code: Path, out: Path, mix: str, passthrough: list[str], host: str) -> dict:
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     report: list[str] = []
     try:
         for mix in mixes:
-            profiles = tuple(run_step(codes[label], args.out / f"{mix}-{label}", mix, passthrough, args.host)
+            profiles = tuple(run_step(codes[label], args.out / f"{mix.replace(':', '-')}-{label}", mix, passthrough,
+                                      args.host)
                              for label in ("before", "after"))
             report += [*table(mix, labels, profiles), ""]
     finally:
