@@ -2,8 +2,10 @@
 
 Passwords are hashed with argon2id in a worker thread (argon2 releases the GIL), so a
 login never stalls the event loop. A token is 32 random bytes; the server stores only
-its SHA-256, with a TTL, and every request looks it up, so logout takes effect at once
-on every API process.
+its SHA-256, with a TTL (`sessions`). Requests find it in the session cache (each process's memory,
+then Redis: app/storage/session_cache.py) and read Cassandra only on a miss; logout deletes the row,
+tombstones the Redis entry and waits until every API process has dropped the token
+(docs/accounts.md).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -19,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.errors import Unauthorized
+from app.storage.session_cache import REVOKED, Session, SessionCache
 from app.storage.sessions import SessionTable
 
 TOKEN_BYTES = 32
@@ -73,22 +77,62 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 class SessionStore:
-    """Bearer tokens: a new random token per login, only its hash stored (app/storage/sessions.py)."""
+    """Bearer tokens: a new random token per login, only its hash stored (app/storage/sessions.py), looked
+    up through the session cache when there is one (app/storage/session_cache.py)."""
 
-    def __init__(self, table: SessionTable, ttl_s: int) -> None:
+    def __init__(self, table: SessionTable, ttl_s: int, cache: SessionCache | None = None) -> None:
         self._table = table
         self._ttl_s = ttl_s
+        self._cache = cache
+
+    def start(self) -> None:
+        """Listen for revocations (an API process; without it the in-process level stays off)."""
+        if self._cache is not None:
+            self._cache.start()
+
+    async def close(self) -> None:
+        if self._cache is not None:
+            await self._cache.stop()
 
     async def create(self, user_id: int) -> str:
         token = new_token()
-        await self._table.insert(token_hash(token), user_id, datetime.now(UTC), self._ttl_s)
+        hashed = token_hash(token)
+        await self._table.insert(hashed, user_id, datetime.now(UTC), self._ttl_s)
+        if self._cache is not None:
+            await self._cache.put(hashed, Session(user_id, time.time() + self._ttl_s), fill=False)
         return token
 
     async def user_id(self, token: str) -> int | None:
-        return await self._table.user_id(token_hash(token))
+        return await self.session_user(token_hash(token))
+
+    async def session_user(self, hashed: bytes) -> int | None:
+        """The user of the live session with this token hash; None when it is unknown, expired or revoked.
+        In the common case no I/O at all (this process's memory), else one Redis read, else Cassandra."""
+        cache = self._cache
+        if cache is None:
+            return await self._table.user_id(hashed)
+        user_id = cache.cached(hashed)
+        if user_id is not None:
+            return user_id
+        epoch = cache.local.epoch  # a revocation heard from here on keeps what we read out of memory
+        session = await cache.get(hashed)
+        if session is REVOKED:  # a tombstone: revoked a moment ago
+            return None
+        if session is not None and session.expires_at > time.time():
+            cache.remember(hashed, session, epoch)
+            return session.user_id
+        live = await self._table.live(hashed)
+        if live is None:
+            return None
+        user_id, left_s = live
+        await cache.put(hashed, Session(user_id, time.time() + (left_s or self._ttl_s)), fill=True, epoch=epoch)
+        return user_id
 
     async def revoke(self, token: str) -> None:
-        await self._table.delete(token_hash(token))
+        hashed = token_hash(token)
+        await self._table.delete(hashed)
+        if self._cache is not None:
+            await self._cache.revoke(hashed)
 
     async def authenticate(self, request: web.Request) -> int:
         """The id of the user whose live token the request carries; Unauthorized otherwise."""

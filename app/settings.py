@@ -73,6 +73,11 @@ class Settings:
 
     # --- Accounts, sessions, rate limits ----------------------------------
     session_ttl_s: int = 30 * 24 * 3600
+    # the session cache (docs/accounts.md): a Redis entry lives at most this long (and never past its
+    # session), so one a logout could not tombstone (Redis unreachable then) is gone within it
+    session_cache_ttl_s: int = 3600
+    session_local_ttl_s: float = 5.0  # an in-process entry's longest life, the bound if a revocation is lost
+    session_local_max: int = 100_000  # in-process entries per API process (least recently used leave first)
     login_rate_per_username: int = 10  # attempts per window
     login_rate_per_address: int = 60
     register_rate_per_address: int = 20

@@ -53,6 +53,7 @@ from app.storage.media_sweep import MediaSweepLog
 from app.storage.notifications import NotificationRepository
 from app.storage.posts import PostRepository
 from app.storage.search_index import SearchIndex
+from app.storage.session_cache import SessionCache
 from app.storage.sessions import SessionTable
 from app.storage.stories import StoryMediaLog, StoryRepository
 from app.storage.trending import TrendingCells, TrendingRankings
@@ -116,6 +117,7 @@ class Caches:
     search: SearchIndex
     trending_cells: TrendingCells
     trending_rankings: TrendingRankings
+    sessions: SessionCache
 
     @classmethod
     def for_settings(cls, settings: Settings, redis: Redis) -> Caches:
@@ -127,6 +129,7 @@ class Caches:
             search=SearchIndex(redis, namespace),
             trending_cells=TrendingCells(redis, namespace, trending_ttl_s),
             trending_rankings=TrendingRankings(redis, namespace, trending_ttl_s),
+            sessions=SessionCache.for_settings(settings, redis),
         )
 
 
@@ -231,18 +234,20 @@ class Services:
                 self.stories, self.search, self.trending]
 
     async def close(self) -> None:
+        await self.sessions.close()
         await self.notifications.hub.stop()
         self.passwords.close()
 
 
 def build_services(settings: Settings, storage: Storage, caches: Caches, events: EventPublisher,
                    media_store: MediaStore, processor: ImageProcessor) -> Services:
-    """The services of one API process (its notification hub started: stop it with `close()`)."""
+    """The services of one API process (its notification hub and session revocation listener started: stop
+    them with `close()`)."""
     s = storage
     ids = IdGenerator(shard=None if settings.id_shard < 0 else settings.id_shard)
     cursors = CursorCodec(settings.secret_key)
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
-    sessions = SessionStore(s.sessions, settings.session_ttl_s)
+    sessions = SessionStore(s.sessions, settings.session_ttl_s, caches.sessions)
     idempotency = IdempotencyStore(s.idempotency, settings.idempotency_ttl_s)
     users = UserService(
         users=s.users, follows=s.follows, sessions=sessions, passwords=passwords, events=events,
@@ -258,6 +263,9 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
         affinity=s.affinity, post_rows=s.posts, posts=posts, ranker=SeedRanker(), ids=ids, cursors=cursors,
         rank_window=settings.feed_rank_window, snapshot_ttl_s=settings.feed_snapshot_ttl_s,
     )
+    notifications = make_notification_service(settings, s.notifications, caches.redis, cursors)
+    caches.sessions.on_revoked(notifications.hub.revoke)  # a revoked token's WebSockets are closed
+    sessions.start()
     return Services(
         passwords=passwords,
         sessions=sessions,
@@ -270,7 +278,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
             likes=s.likes, counts=caches.like_counts, posts=s.posts, events=events, feed_cache=caches.feed,
             cursors=cursors,
         ),
-        notifications=make_notification_service(settings, s.notifications, caches.redis, cursors),
+        notifications=notifications,
         comments=CommentService(
             comments=s.comments, posts=s.posts, users=s.users, events=events, ids=ids, cursors=cursors,
             max_comment_length=settings.max_comment_length,

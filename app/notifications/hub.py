@@ -12,6 +12,10 @@ Redis going away: the sockets stay open. The hub reconnects with back-off, subsc
 every channel it needs, and then sends every socket a `resync` message, because whatever was
 published meanwhile is gone (pub/sub keeps nothing); the client then reads GET /v1/notifications.
 A silent, half-open connection is found by a PING after KEEPALIVE_S of quiet.
+
+Revocation: each socket is registered with the hash of the token it was opened with (through its
+ticket or its bearer header). When a session is revoked on any API process, every process hears of it
+(app/storage/session_cache.py calls `revoke`) and closes that token's sockets with SESSION_REVOKED.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ SLOW_CLIENT = 4008
 SLOW_CLIENT_REASON = "too many notifications unread; reconnect and fetch GET /v1/notifications"
 GOING_AWAY = 1001
 GOING_AWAY_REASON = "server shutting down; reconnect"
+SESSION_REVOKED = 4401
+SESSION_REVOKED_REASON = "the session was revoked (logged out); log in again to reconnect"
 
 READY = orjson.dumps({"type": "ready"}).decode()
 RESYNC = orjson.dumps({"type": "resync", "reason": "live updates were interrupted; fetch GET /v1/notifications"}
@@ -99,6 +105,7 @@ class NotificationHub:
         self._max_queued = max_queued
         self._control_channel = f"{namespace}:notify:-"  # keeps the connection subscribed with no sockets
         self._inboxes: dict[str, set[Inbox]] = {}  # channel -> the inboxes of its user's sockets
+        self._by_session: dict[bytes, set[Inbox]] = {}  # token hash -> the inboxes of the sockets it opened
         self._subscribed: set[str] = set()
         self._pubsub: PubSub | None = None
         self._lock = asyncio.Lock()  # orders commands on the subscriber connection
@@ -128,12 +135,21 @@ class NotificationHub:
     def socket_count(self) -> int:
         return sum(len(inboxes) for inboxes in self._inboxes.values())
 
+    def revoke(self, token_hash: bytes) -> None:
+        """End every socket opened with this token (its session was revoked); handlers close them with
+        SESSION_REVOKED."""
+        for inbox in self._by_session.get(token_hash, ()):
+            inbox.end(SESSION_REVOKED, SESSION_REVOKED_REASON)
+
     @asynccontextmanager
-    async def inbox(self, user_id: int) -> AsyncIterator[Inbox]:
-        """An inbox for one socket of the user, subscribed to the user's channel while it is open."""
+    async def inbox(self, user_id: int, token_hash: bytes | None = None) -> AsyncIterator[Inbox]:
+        """An inbox for one socket of the user, subscribed to the user's channel while it is open; ended
+        when the session of `token_hash` (the token the socket was opened with) is revoked."""
         channel = notification_channel(self._namespace, user_id)
         inbox = Inbox(self._max_queued)
         self._inboxes.setdefault(channel, set()).add(inbox)
+        if token_hash is not None:
+            self._by_session.setdefault(token_hash, set()).add(inbox)
         try:
             await self._reconcile(channel)
             yield inbox
@@ -142,6 +158,11 @@ class NotificationHub:
             inboxes.discard(inbox)
             if not inboxes:
                 self._inboxes.pop(channel, None)
+            if token_hash is not None:
+                opened = self._by_session.get(token_hash, set())
+                opened.discard(inbox)
+                if not opened:
+                    self._by_session.pop(token_hash, None)
             await self._reconcile(channel)
 
     async def _reconcile(self, channel: str) -> None:

@@ -7,10 +7,10 @@ import contextlib
 
 from aiohttp import web
 
-from app.auth import bearer_token
-from app.context import current_user, service_key, settings_of
+from app.auth import bearer_token, token_hash
+from app.context import SESSIONS, current_user, service_key, settings_of
 from app.errors import BadRequest, Unauthorized
-from app.notifications.hub import READY, Inbox
+from app.notifications.hub import READY, SESSION_REVOKED, SESSION_REVOKED_REASON, Inbox
 from app.notifications.service import NotificationService
 from app.web import Route, json_response, page_request, page_response
 
@@ -31,7 +31,9 @@ async def list_notifications(request: web.Request) -> web.Response:
 
 async def create_ticket(request: web.Request) -> web.Response:
     me = await current_user(request)
-    return json_response(await notifications_of(request).tickets.issue(me), status=201)
+    # the ticket carries the token's hash: the socket it opens is closed when this session is revoked
+    return json_response(await notifications_of(request).tickets.issue(me, token_hash(bearer_token(request))),
+                         status=201)
 
 
 def require_credentials(request: web.Request) -> None:
@@ -43,13 +45,21 @@ def require_credentials(request: web.Request) -> None:
         )
 
 
-async def stream_user(request: web.Request) -> int:
-    """Who opens a stream: the `?ticket=` (browsers) or an Authorization: Bearer header (other clients)."""
+async def stream_user(request: web.Request) -> tuple[int, bytes | None]:
+    """Who opens a stream, and the hash of the token behind it: the `?ticket=` (browsers) or an
+    Authorization: Bearer header (other clients). 401 when that session is no longer live."""
     require_credentials(request)
     ticket = request.query.get("ticket")
-    if ticket is not None:
-        return await notifications_of(request).tickets.redeem(ticket)
-    return await current_user(request)
+    if ticket is None:
+        return await current_user(request), token_hash(bearer_token(request))
+    user_id, hashed = await notifications_of(request).tickets.redeem_session(ticket)
+    if hashed is not None and not await session_is_live(request, hashed, user_id):
+        raise Unauthorized("the session this ticket was issued to has been revoked", code="invalid_token")
+    return user_id, hashed
+
+
+async def session_is_live(request: web.Request, hashed: bytes, user_id: int) -> bool:
+    return await request.app[SESSIONS].session_user(hashed) == user_id
 
 
 async def notification_stream(request: web.Request) -> web.WebSocketResponse:
@@ -59,9 +69,13 @@ async def notification_stream(request: web.Request) -> web.WebSocketResponse:
     require_credentials(request)
     if not ws.can_prepare(request).ok:  # checked before redeeming: a plain GET must not use up a ticket
         raise BadRequest("this endpoint is a WebSocket: send an Upgrade request", code="websocket_required")
-    user_id = await stream_user(request)  # 401 before the upgrade
+    user_id, hashed = await stream_user(request)  # 401 before the upgrade
     await ws.prepare(request)
-    async with notifications_of(request).hub.inbox(user_id) as inbox:
+    async with notifications_of(request).hub.inbox(user_id, hashed) as inbox:
+        # a revocation heard before the socket was registered did not reach it: look again, now that any
+        # later one will
+        if hashed is not None and not await session_is_live(request, hashed, user_id):
+            inbox.end(SESSION_REVOKED, SESSION_REVOKED_REASON)
         forwarder = asyncio.create_task(forward(inbox, ws))
         try:
             async for _ in ws:  # what the client sends is ignored; the loop ends when the socket closes
@@ -110,7 +124,8 @@ STREAM_SUMMARY = (
     'sends JSON text messages: {"type": "ready"} once subscribed, {"type": "notification", "notification": '
     'Notification} for each new or updated notification, {"type": "resync"} when live updates were interrupted '
     "(fetch GET /v1/notifications). Pings every notification_ws_heartbeat_s (20 s). A client that leaves too "
-    "many messages unread is closed with code 4008 and catches up with GET /v1/notifications."
+    "many messages unread is closed with code 4008 and catches up with GET /v1/notifications. When the session "
+    "the socket was opened with is revoked (logout), the socket is closed with code 4401."
 )
 
 ROUTES = [

@@ -22,7 +22,9 @@ TICKET_BYTES = 32
 
 
 class TicketStore:
-    """One-time WebSocket tickets in Redis: `<keyspace>:wsticket:<sha256 of ticket>` -> user id, with a TTL.
+    """One-time WebSocket tickets in Redis: `<keyspace>:wsticket:<sha256 of ticket>` -> user id (and the hash
+    of the bearer token the ticket was minted with, so the socket is closed when that session is revoked),
+    with a TTL.
 
     A browser cannot set an Authorization header on a WebSocket, and a long-lived token in a URL
     ends up in logs and histories; a ticket lives a minute and is gone once used (GETDEL)."""
@@ -35,20 +37,28 @@ class TicketStore:
     def _key(self, ticket: str) -> str:
         return f"{self._namespace}:wsticket:{hashlib.sha256(ticket.encode()).hexdigest()}"
 
-    async def issue(self, user_id: int) -> dict:
+    async def issue(self, user_id: int, token_hash: bytes | None = None) -> dict:
         ticket = secrets.token_urlsafe(TICKET_BYTES)
-        await self._redis.set(self._key(ticket), str(user_id), ex=self.ttl_s)
+        value = str(user_id) if token_hash is None else f"{user_id}:{token_hash.hex()}"
+        await self._redis.set(self._key(ticket), value, ex=self.ttl_s)
         expires_at = datetime.now(UTC) + timedelta(seconds=self.ttl_s)
         return {"ticket": ticket, "expires_at": iso(expires_at)}
 
     async def redeem(self, ticket: str) -> int:
         """The user the ticket was issued to; it cannot be used again. Unauthorized when it is not live."""
+        user_id, _ = await self.redeem_session(ticket)
+        return user_id
+
+    async def redeem_session(self, ticket: str) -> tuple[int, bytes | None]:
+        """The user the ticket was issued to and the hash of the token it was minted with (None if it was
+        issued without one); it cannot be used again. Unauthorized when it is not live."""
         if not (20 <= len(ticket) <= 128 and ticket.isascii()):
             raise Unauthorized("the ticket is not one of ours", code="invalid_ticket")
-        user_id = await self._redis.getdel(self._key(ticket))
-        if user_id is None:
+        value = await self._redis.getdel(self._key(ticket))
+        if value is None:
             raise Unauthorized("the ticket is unknown, expired or already used", code="invalid_ticket")
-        return int(user_id)
+        user_id, _, hash_hex = value.decode().partition(":")
+        return int(user_id), bytes.fromhex(hash_hex) if hash_hex else None
 
 
 @dataclass
