@@ -89,7 +89,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 # what still works while a dependency other than Cassandra is down (docs/reliability.md, "When a dependency is down")
 DEGRADED_EFFECTS = {
-    "redis": "the feed cache is bypassed: every feed read comes from Cassandra; rate limits count per process;"
+    "redis": "the feed cache is bypassed: every feed read comes from Cassandra; sessions are read from Cassandra"
+             " on every request; rate limits count per process;"
              " notification pushes pause (sockets stay open and get resync) and WebSocket tickets answer 503;"
              " search answers 503 (the workers rebuild its index when Redis is back)",
     "kafka": "writes that publish events (posts, follows, likes, comments, stories, story views) answer 503;"
