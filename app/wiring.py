@@ -124,13 +124,13 @@ class Caches:
     @classmethod
     def for_settings(cls, settings: Settings, redis: Redis) -> Caches:
         namespace, trending_ttl_s = settings.cassandra_keyspace, settings.trending_ttl_days * 86_400
-        like_counts, users = LikeCounts.for_settings(settings, redis), UserCache.for_settings(settings, redis)
+        users = UserCache.for_settings(settings, redis)
         return cls(
             redis=redis,
             feed=FeedCache.for_settings(settings, redis),
-            like_counts=like_counts,
+            like_counts=LikeCounts.for_settings(settings, redis),
             users=users,
-            posts=PostCache.for_settings(settings, redis, users, like_counts),
+            posts=PostCache.for_settings(settings, redis, users),
             search=SearchIndex(redis, namespace),
             trending_cells=TrendingCells(redis, namespace, trending_ttl_s),
             trending_rankings=TrendingRankings(redis, namespace, trending_ttl_s),

@@ -5,9 +5,10 @@ A page of posts is read in one round trip (a script), not one partition read per
   `<author id>|<json>`, for post_cache_ttl_s. A delete replaces it by a tombstone (`-`) for as
   long: every fill is SET NX, so a reader that read the row just before the delete cannot bring
   it back, and the post is left out of every page (grid, feed, hashtag, by id) at once.
-- the counts are not taken from the cached row: `likes:<id>` is the like count the like requests
-  move and the like worker settles (app/storage/like_counts.py), `comments:<id>` the comment count
-  the comment worker writes after each recount (streams/comment_counts.py). A post whose object or
+- the counts are not taken from the cached row: `postlikes:<id>` is the exact like count the like
+  worker writes after each batch (streams/like_counts.py; the count a like's reply carries is
+  another key, app/storage/like_counts.py), `comments:<id>` the comment count the comment worker
+  writes after each recount (streams/comment_counts.py). A post whose object or
   either count is missing is read from Cassandra, and the three are filled from that row (NX: a
   count already there is never overwritten by the row's).
 - `user:<id>` (app/storage/user_cache.py): the authors, in the same round trip.
@@ -34,7 +35,6 @@ from redis.asyncio import Redis
 
 from app.redis_breaker import RedisBreaker
 from app.settings import Settings
-from app.storage.like_counts import LikeCounts
 from app.storage.user_cache import CachedUser, UserCache, from_micros, to_micros
 
 TOMBSTONE = b"-"
@@ -201,7 +201,7 @@ class GridRead:
 
 class PostCache:
     def __init__(self, redis: Redis, namespace: str, ttl_s: int, grid_ttl_s: int, grid_ids: int,
-                 users: UserCache, like_counts: LikeCounts) -> None:
+                 users: UserCache) -> None:
         self._redis = redis
         self._ns = namespace
         self._ttl_s = ttl_s
@@ -209,7 +209,6 @@ class PostCache:
         self._version_ttl_s = 2 * grid_ttl_s  # outlives the grid it guards
         self.grid_ids = grid_ids
         self._users = users
-        self._like_counts = like_counts
         self._breaker = RedisBreaker("post cache")
         self._read_posts = redis.register_script(READ_POSTS)
         self._read_grid = redis.register_script(READ_GRID)
@@ -218,10 +217,9 @@ class PostCache:
         self._remove_post = redis.register_script(REMOVE_POST)
 
     @classmethod
-    def for_settings(cls, settings: Settings, redis: Redis, users: UserCache, like_counts: LikeCounts) -> PostCache:
+    def for_settings(cls, settings: Settings, redis: Redis, users: UserCache) -> PostCache:
         return cls(redis, namespace=settings.cassandra_keyspace, ttl_s=settings.post_cache_ttl_s,
-                   grid_ttl_s=settings.grid_cache_ttl_s, grid_ids=settings.grid_cache_ids, users=users,
-                   like_counts=like_counts)
+                   grid_ttl_s=settings.grid_cache_ttl_s, grid_ids=settings.grid_cache_ids, users=users)
 
     # --- keys ----------------------------------------------------------------
     def post_key(self, post_id: int) -> str:
@@ -231,7 +229,7 @@ class PostCache:
         return f"{self._ns}:comments:{post_id}"
 
     def likes_key(self, post_id: int) -> str:
-        return self._like_counts.key(post_id)
+        return f"{self._ns}:postlikes:{post_id}"
 
     def grid_key(self, user_id: int) -> str:
         return f"{self._ns}:grid:{user_id}"
@@ -359,13 +357,21 @@ class PostCache:
 
         return await self._breaker.call("note_deleted", run, False)
 
-    # --- written by the comment worker (streams/comment_counts.py) ------------
+    # --- written by the count workers (streams/like_counts.py, comment_counts.py) ---
+    async def save_like_counts(self, counts: dict[int, int]) -> None:
+        """The exact like counts of a batch's posts (after they are written to `posts`)."""
+        await self._save_counts(self.likes_key, counts)
+
     async def save_comment_counts(self, counts: dict[int, int]) -> None:
-        """The exact comment counts of a batch's posts. Not behind the breaker: a count Redis missed
-        would be served stale, so the worker's batch fails and is retried until Redis takes it."""
+        """The exact comment counts of a batch's posts (after they are written to `posts`)."""
+        await self._save_counts(self.comments_key, counts)
+
+    async def _save_counts(self, key, counts: dict[int, int]) -> None:
+        """Not behind the breaker: a count Redis missed would be served stale, so the worker's batch
+        fails and is retried until Redis takes it."""
         if not counts:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for post_id, count in counts.items():
-                pipe.set(self.comments_key(post_id), count, ex=self._ttl_s)
+                pipe.set(key(post_id), count, ex=self._ttl_s)
             await pipe.execute()

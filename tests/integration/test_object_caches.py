@@ -149,7 +149,7 @@ async def test_counts_come_from_the_workers_keys_not_the_cached_row(settings, st
     post_id = await new_post(storage, author)
     assert (await posts.get(post_id, viewer))["comment_count"] == 0  # cached with its counts
     await caches.posts.save_comment_counts({post_id: 3})  # the comment worker's recount
-    await redis.set(caches.like_counts.key(post_id), 7)  # a like moved the count
+    await caches.posts.save_like_counts({post_id: 7})  # the like worker's
     shown = await posts.get(post_id, viewer)
     assert (shown["like_count"], shown["comment_count"]) == (7, 3)
     # a count key gone (expired, evicted): the row is read again, not the cached copy trusted
@@ -201,4 +201,4 @@ async def test_post_cache_keys_are_namespaced_by_the_keyspace(settings, redis):
     caches = Caches.for_settings(settings, redis)
     assert isinstance(caches.posts, PostCache)
     assert caches.posts.post_key(1).startswith(f"{settings.cassandra_keyspace}:")
-    assert caches.posts.likes_key(1) == caches.like_counts.key(1)
+    assert caches.posts.likes_key(1) != caches.like_counts.key(1)  # the worker's count, not the replies'
