@@ -104,6 +104,12 @@ class Settings:
     feed_snapshot_ttl_s: int = 6 * 3600  # how long the cursors of a ranked feed stay valid
     feed_fanout_concurrency: int = 128  # feed writes in flight per fan-out worker
 
+    # --- Object caches (docs/posts.md#caches) ----------------------------------------
+    post_cache_ttl_s: int = 6 * 3600  # a cached post, its counts, and a deleted post's tombstone
+    user_cache_ttl_s: int = 3600  # a cached profile (username, display name, bio)
+    grid_cache_ttl_s: int = 3600  # a user's cached newest grid ids; creates and deletes keep it current
+    grid_cache_ids: int = 60  # ids read into a user's cached grid on a miss (it keeps up to twice as many)
+
     # --- Likes (docs/likes.md; cql/TABLES.md) ----------------------------------
     likes_per_bucket: int = 100_000  # bounds each `post_likers` partition
     like_rate_per_user: int = 600  # likes and unlikes per user per rate window

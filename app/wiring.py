@@ -51,12 +51,14 @@ from app.storage.like_counts import LikeCounts
 from app.storage.likes import LikeRepository
 from app.storage.media_sweep import MediaSweepLog
 from app.storage.notifications import NotificationRepository
+from app.storage.post_cache import PostCache
 from app.storage.posts import PostRepository
 from app.storage.search_index import SearchIndex
 from app.storage.session_cache import SessionCache
 from app.storage.sessions import SessionTable
 from app.storage.stories import StoryMediaLog, StoryRepository
 from app.storage.trending import TrendingCells, TrendingRankings
+from app.storage.user_cache import UserCache
 from app.storage.users import UserRepository
 from app.stories.service import StoryService
 from app.trending.service import TrendingService
@@ -118,14 +120,19 @@ class Caches:
     trending_cells: TrendingCells
     trending_rankings: TrendingRankings
     sessions: SessionCache
+    users: UserCache
+    posts: PostCache
 
     @classmethod
     def for_settings(cls, settings: Settings, redis: Redis) -> Caches:
         namespace, trending_ttl_s = settings.cassandra_keyspace, settings.trending_ttl_days * 86_400
+        users = UserCache.for_settings(settings, redis)
         return cls(
             redis=redis,
             feed=FeedCache.for_settings(settings, redis),
             like_counts=LikeCounts.for_settings(settings, redis),
+            users=users,
+            posts=PostCache.for_settings(settings, redis, users),
             search=SearchIndex(redis, namespace),
             trending_cells=TrendingCells(redis, namespace, trending_ttl_s),
             trending_rankings=TrendingRankings(redis, namespace, trending_ttl_s),
@@ -251,11 +258,11 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     idempotency = IdempotencyStore(s.idempotency, settings.idempotency_ttl_s)
     users = UserService(
         users=s.users, follows=s.follows, sessions=sessions, passwords=passwords, events=events,
-        feed_cache=caches.feed, ids=ids, cursors=cursors, max_following=settings.max_following,
+        feed_cache=caches.feed, profiles=caches.users, ids=ids, cursors=cursors, max_following=settings.max_following,
     )
     posts = PostService(
         posts=s.posts, sweep=s.media_sweep, users=s.users, store=media_store, processor=processor, events=events,
-        feed_cache=caches.feed, ids=ids, cursors=cursors, likes=s.likes,
+        feed_cache=caches.feed, ids=ids, cursors=cursors, likes=s.likes, objects=caches.posts, profiles=caches.users,
         max_caption_length=settings.max_caption_length, max_location_length=settings.max_location_length,
     )
     feed = FeedService(

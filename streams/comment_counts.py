@@ -23,6 +23,7 @@ from app.ids import hour_bucket
 from app.settings import Settings
 from app.storage.comments import CommentRepository
 from app.storage.counted_set import CountedSet, Placement
+from app.storage.post_cache import PostCache
 from app.storage.posts import PostRepository
 from app.wiring import Wiring
 from streams.retry import until_done, until_ready
@@ -56,9 +57,10 @@ def plan_counts(events: list[CommentChanged], live: set[int]) -> CountPlan:
 
 
 class CommentCounter:
-    def __init__(self, comments: CommentRepository, posts: PostRepository) -> None:
+    def __init__(self, comments: CommentRepository, posts: PostRepository, cache: PostCache | None = None) -> None:
         self.comments = comments
         self.posts = posts
+        self.cache = cache  # where pages read comment counts (app/storage/post_cache.py)
         self.post_comments = comments.live_comments
         self.replies = comments.live_replies
 
@@ -75,10 +77,12 @@ class CommentCounter:
             *(self.post_comments.apply(post_id, members) for post_id, members in plan.post_comments.items()),
             *(self.replies.apply(parent_id, members) for parent_id, members in plan.replies.items()),
         )
-        await asyncio.gather(
+        totals = await asyncio.gather(
             *(self._save_total(self.post_comments, self.posts.save_comment_count, pid) for pid in plan.post_comments),
             *(self._save_total(self.replies, self.comments.save_reply_count, cid) for cid in plan.replies),
         )
+        if self.cache is not None:  # raises while Redis is away: the batch is retried, no count left stale
+            await self.cache.save_comment_counts(dict(zip(plan.post_comments, totals, strict=False)))
 
     async def _on_live_posts(self, events: list[CommentChanged]) -> list[CommentChanged]:
         """The events of posts that still exist: a deleted post's comments no longer count, and a
@@ -88,14 +92,15 @@ class CommentCounter:
         live = {pid for pid, row in zip(post_ids, rows, strict=True) if row is not None}
         return [event for event in events if event.post_id in live]
 
-    async def _save_total(self, counted: CountedSet, save, owner: int) -> None:
+    async def _save_total(self, counted: CountedSet, save, owner: int) -> int:
         total, read_at = await counted.total(owner)
         await save(owner, total, read_at)
+        return total
 
 
 async def make_counter(wiring: Wiring) -> CommentCounter:
     storage = await wiring.storage()
-    return CommentCounter(storage.comments, storage.posts)
+    return CommentCounter(storage.comments, storage.posts, wiring.caches().posts)
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:

@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.storage.counted_set import Placement
 from app.storage.like_counts import LikeCounts
 from app.storage.likes import LikeRepository
+from app.storage.post_cache import PostCache
 from app.storage.posts import PostRepository
 from app.wiring import Wiring
 from streams.retry import until_done, until_ready
@@ -34,7 +35,7 @@ BATCH_SECONDS = 0.5
 class LikeCounter:
     def __init__(
         self, likes: LikeRepository, posts: PostRepository, counts: LikeCounts, likes_per_bucket: int,
-        posts_in_parallel: int = 32,
+        posts_in_parallel: int = 32, cache: PostCache | None = None,
     ) -> None:
         self.edges = likes
         self.likers = likes.likers
@@ -42,6 +43,7 @@ class LikeCounter:
         self._counts = counts
         self._likes_per_bucket = likes_per_bucket
         self._posts_in_parallel = posts_in_parallel
+        self._cache = cache  # where pages read like counts (app/storage/post_cache.py)
 
     async def apply(self, events: list[LikeChanged]) -> None:
         by_post: dict[int, list[LikeChanged]] = defaultdict(list)
@@ -56,6 +58,8 @@ class LikeCounter:
         totals = dict(await asyncio.gather(*(count(post_id) for post_id in by_post)))
         written = {post_id: total for post_id, total in totals.items() if total is not None}
         await self._counts.settle(written)
+        if self._cache is not None:  # raises while Redis is away: the batch is retried, no count left stale
+            await self._cache.save_like_counts(written)
         await self._counts.note_batch(events=len(events), count_writes=len(written))
 
     async def count_post(self, post_id: int, events: list[LikeChanged]) -> int | None:
@@ -99,7 +103,7 @@ class LikeCounter:
 async def make_counter(settings: Settings, wiring: Wiring) -> LikeCounter:
     storage = await wiring.storage()
     return LikeCounter(storage.likes, storage.posts, wiring.caches().like_counts, settings.likes_per_bucket,
-                       settings.like_worker_posts_in_parallel)
+                       settings.like_worker_posts_in_parallel, wiring.caches().posts)
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:

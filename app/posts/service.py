@@ -24,7 +24,7 @@ from typing import NamedTuple
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import EventPublisher, PostCreated, PostDeleted, new_event_fields
-from app.ids import IdGenerator
+from app.ids import IdGenerator, month_bucket
 from app.media.filters import FILTERS
 from app.media.processing import ProcessedImage
 from app.media.processor import ImageProcessor
@@ -34,7 +34,9 @@ from app.storage.feed_cache import FeedCache
 from app.storage.likes import LikeRepository
 from app.storage.media_sweep import MediaSweepLog
 from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
+from app.storage.post_cache import PostCache, PostsRead
 from app.storage.posts import PostRepository
+from app.storage.user_cache import UserCache
 from app.storage.users import UserRepository
 from app.text import has_control_characters, iso
 
@@ -89,6 +91,8 @@ class PostService:
     ids: IdGenerator
     cursors: CursorCodec
     likes: LikeRepository
+    objects: PostCache  # posts, their counts and the newest grid ids, in Redis (app/storage/post_cache.py)
+    profiles: UserCache  # authors' profiles, in Redis (app/storage/user_cache.py)
     max_caption_length: int
     max_location_length: int
 
@@ -146,6 +150,7 @@ class PostService:
             if isinstance(exc, Unavailable):
                 raise
             raise Unavailable("the post could not be published; retry shortly") from exc
+        await self.objects.note_created(post)  # cached, and first in its author's cached grid
         # committed: nothing below may fail the request, or a retry with the same Idempotency-Key would
         # create the post again
         try:
@@ -175,16 +180,47 @@ class PostService:
     async def hydrate(self, post_ids: list[int], viewer_id: int, rows: dict | None = None) -> list[dict]:
         """Posts as the API shows them, in the given order; missing (deleted) ones left out.
 
-        `rows` are `posts` rows the caller already read (post id -> row); the others are read here."""
+        `rows` are `posts` rows the caller already read (post id -> row); the others come from the post
+        cache in one round trip, with their counts and authors, and what it lacks from Cassandra.
+        `liked_by_me` is read at the same time (LikeRepository.liked_among: one read per month)."""
         rows = dict(rows or {})
-        missing = [pid for pid in post_ids if pid not in rows]
-        if missing:
-            rows.update(await self.posts.get_many(missing))
+        wanted = [pid for pid in post_ids if pid not in rows]
+        read, liked = await asyncio.gather(self.objects.read_posts(wanted), self.likes.liked_among(viewer_id, post_ids))
+        return await self._render(post_ids, rows, read, liked)
+
+    async def _render(self, post_ids: list[int], rows: dict, read: PostsRead | None, liked: set[int]) -> list[dict]:
+        """`read`: what the post cache held of the posts not in `rows` (None: Redis is away, so every
+        post not in `rows` and every author is read from Cassandra)."""
+        wanted = [pid for pid in post_ids if pid not in rows]
+        if read is None:
+            rows.update(await self.posts.get_many(wanted))
+            authors: dict = {}
+        else:
+            rows.update(read.posts)
+            for pid in read.deleted:
+                rows.pop(pid, None)  # tombstoned: deleted, even if a caller's row was read before
+            if read.missing:
+                fetched = await self.posts.get_many(read.missing)
+                rows.update(fetched)
+                await self.objects.fill(fetched.values())
+            authors = dict(read.authors)
         present = [pid for pid in post_ids if pid in rows]
-        authors, liked = await asyncio.gather(
-            self.users.get_many({rows[pid].author_id for pid in present}), self.likes.liked_among(viewer_id, present)
-        )
+        authors.update(await self._authors({rows[pid].author_id for pid in present} - authors.keys(),
+                                           cached=read is not None))
         return [self._post_json(rows[pid], authors.get(rows[pid].author_id), pid in liked) for pid in present]
+
+    async def _authors(self, user_ids: set[int], cached: bool) -> dict:
+        """Profiles from the user cache (when Redis answers), the others from Cassandra, filled in."""
+        if not user_ids:
+            return {}
+        found = (await self.profiles.get_many(user_ids) if cached else None) or {}
+        rest = user_ids - found.keys()
+        if rest:
+            rows = await self.users.get_many(rest)
+            if cached:
+                await self.profiles.fill(rows.values())
+            found.update(rows)
+        return found
 
     def _post_json(self, row, author, liked_by_me: bool = False) -> dict:
         media = row.media or {}
@@ -208,13 +244,39 @@ class PostService:
         }
 
     async def list_by_user(self, user_id: int, viewer_id: int, limit: int, cursor: str | None):
-        user = await self.users.get(user_id)
+        """A page of the user's grid. The common case is one Redis round trip (the page's ids from the
+        cached grid, its posts, counts and the user's profile) and one Cassandra read (`liked_by_me`)."""
+        bucket, before = self.cursors.decode_ints("user-posts", cursor, "b", "a") or (LATEST_BUCKET, NO_UPPER_BOUND)
+        first_page = cursor is None
+        grid = await self.objects.read_grid(user_id, None if first_page else before, limit)
+        user = grid.owner if grid is not None else None
+        if user is None:
+            user = await self.users.get(user_id)
+            if grid is not None and user is not None:
+                await self.profiles.fill([user])
         if user is None or user.username is None:
             raise NotFound("no such user", code="user_not_found")
-        bucket, before = self.cursors.decode_ints("user-posts", cursor, "b", "a") or (LATEST_BUCKET, NO_UPPER_BOUND)
-        ids, last_bucket = await self.posts.by_user.page(user_id, bucket, before, limit)
-        next_cursor = self.cursors.encode("user-posts", {"b": last_bucket, "a": ids[-1]}) if len(ids) == limit else None
-        return await self.hydrate(ids, viewer_id), next_cursor
+        if grid is not None and grid.ids is not None:
+            ids, read = grid.ids, grid.found
+        else:
+            ids = await self._grid_ids(user_id, bucket, before, limit, grid.version if grid and first_page else None)
+            read = await self.objects.read_posts(ids) if grid is not None else None
+        next_cursor = None
+        if len(ids) == limit:
+            next_cursor = self.cursors.encode("user-posts", {"b": month_bucket(ids[-1]), "a": ids[-1]})
+        liked = await self.likes.liked_among(viewer_id, ids)
+        return await self._render(ids, {}, read, liked), next_cursor
+
+    async def _grid_ids(self, user_id: int, bucket: int, before: int, limit: int, version: str | None) -> list[int]:
+        """A page of ids from `posts_by_user`. With a `version` (a first page, the cache answering), the
+        newest grid_cache_ids are read and cached for the pages that follow."""
+        if version is None:
+            ids, _ = await self.posts.by_user.page(user_id, bucket, before, limit)
+            return ids
+        newest = max(limit, self.objects.grid_ids)
+        ids, _ = await self.posts.by_user.page(user_id, LATEST_BUCKET, NO_UPPER_BOUND, newest)
+        await self.objects.store_grid(user_id, version, ids, complete=len(ids) < newest)
+        return ids[:limit]
 
     # --- delete -------------------------------------------------------------
     async def delete(self, user_id: int, post_id: int) -> None:
@@ -228,6 +290,7 @@ class PostService:
         # published first: with Kafka down nothing is deleted and the client gets 503
         event = PostDeleted(**new_event_fields(user_id), post_id=post_id, hashtags=list(post.hashtags or ()))
         await self.events.publish("posts", user_id, event)
+        await self.objects.note_deleted(post_id, user_id)  # tombstoned before the row goes: never served again
         await self.posts.delete(post)
         await self.feed_cache.note_deleted(post_id)  # cached feed pages stop showing it at once
         await self.store.delete_many(keys)

@@ -13,6 +13,7 @@ from app.events import EventPublisher, FollowChanged, ProfileChanged, new_event_
 from app.ids import IdGenerator
 from app.storage.feed_cache import FeedCache
 from app.storage.follows import FollowRepository
+from app.storage.user_cache import UserCache
 from app.storage.users import UserRepository
 from app.text import iso, normalize_username
 
@@ -40,6 +41,7 @@ class UserService:
     passwords: Passwords
     events: EventPublisher
     feed_cache: FeedCache
+    profiles: UserCache  # the profiles pages of posts show (app/storage/user_cache.py)
     ids: IdGenerator
     cursors: CursorCodec
     max_following: int
@@ -86,6 +88,7 @@ class UserService:
 
     async def update_profile(self, user_id: int, display_name: str | None, bio: str | None) -> dict:
         await self.users.update_profile(user_id, display_name, bio)
+        await self.profiles.invalidate(user_id)  # the next page showing this user reads the new row
         if display_name is not None:
             await self._announce_profile(user_id, created=False)
         return await self.get_user(user_id, viewer_id=user_id)
