@@ -152,8 +152,13 @@ class FeedService:
             return await self._by_time_stored(viewer, before, limit)
         horizon = self.writer.horizon_id()
         lowest = max(candidates.boundary, horizon)
-        newer = sorted((c for c in candidates.rows if lowest <= c.post_id < before),
-                       key=lambda c: c.post_id, reverse=True)
+        rows = {c.post_id: c for c in candidates.rows if lowest <= c.post_id < before}
+        # a celebrity's post is in Redis once fan-out has seen it; newest first promises every post at
+        # once, so the followed celebrities' timelines are read too (one read each; none for most readers)
+        pulled = await asyncio.gather(*(self._pull(a, before, limit) for a in candidates.celebrities))
+        for entry in (e for posts in pulled for e in posts if e.post_id >= lowest):
+            rows.setdefault(entry.post_id, Cached(entry.post_id, entry.author_id, 0, 0, 0))
+        newer = sorted(rows.values(), key=lambda c: c.post_id, reverse=True)
         if not newer:  # nothing left above the boundary: go on below it
             return await self._by_time_stored(viewer, min(before, candidates.boundary), limit)
         page = newer[:limit]

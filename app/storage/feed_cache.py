@@ -72,7 +72,8 @@ CELEB_KEEP = 100  # newest posts kept per celebrity in `celeb:<author>`
 # ("ranked": reuse the latest snapshot when nothing changed, else store a new one; "live": no snapshot),
 # the new snapshot's id, the snapshot key prefix, snapshot TTL, reuse TTL, now (ms).
 # Returns {was active, state, blob, deleted ids, unfollowed authors, refilled at}; the blob is a header
-# line "<snapshot> <ranked at ms> <version> <boundary>", then "<post> <author> <likes> <comments> <interactions>"
+# line "<snapshot> <ranked at ms> <version> <boundary> <followed celebrities, comma-separated, or ->",
+# then "<post> <author> <likes> <comments> <interactions>"
 # per candidate. Like counts come from the live `likes:<post>` counts when they exist.
 READ_CANDIDATES = """
 local was_active = redis.call('SET', KEYS[1], '1', 'EX', ARGV[1], 'GET')
@@ -109,7 +110,8 @@ for author in string.gmatch(celebs, '%d+') do
     if not feat[id] then feat[id] = author .. ',0,0' end
   end
 end
-local lines, gone = {ARGV[6] .. ' ' .. ARGV[10] .. ' ' .. version .. ' ' .. boundary}, {}
+local header = table.concat({ARGV[6], ARGV[10], version, boundary, celebs ~= '' and celebs or '-'}, ' ')
+local lines, gone = {header}, {}
 for id, f in pairs(feat) do
   if redis.call('EXISTS', ARGV[2] .. id) == 1 then
     gone[#gone + 1] = id
@@ -230,14 +232,16 @@ class Candidates:
     version: int
     boundary: int  # every post of the feed at or newer than this is among `rows`
     rows: list[Candidate]
+    celebrities: tuple[int, ...] = ()  # the followed celebrities (their posts are pulled, not pushed)
 
     @classmethod
     def parse(cls, blob: bytes | str) -> Candidates:
         text = blob.decode() if isinstance(blob, bytes) else blob
         header, *lines = text.split("\n")
-        sid, at, version, boundary = (int(part) for part in header.split())
+        sid, at, version, boundary, *rest = header.split()
+        celebrities = tuple(int(c) for c in rest[0].split(",")) if rest and rest[0] != "-" else ()
         rows = [Candidate(*(int(part) for part in line.split())) for line in lines if line]
-        return cls(sid, at, version, boundary, rows)
+        return cls(int(sid), int(at), int(version), int(boundary), rows, celebrities)
 
 
 @dataclass(frozen=True)
