@@ -52,6 +52,9 @@ async def test_a_feed_page_costs_one_round_trip_of_its_own_and_writes_nothing(ht
     async def merged(post_id: str) -> bool:
         return await redis_client.hexists(f"{ns}:fc:{reader.id}", post_id)
 
+    # the follow worker marks the reader's set due for a refill (feedver goes from 1, the first read's
+    # rebuild, to 2): the first read after that waits for the refill, a cost of follows, not of pages
+    await eventually(lambda: redis_client.get(f"{ns}:feedver:{reader.id}"), lambda v: int(v or 0) >= 2, timeout=30)
     first = await post(http, api_url, author)
     await eventually(lambda: read_feed(http, api_url, reader),
                      lambda r: r[1] == "hit" and [item["id"] for item in r[0]["items"]] == [first], timeout=30)
