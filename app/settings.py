@@ -103,6 +103,8 @@ class Settings:
     feed_cache_ttl_s: int = 60  # the cached first page; fan-out invalidates it sooner
     feed_snapshot_ttl_s: int = 6 * 3600  # how long the cursors of a ranked feed stay valid
     feed_fanout_concurrency: int = 128  # feed writes in flight per fan-out worker
+    feed_refill_after_s: int = 300  # how often a reader's Redis candidate set is refilled, off the read
+    feed_rebuild_wait_ms: int = 1000  # how long a page waits for a missing candidate set's refill
 
     # --- Object caches (docs/posts.md#caches) ----------------------------------------
     post_cache_ttl_s: int = 6 * 3600  # a cached post, its counts, and a deleted post's tombstone

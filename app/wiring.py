@@ -268,7 +268,8 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     feed = FeedService(
         feed=s.feed, writer=feed_writer(settings, storage, caches), cache=caches.feed, follows=s.follows,
         affinity=s.affinity, post_rows=s.posts, posts=posts, ranker=SeedRanker(), ids=ids, cursors=cursors,
-        rank_window=settings.feed_rank_window, snapshot_ttl_s=settings.feed_snapshot_ttl_s,
+        rank_window=settings.feed_rank_window, refill_after_s=settings.feed_refill_after_s,
+        rebuild_wait_s=settings.feed_rebuild_wait_ms / 1000,
     )
     notifications = make_notification_service(settings, s.notifications, caches.redis, cursors)
     caches.sessions.on_revoked(notifications.hub.revoke)  # a revoked token's WebSockets are closed

@@ -55,7 +55,9 @@ class FanOut:
         Pipelined: while one page's rows are written, the next page of followers is read and the
         previous page is trimmed and its cached first pages made stale."""
         if await self.feed.is_celebrity(author_id):
-            return 0  # pulled at read time
+            # pulled at read time: readers merge the author's newest posts from Redis into their candidates
+            await self.cache.celebrity_post(author_id, post_id, self.writer.ttl_for(post_id))
+            return 0
         started, readers = time.perf_counter(), 0
         entry = Entry(post_id, author_id)
         pages = self.follows.follower_pages(author_id, FOLLOWER_PAGE)
@@ -80,7 +82,9 @@ class FanOut:
 
     async def withdraw(self, author_id: int, post_id: int) -> None:
         if await self.feed.is_celebrity(author_id):
-            return  # never pushed since the author became one; older rows age out with the feed TTL
+            # never pushed since the author became one; older rows age out with the feed TTL
+            await self.cache.celebrity_post_removed(author_id, post_id)
+            return
         async for page in self.follows.follower_pages(author_id, FOLLOWER_PAGE):
             await self.writer.remove(page, post_id)
 

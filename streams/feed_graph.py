@@ -79,6 +79,7 @@ class FeedGraph:
     async def _follow_effect(self, state: FollowState) -> None:
         reader, author = state.follower_id, state.followee_id
         if state.following:
+            await self.writer.cache.followed_again(reader, author)
             if await self.feed.is_celebrity(author):
                 await self.feed.add_followed_celebrity(reader, author)
             else:

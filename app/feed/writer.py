@@ -105,15 +105,16 @@ class FeedWriter:
         return True
 
     async def settle(self, readers: list[int], entry: Entry) -> None:
-        """After `insert`: trim the feeds whose turn it is, and make the readers' cached first pages stale."""
+        """After `insert`: trim the feeds whose turn it is, and merge the post into the readers' candidate
+        sets (Redis), so their next read ranks it in without a refill."""
         trimming = [reader for reader in readers if trims_here(reader, entry.post_id)]
         await for_each(trimming, self.trim, TRIM_CONCURRENCY)
-        await self.cache.invalidate(readers)
+        await self.cache.merge(readers, [entry])
 
     async def remove(self, readers: list[int], post_id: int) -> None:
         async with self._bulk:
             await self.feed.remove_from_many(readers, post_id, self.concurrency)
-        await self.cache.invalidate(readers)
+        await self.cache.remove_post(readers, post_id)
 
     async def trim(self, reader: int) -> None:
         """Keep the reader's newest max_entries entries; everything older goes in one range tombstone."""
@@ -134,16 +135,20 @@ class FeedWriter:
         Like fan-out, it skips a reader who is away (their feed is rebuilt when they return)."""
         if only_if_active and await self.cache.active_among([reader]) == set():
             return
+        copied = []
         for entry in await self.recent_posts(author_id):
             ttl_s = self.ttl_for(entry.post_id)
             if ttl_s > 0:
                 async with self._slots:
                     await self.feed.add(reader, entry, ttl_s)
+                copied.append(entry)
+        await self.cache.merge([reader], copied)
 
     async def remove_author(self, reader: int, author_id: int) -> None:
         """Take every post of the author out of the reader's feed (an unfollow): one bounded scan."""
         entries = [e for e in await self.feed.all_entries(reader) if e.author_id == author_id]
         await for_each(entries, lambda e: self.feed.remove(reader, e.post_id), self.concurrency)
+        await self.cache.remove_author(reader, author_id)
 
     async def rebuild(self, reader: int, followees: list[int]) -> None:
         """Refill a returning reader's feed from the recent posts of everyone they follow."""

@@ -1,4 +1,7 @@
-"""The CQL of the home feed (cql/migrations/0004_feed.cql); every statement prepared once."""
+"""The CQL of the home feed (cql/migrations/0004_feed.cql); every statement prepared once.
+
+`feed_snapshots` stays in the schema but nothing writes it any more: ranked snapshots live in Redis
+(app/storage/feed_cache.py), so a feed read writes nothing to Cassandra."""
 
 from __future__ import annotations
 
@@ -45,12 +48,6 @@ class FeedRepository:
         )
         self._remove_followed_celebrity = await p(
             "DELETE FROM followed_celebrities WHERE user_id = ? AND celebrity_id = ?"
-        )
-        self._save_snapshot = await p(
-            "INSERT INTO feed_snapshots (user_id, snapshot_id, post_ids, boundary) VALUES (?, ?, ?, ?) USING TTL ?"
-        )
-        self._snapshot = await p(
-            "SELECT post_ids, boundary FROM feed_snapshots WHERE user_id = ? AND snapshot_id = ?"
         )
         return self
 
@@ -114,16 +111,6 @@ class FeedRepository:
 
     async def remove_followed_celebrity(self, user_id: int, celebrity_id: int) -> None:
         await self._cass.execute(self._remove_followed_celebrity, (user_id, celebrity_id))
-
-    # --- snapshots ----------------------------------------------------------
-    async def save_snapshot(self, user_id: int, snapshot_id: int, post_ids: list[int], boundary: int, ttl_s: int):
-        await self._cass.execute(self._save_snapshot, (user_id, snapshot_id, post_ids, boundary, ttl_s))
-
-    async def snapshot(self, user_id: int, snapshot_id: int) -> tuple[list[int], int] | None:
-        row = await self._cass.one(self._snapshot, (user_id, snapshot_id))
-        if row is None:
-            return None
-        return list(row.post_ids or ()), row.boundary
 
 
 def newest_first(entries: Iterable[Entry]) -> list[Entry]:

@@ -149,7 +149,7 @@ class UserService:
             except Exception:
                 await self._recheck(follower_id, followee_id, bucket, following=False)
                 raise
-            await self.feed_cache.invalidate([follower_id])  # the next feed read leaves the author out
+            await self.feed_cache.forget_author(follower_id, followee_id)  # feed reads leave the author out at once
         # published even when nothing changed: a retry after a failed publish must reach the workers
         await self._publish(follower_id, followee_id, bucket, following=False)
 

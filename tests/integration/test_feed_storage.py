@@ -134,3 +134,130 @@ async def test_a_cached_page_leaves_out_posts_deleted_after_it_was_cached(cache)
     await cache.note_deleted(deleted)
     _, cached, _ = await cache.open_feed(reader)
     assert cached["items"] == [{"id": str(kept)}]
+
+
+# --- the candidate sets (Redis) ------------------------------------------------------------------
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _read(cache, reader, ranked=True):
+    return await cache.read(reader, ranked=ranked, snapshot_id=ids.next_id(), now_ms=_now_ms())
+
+
+async def _filled(cache, reader, *rows):
+    from app.storage.feed_cache import Candidate, Refill
+
+    await cache.fill(reader, Refill(1, [Candidate(p, a, 0, 0, 0) for p, a in rows], []), _now_ms())
+
+
+async def test_a_push_merges_into_the_candidate_set_and_a_new_snapshot_is_cut(cache):
+    reader, author = ids.next_id(), ids.next_id()
+    old = ids.next_id()
+    await _filled(cache, reader, (old, author))
+    first = await _read(cache, reader)
+    assert first.state == "new" and [c.post_id for c in first.candidates.rows] == [old]
+    assert (await _read(cache, reader)).state == "hit"  # nothing changed: the snapshot is reused
+    new = ids.next_id()
+    await cache.merge([reader], [Entry(new, author)])
+    second = await _read(cache, reader)
+    assert second.state == "new" and {c.post_id for c in second.candidates.rows} == {old, new}
+    # the first snapshot is still there for its cursor, unchanged
+    assert [c.post_id for c in (await cache.snapshot(reader, first.candidates.snapshot_id)).candidates.rows] == [old]
+
+
+async def test_a_push_to_a_reader_without_a_candidate_set_creates_none(cache, redis_client):
+    reader = ids.next_id()
+    await cache.merge([reader], [Entry(ids.next_id(), ids.next_id())])
+    assert not await redis_client.exists(cache.candidates_key(reader))
+
+
+async def test_a_deleted_post_leaves_the_set_and_every_snapshot(cache):
+    reader, author = ids.next_id(), ids.next_id()
+    kept, doomed = ids.next_id(), ids.next_id()
+    await _filled(cache, reader, (kept, author), (doomed, author))
+    snapshot = await _read(cache, reader)
+    await cache.note_deleted(doomed)  # the API, at the delete
+    later = await cache.snapshot(reader, snapshot.candidates.snapshot_id)
+    assert [c.post_id for c in later.candidates.rows if later.keeps(c)] == [kept]
+    fresh = await _read(cache, reader, ranked=False)
+    assert [c.post_id for c in fresh.candidates.rows if fresh.keeps(c)] == [kept]
+    await cache.remove_post([reader], doomed)  # the worker
+    assert doomed not in {c.post_id for c in (await _read(cache, reader)).candidates.rows}
+
+
+async def test_an_unfollow_takes_the_author_out_at_once_snapshots_included(cache):
+    reader, gone, stays = ids.next_id(), ids.next_id(), ids.next_id()
+    a, b = ids.next_id(), ids.next_id()
+    await _filled(cache, reader, (a, gone), (b, stays))
+    snapshot = await _read(cache, reader)
+    await cache.forget_author(reader, gone)
+    view = await _read(cache, reader)
+    assert view.state == "new" and {c.post_id for c in view.candidates.rows if view.keeps(c)} == {b}
+    later = await cache.snapshot(reader, snapshot.candidates.snapshot_id)
+    assert {c.post_id for c in later.candidates.rows if later.keeps(c)} == {b}
+    # a late push of the author (fan-out read the followers before the unfollow) stays out too
+    await cache.merge([reader], [Entry(ids.next_id(), gone)])
+    view = await _read(cache, reader)
+    assert {c.author_id for c in view.candidates.rows if view.keeps(c)} == {stays}
+    await cache.followed_again(reader, gone)  # following again: back in
+    assert gone in {c.author_id for c in (await _read(cache, reader)).candidates.rows}
+
+
+async def test_a_follow_change_marks_the_set_due_for_a_refill(cache):
+    reader = ids.next_id()
+    await _filled(cache, reader, (ids.next_id(), ids.next_id()))
+    assert (await _read(cache, reader)).refilled_at_ms > 0
+    await cache.invalidate([reader])
+    assert (await _read(cache, reader)).refilled_at_ms == 0
+
+
+async def test_celebrity_posts_are_merged_in_at_read_time(cache):
+    from app.storage.feed_cache import Refill
+
+    reader, celebrity = ids.next_id(), ids.next_id()
+    await cache.fill(reader, Refill(1, [], [celebrity]), _now_ms())
+    post_id = ids.next_id()
+    await cache.celebrity_post(celebrity, post_id, 3600)
+    view = await _read(cache, reader)
+    assert [(c.post_id, c.author_id) for c in view.candidates.rows] == [(post_id, celebrity)]
+    await cache.celebrity_post_removed(celebrity, post_id)
+    # (a reused ranked snapshot may still hold it for up to feed_cache_ttl_s, as a cached first page did)
+    assert (await _read(cache, reader, ranked=False)).candidates.rows == []
+
+
+async def test_live_like_counts_reach_the_candidates(cache, redis_client, settings):
+    from app.storage.like_counts import LikeCounts
+
+    reader, post_id = ids.next_id(), ids.next_id()
+    await _filled(cache, reader, (post_id, ids.next_id()))
+    counts = LikeCounts.for_settings(settings, redis_client)
+    await counts.move(post_id, 1, 41)
+    assert [c.like_count for c in (await _read(cache, reader)).candidates.rows] == [42]
+
+
+async def test_the_candidate_set_is_trimmed_to_its_cap_and_its_boundary_rises(redis_client, settings):
+    cache = FeedCache(redis_client, settings.cassandra_keyspace, 60, 3600, candidate_cap=4)
+    reader, author = ids.next_id(), ids.next_id()
+    await _filled(cache, reader)
+    posts = [ids.next_id() for _ in range(12)]
+    for post_id in posts:
+        await cache.merge([reader], [Entry(post_id, author)])
+    view = await _read(cache, reader)
+    kept = sorted(c.post_id for c in view.candidates.rows)
+    assert len(kept) <= 4 + 1 + 4 and kept == posts[-len(kept):]
+    assert view.candidates.boundary == min(kept)
+
+
+async def test_with_redis_unreachable_the_candidate_reads_say_down(settings):
+    from app.storage.feed_cache import DOWN
+
+    client = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.5, socket_connect_timeout=0.5)
+    cache = FeedCache.for_settings(settings, client)
+    try:
+        assert (await _read(cache, 1)).state == DOWN
+        assert (await cache.snapshot(1, 2)).state == DOWN
+        assert await cache.merge([1], [Entry(2, 3)]) is False
+        assert await cache.forget_author(1, 3) is False
+    finally:
+        await client.aclose()
