@@ -36,15 +36,15 @@ async def measured(http, api_url, reader, **params):
     assert change(before, after, "photos_http_request_seconds_count", route=FEED) == 1
     by_table = tables(before, after)
     redis = change(before, after, "photos_redis_round_trips_total", route=FEED)
-    feed_part = redis + sum(n for table, n in by_table.items() if table not in HYDRATION + SESSION)
+    whole = redis + sum(by_table.values())  # the page's round trips, Redis and Cassandra together
     hydration = sum(n for table, n in by_table.items() if table in HYDRATION)
-    print(f"{params or 'ranked first page'} [{cache}]: feed part {feed_part:g} round trips "
-          f"(Redis {redis:g}), hydration {hydration:g} Cassandra requests, session "
-          f"{sum(by_table.get(t, 0) for t in SESSION):g}; by table {by_table}")
-    return page, cache, feed_part, by_table
+    print(f"{params or 'ranked first page'} [{cache}]: {whole:g} round trips (Redis {redis:g}), of them "
+          f"hydration {hydration:g} Cassandra requests, session {sum(by_table.get(t, 0) for t in SESSION):g}; "
+          f"by table {by_table}")
+    return page, cache, whole, by_table
 
 
-async def test_a_feed_page_costs_one_round_trip_of_its_own_and_writes_nothing(http, api_url, redis_client, settings):
+async def test_a_feed_page_costs_at_most_three_round_trips_and_writes_nothing(http, api_url, redis_client, settings):
     author, reader = await register(http, api_url), await active_reader(http, api_url)
     await follow(http, api_url, reader, author)
     ns = settings.cassandra_keyspace
@@ -72,8 +72,8 @@ async def test_a_feed_page_costs_one_round_trip_of_its_own_and_writes_nothing(ht
         chrono = await measured(http, api_url, reader, limit="1", order="chronological")
         pages += [chrono, await measured(http, api_url, reader, limit="1", order="chronological",
                                          cursor=chrono[0]["next_cursor"])]
-        for _page, _cache, feed_part, by_table in pages:
-            assert feed_part <= 1, by_table
+        for _page, _cache, whole, by_table in pages:
+            assert whole <= 3, by_table  # the budget of docs/performance.md, session and hydration included
             assert "feed_snapshots" not in by_table and "feed_items" not in by_table  # nothing written
         seen = [item["id"] for page in pages[3:] for item in page[0]["items"]]
         assert seen == sorted(seen, key=int, reverse=True) and len(seen) == 2  # newest first
