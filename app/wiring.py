@@ -253,17 +253,18 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
         affinity=s.affinity, post_rows=s.posts, posts=posts, ranker=SeedRanker(), ids=ids, cursors=cursors,
         rank_window=settings.feed_rank_window, snapshot_ttl_s=settings.feed_snapshot_ttl_s,
     )
+    limiter = RateLimiter(caches.redis, settings.rate_window_s)
     return Services(
         passwords=passwords,
         sessions=sessions,
         idempotency=idempotency,
-        limiter=RateLimiter(caches.redis, settings.rate_window_s),
+        limiter=limiter,
         users=users,
         posts=posts,
         feed=feed,
         likes=LikeService(
             likes=s.likes, counts=caches.like_counts, posts=s.posts, events=events, feed_cache=caches.feed,
-            cursors=cursors,
+            cursors=cursors, limiter=limiter, rate_per_user=settings.like_rate_per_user,  # counted in its one script
         ),
         notifications=make_notification_service(settings, s.notifications, caches.redis, cursors),
         comments=CommentService(
