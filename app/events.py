@@ -69,19 +69,22 @@ class PostDeleted(Event):
 class LikeChanged(Event):
     """`actor_id` liked (`liked=True`) or unliked `post_id`, written by `post_author_id`. Keyed by post.
 
-    `bucket` is the `post_likers` bucket of the edge the request wrote or removed; None when the
-    request found no edge (a retried unlike), and the worker then looks in every bucket.
+    `changed_us` is the edge write the request makes after publishing (`likes` as of that microsecond
+    time, liked naming `bucket`, or not); the like worker applies it itself if the edge is older, so
+    an event out means the write lands. None in events from before likes dropped Paxos: their
+    `bucket` is the bucket of the edge the request wrote or removed, None when the request found no
+    edge (a retried unlike), and the worker then looks in every bucket.
 
-    `recheck`: the request failed while writing the edge (Cassandra went away), so whether it
-    changed is unknown. The like worker settles the count from the edge as it is now, read at
-    SERIAL (which finishes a conditional write the failure left half done); nobody is notified and
-    no affinity is recorded for it, since the like may never have happened."""
+    `recheck` (older events only): the request failed while writing the edge, so whether it changed
+    is unknown; the worker settles the count from the edge as it is, nobody is notified and no
+    affinity is recorded for it."""
 
     post_id: int
     post_author_id: int
     bucket: int | None
     liked: bool
     recheck: bool = False
+    changed_us: int | None = None
 
 
 class CommentChanged(Event):

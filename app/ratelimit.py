@@ -64,6 +64,16 @@ class RateLimiter:
         except (RedisError, OSError) as exc:
             log.warning("rate limiter falling back to process memory: %r", exc)
             count = self._count_locally(key, window)
+        self.judge(scope, count, limit)
+
+    def window(self, scope: str, subject: str) -> tuple[str, int]:
+        """The current window's counter key and the TTL it needs, for a caller that counts the attempt in a
+        Redis script of its own (the like request's, saving a round trip) and hands the count to `judge`;
+        without Redis it calls `hit`, which counts in process memory."""
+        return f"rl:{scope}:{subject}:{int(time.time()) // self._window_s}", self._window_s + 1
+
+    def judge(self, scope: str, count: int, limit: int) -> None:
+        """RateLimited (429) when `count` attempts in this window are past `limit`."""
         if count > limit:
             retry_after = self._window_s - int(time.time()) % self._window_s
             raise RateLimited(f"too many {scope} attempts; retry in {retry_after} s", retry_after)

@@ -116,6 +116,9 @@ class Settings:
     likes_per_bucket: int = 100_000  # bounds each `post_likers` partition
     like_rate_per_user: int = 600  # likes and unlikes per user per rate window
     like_count_cache_ttl_s: int = 24 * 3600  # the Redis count a like's reply carries
+    # how long Redis remembers one user's like or unlike of one post (dedupe of retries, the order of a
+    # user's requests, an exact reply count); past it the reply's count may be one off for a batch
+    like_membership_ttl_s: int = 900
     like_worker_posts_in_parallel: int = 32  # posts one like worker settles at once (bounds its Cassandra load)
 
     # --- Comments (docs/comments.md) --------------------------------------------

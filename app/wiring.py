@@ -274,17 +274,18 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     notifications = make_notification_service(settings, s.notifications, caches.redis, cursors)
     caches.sessions.on_revoked(notifications.hub.revoke)  # a revoked token's WebSockets are closed
     sessions.start()
+    limiter = RateLimiter(caches.redis, settings.rate_window_s)
     return Services(
         passwords=passwords,
         sessions=sessions,
         idempotency=idempotency,
-        limiter=RateLimiter(caches.redis, settings.rate_window_s),
+        limiter=limiter,
         users=users,
         posts=posts,
         feed=feed,
         likes=LikeService(
             likes=s.likes, counts=caches.like_counts, posts=s.posts, events=events, feed_cache=caches.feed,
-            cursors=cursors,
+            cursors=cursors, limiter=limiter, rate_per_user=settings.like_rate_per_user,  # counted in its one script
         ),
         notifications=notifications,
         comments=CommentService(

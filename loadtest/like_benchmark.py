@@ -27,7 +27,8 @@ stored count has reached what it held before plus the likes acknowledged for it.
 is the time from the last acknowledged like to that moment. Zero lost = for every post, the
 stored count, the sum of its post_like_buckets and its post_likers rows all equal that figure.
 Count writes per like come from the like worker's own tally (Redis hash
-<keyspace>:stats:like_worker), read before and after each phase; Cassandra requests per like
+<keyspace>:stats:like_worker), read before and after each phase, as do the edges the worker wrote
+itself because an event was ahead of its request's write; Cassandra requests per like
 per table from Cassandra's own coordinator counters (system_views), over the phase and its settling.
 
 Commit log modes: then, for each of --commitlog-modes, a Cassandra node of its own in that mode
@@ -307,7 +308,8 @@ class Bench:
         await until_worker_idle(self.redis, self.stats_key, quiet_s=1.5)  # the last batch is tallied after its counts
         tally = await worker_tally(self.redis, self.stats_key)
         requests = await coordinator_counts(self.cass, KEYSPACE)
-        run.worker = {k: tally.get(k, 0) - tally_before.get(k, 0) for k in ("events", "batches", "count_writes")}
+        run.worker = {k: tally.get(k, 0) - tally_before.get(k, 0)
+                      for k in ("events", "batches", "count_writes", "edges_written")}
         run.requests = {kind: Counter({table: n / max(run.likes, 1) for table, n in
                                        (requests[kind] - requests_before[kind]).items()}) for kind in requests}
         run.missing, run.extra = await self.probe.check(expected)
@@ -350,14 +352,15 @@ def report_details(runs: list[LikeRun]) -> list[str]:
             f"{run.name}: statuses {dict(run.load.statuses)}, {len(run.watched_acks):,} of the 200s on the hot post"
             + ("; ran out of fresh (user, post) pairs before the time was up: raise --users" if run.ran_out else ""),
             f"  worker: {events:,} events in {w.get('batches', 0):,} batches ({events / batches:,.0f} per batch), "
-            f"{w.get('count_writes', 0):,} count writes for {len(run.acked):,} posts",
+            f"{w.get('count_writes', 0):,} count writes for {len(run.acked):,} posts, "
+            f"{w.get('edges_written', 0):,} edges written by the worker (an event ahead of its request's write)",
             f"  during the load {run.pace_note()}",
             f"  cores busy while the counts caught up ({run.lag_s:.1f} s): {cpu_note(run.settle_cores)}",
             f"  Cassandra requests per like (coordinator counts; API, workers and polling): reads "
             f"{per_table(run.requests['read'])}; writes {per_table(run.requests['write'])}",
         ]
-    lines.append("  (a conditional write, such as the like's LWT or a likers batch, counts as one read here, the read "
-                 "of its Paxos round, and not as a write)")
+    lines.append("  (a conditional write, such as a likers batch, counts as one read here, the read of its Paxos "
+                 "round, and not as a write)")
     return lines
 
 
@@ -391,7 +394,14 @@ def report_verdicts(floor: Load, runs: list[LikeRun]) -> list[str]:
     for run in runs:
         lines.append(f"verdict: {run.name}: likes/s = {run.load.req_s / floor.req_s:.3f} x the http floor "
                      f"({run.load.req_s:,.0f} vs {floor.req_s:,.0f} req/s, same API processes, same run)")
+    lines.append(f"verdict: API CPU per request (API cores busy / req/s): http floor {api_ms(floor):.3f} ms; "
+                 + "; ".join(f"{run.name} {api_ms(run.load):.3f} ms per like" for run in runs))
     return lines
+
+
+def api_ms(load: Load) -> float:
+    """Milliseconds of API CPU (every API process, every thread) per request answered."""
+    return 1000 * load.cores.get("api", 0.0) / max(load.req_s, 1e-9)
 
 
 async def seed(seeder: Seeder, users: int, posts: int) -> tuple[list[Reader], list[int]]:

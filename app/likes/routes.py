@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.context import LIMITER, current_user, service_key, settings_of
+from app.context import current_user, service_key
 from app.likes.service import LikeService
 from app.users.service import UserService
 from app.web import Route, json_response, page_request, page_response, post_id_in_path
@@ -14,14 +14,12 @@ USERS = service_key(UserService)
 
 
 async def like(request: web.Request) -> web.Response:
-    me = await current_user(request)
-    await request.app[LIMITER].hit("like", str(me), settings_of(request).like_rate_per_user)
+    me = await current_user(request)  # the service counts the user's rate limit in its one Redis script
     return json_response(await request.app[LIKES].like(me, post_id_in_path(request)))
 
 
 async def unlike(request: web.Request) -> web.Response:
     me = await current_user(request)
-    await request.app[LIMITER].hit("like", str(me), settings_of(request).like_rate_per_user)
     return json_response(await request.app[LIKES].unlike(me, post_id_in_path(request)))
 
 

@@ -1,39 +1,40 @@
 """Likes: like, unlike, who liked, and which posts a viewer likes.
 
-A like or unlike request, in order:
+A like or unlike request, in order (docs/likes.md has who holds the like at each step):
   1. refuse with 503 if the event log is down (before changing anything);
   2. read the post (404 if missing); its `like_bucket` is where a new liker goes;
-  3. change the edge in `likes` with a lightweight transaction, learning whether it changed;
-  4. move the Redis count by the change (the reply's like_count), and make the liker's cached feed
-     page stale in the same round trip (it shows liked_by_me);
-  5. publish LikeChanged, keyed by post, even when nothing changed, so a retry after a failed
-     publish still reaches the worker. If the publish fails, the request undoes its edge change
-     (conditionally: only if no later request replaced it) and answers 503, having changed nothing.
-If step 3 itself fails (Cassandra went away mid-transaction), the edge may or may not have changed:
-the request publishes a `recheck` LikeChanged before answering 503, and the worker settles the
-count from the edge as it is once Cassandra is back, so a like that landed is counted all the same.
-The like worker (streams/like_counts.py) then makes `post_likers` and the counts agree with
-`likes`. Redis is moved before the publish so the worker's exact count always lands after it.
+  3. one Redis script (app/storage/like_counts.py): count the request against the user's rate limit,
+     dedupe it against the user's last like or unlike of the post, give the edge its write time, move
+     the reply's count, and make the liker's cached feed page stale (it shows liked_by_me);
+  4. publish LikeChanged, keyed by post, carrying the edge write (liked, time, bucket), also when nothing
+     changed, so a retry after a failed request still reaches the worker. If Kafka refuses it, put the
+     Redis claim back and answer 503: nothing was written;
+  5. write the edge to `likes`: one blind write at the claimed time, no Paxos. If it fails the request
+     answers 503, but the event is out, and the like worker applies the same write when it finds the
+     edge older than the event, so the like lands all the same (a retry is the same write again).
+Without Redis the request still writes the edge and publishes the event (the time from this process's
+clock, no dedupe, the rate limit counted in process memory); the reply's count is then the stored
+count moved by one, until the worker settles it. The like worker (streams/like_counts.py) makes
+`post_likers` and the counts agree with `likes`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from app.cursors import CursorCodec
 from app.errors import NotFound, Unavailable
 from app.events import EventPublisher, LikeChanged, new_event_fields
+from app.ratelimit import RateLimiter
 from app.storage.feed_cache import FeedCache
-from app.storage.like_counts import LikeCounts, Stale
+from app.storage.like_counts import Claim, LikeCounts, OverLimit, RateWindow
 from app.storage.likes import LikeRepository
 from app.storage.paging import FIRST_MEMBER, LATEST_BUCKET
 from app.storage.posts import PostRepository
 
 log = logging.getLogger(__name__)
-
+RATE_SCOPE = "like"  # likes and unlikes share one window per user
 
 
 @dataclass
@@ -44,78 +45,53 @@ class LikeService:
     events: EventPublisher
     feed_cache: FeedCache
     cursors: CursorCodec
+    limiter: RateLimiter | None = None  # None: no rate limit (tools and tests)
+    rate_per_user: int = 0
 
     async def like(self, user_id: int, post_id: int) -> dict:
-        post = await self._post(post_id)
-        liked_at = datetime.now(UTC)
-        try:
-            changed, bucket = await self.likes.like(user_id, post_id, liked_at, post.like_bucket or 0)
-        except Exception:
-            await self._recheck(user_id, post, liked=True)
-            raise
-
-        async def undo() -> None:
-            await self.likes.undo_like(user_id, post_id, liked_at)
-
-        return await self._settle(user_id, post, bucket, liked=True, change=1 if changed else 0, undo=undo)
+        return await self._change(user_id, post_id, liked=True)
 
     async def unlike(self, user_id: int, post_id: int) -> dict:
-        post = await self._post(post_id)
-        try:
-            removed = await self.likes.unlike(user_id, post_id)
-        except Exception:
-            await self._recheck(user_id, post, liked=False)
-            raise
+        return await self._change(user_id, post_id, liked=False)
 
-        async def undo() -> None:
-            await self.likes.undo_unlike(user_id, post_id, removed)
-
-        bucket = removed.bucket if removed else None
-        return await self._settle(user_id, post, bucket, liked=False, change=-1 if removed else 0, undo=undo)
-
-    async def _post(self, post_id: int):
-        if not self.events.connected:  # refuse before writing an edge no worker would hear of
+    async def _change(self, user_id: int, post_id: int, *, liked: bool) -> dict:
+        if not self.events.connected:  # refuse before anything changes
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
         post = await self.posts.like_state(post_id)
         if post is None:
             raise NotFound("no such post", code="post_not_found")
-        return post
-
-    async def _settle(
-        self, user_id: int, post, bucket: int | None, *, liked: bool, change: int, undo: Callable[[], Awaitable[None]]
-    ) -> dict:
-        # the liker's cached feed page shows liked_by_me: when the edge changed it goes stale, in the same round trip
-        stale = Stale([self.feed_cache.version_key(user_id)], self.feed_cache.version_ttl_s) if change else None
-        count = await self.counts.move(post.post_id, change, post.like_count or 0, stale)
+        claim = await self._claim(user_id, post, liked)
         event = LikeChanged(
-            **new_event_fields(user_id), post_id=post.post_id, post_author_id=post.author_id, bucket=bucket, liked=liked
+            **new_event_fields(user_id), post_id=post_id, post_author_id=post.author_id, bucket=claim.bucket,
+            liked=liked, changed_us=claim.changed_us,
         )
         try:
-            await self.events.publish("likes", post.post_id, event)
+            await self.events.publish("likes", post_id, event)
         except Unavailable:
-            if change:  # this request changed the edge: put it back, so the 503 changed nothing
-                await self._undo(post.post_id, change, undo)
+            await self.counts.release(user_id, post_id, claim)  # nothing was written: the claim goes too
             raise
-        return {"liked": liked, "like_count": count}
+        try:
+            await self.likes.write(user_id, post_id, liked, claim.changed_us, claim.bucket)
+        except Exception as exc:  # the event is out: the worker writes the same edge (docs/likes.md)
+            log.warning("post %d: user %d's like edge is left to the worker: %r", post_id, user_id, exc)
+            raise Unavailable("the like is recorded but not yet stored; retry shortly") from exc
+        return {"liked": liked, "like_count": claim.count}
 
-    async def _recheck(self, user_id: int, post, *, liked: bool) -> None:
-        """The edge change failed midway, so it may have happened: ask the worker to settle the count from
-        the edge as it is. Best effort: with Kafka down too, the next like event of the post settles it."""
-        event = LikeChanged(
-            **new_event_fields(user_id), post_id=post.post_id, post_author_id=post.author_id, bucket=None,
-            liked=liked, recheck=True,
+    async def _claim(self, user_id: int, post, liked: bool) -> Claim:
+        rate = None
+        if self.limiter is not None:
+            key, ttl_s = self.limiter.window(RATE_SCOPE, str(user_id))
+            rate = RateWindow(key, self.rate_per_user, ttl_s)
+        claim = await self.counts.claim(
+            user_id, post.post_id, liked, post.like_count or 0, post.like_bucket or 0, rate,
+            ([self.feed_cache.version_key(user_id)], self.feed_cache.version_ttl_s),
         )
-        try:
-            await self.events.publish("likes", post.post_id, event)
-        except Exception:
-            log.warning("post %d: a like change of user %d may have landed unannounced", post.post_id, user_id)
-
-    async def _undo(self, post_id: int, change: int, undo: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await undo()
-            await self.counts.move(post_id, -change, 0)
-        except Exception:  # the next event about this post's liker repairs the count from the edge
-            log.exception("post %d: a like change was neither published nor undone", post_id)
+        if isinstance(claim, OverLimit):
+            self.limiter.judge(RATE_SCOPE, claim.hits, self.rate_per_user)  # raises RateLimited
+            raise AssertionError("over the limit but not refused")  # pragma: no cover
+        if not claim.in_redis and self.limiter is not None:
+            await self.limiter.hit(RATE_SCOPE, str(user_id), self.rate_per_user)  # counted in process memory
+        return claim
 
     async def likers(self, post_id: int, limit: int, cursor: str | None) -> tuple[list[int], str | None]:
         """A page of the ids of users who like the post, and the next page's cursor."""

@@ -36,7 +36,7 @@ from app.storage.counted_set import CountedSet
 from app.storage.feed import FeedRepository
 from app.storage.follows import FOLLOWER_COUNTS, FollowRepository
 from app.storage.hashtags import HashtagRepository
-from app.storage.likes import POST_LIKERS, LikeRepository
+from app.storage.likes import POST_LIKERS, LikeRepository, micros
 from app.storage.posts import HASHTAG_POST_COUNTS, HASHTAG_POSTS, USER_POST_COUNTS, USER_POSTS, PostRepository
 from app.storage.recount import BucketRecounter
 from app.storage.sessions import SessionTable
@@ -171,14 +171,10 @@ class SeedLikes(LikeRepository):
         super().__init__(cass)
         self.likers = SeedCountedSet(cass, POST_LIKERS)
 
-    async def prepare(self) -> SeedLikes:
-        await super().prepare()
-        self._put_edge = await _without_condition(self._cass, self._claim)
-        return self
-
     def edge(self, user_id: int, post_id: int, at: Timestamp, bucket: int) -> Write:
-        """Partition (user, month of the post)."""
-        return self._put_edge, (user_id, month_bucket(post_id), post_id, at, bucket)
+        """Partition (user, month of the post): the owner's blind like write, stamped with the like's time."""
+        us = micros(at) if isinstance(at, datetime) else at * 1000
+        return self._like, (us, at, us, {bucket}, user_id, month_bucket(post_id), post_id)
 
 
 class SeedComments(CommentRepository):
