@@ -9,10 +9,10 @@ import asyncio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.client.feed import read_feed
+from tests.e2e.client.feed import read_feed, until_in_feed
 from tests.e2e.client.likes import like
 from tests.e2e.client.posts import post
-from tests.e2e.client.users import register
+from tests.e2e.client.users import follow, register
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("streams_worker")
@@ -43,7 +43,9 @@ def change(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 async def test_a_like_and_a_feed_read_are_charged_for_what_they_sent(http, api_url, settings):
     author, fan = await asyncio.gather(register(http, api_url), register(http, api_url))
+    await follow(http, api_url, fan, author)  # the fan's feed then holds the post: its read has work to do
     post_id = await post(http, api_url, author)
+    await until_in_feed(http, api_url, fan, post_id)
     likes_topic = f"{settings.kafka_topic_prefix}likes"
     metrics = f"{api_url}/metrics"
 
