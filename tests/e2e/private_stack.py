@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
+
 from app.settings import REPO_ROOT, Settings
 from infra.procs import free_port, tail
 from infra.services import Service, build_services
@@ -85,18 +87,22 @@ class PrivateStack:
         os.kill(pid, signal.SIGKILL)
         return pid
 
-    async def until_api_ready(self, http, timeout: float = 60) -> None:
-        """Wait until the API answers /readyz with 200 (it reaches Cassandra again)."""
+    async def until_api_ready(self, http, timeout: float = 60, in_a_row: int = 8) -> None:
+        """Wait until every API process answers /readyz with 200 (it reaches Cassandra again): the API runs one
+        process per core on one port, and each new connection may reach any of them, so `in_a_row` answers in
+        a row, each on a new connection, must be 200 (`http` is not used: it keeps its connections)."""
         end = time.monotonic() + timeout
-        while True:
-            try:
-                async with http.get(f"{self.api_url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            assert time.monotonic() < end, f"the API was not ready within {timeout:.0f} s"
-            await asyncio.sleep(0.2)
+        ready = 0
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
+            while ready < in_a_row:
+                try:
+                    async with fresh.get(f"{self.api_url}/readyz") as response:
+                        ready = ready + 1 if response.status == 200 else 0
+                except (OSError, aiohttp.ClientError):
+                    ready = 0
+                assert time.monotonic() < end, f"the API was not ready within {timeout:.0f} s"
+                if ready == 0:
+                    await asyncio.sleep(0.2)
 
     async def until_back(self, name: str, killed_pid: int, timeout: float = 120) -> int:
         """Wait until the supervisor has restarted `name` and it answers again; returns its new pid."""
