@@ -178,11 +178,13 @@ class Audit:
         edges: dict[int, set[int]] = {}
         for post_id in self.cast.posts:
             found = await asyncio.gather(*(
-                self._rows("SELECT user_id FROM likes WHERE user_id = %s AND month = %s AND post_id = %s",
+                self._rows("SELECT liked_at FROM likes WHERE user_id = %s AND month = %s AND post_id = %s",
                            (uid, month_bucket(post_id), post_id), serial=True)
                 for uid in self.user_ids
             ))
-            edges[post_id] = {uid for uid, rows in zip(self.user_ids, found, strict=True) if rows}
+            # an edge is a like while its liked_at is set: an unlike keeps the row with liked_at null (docs/likes.md)
+            edges[post_id] = {uid for uid, rows in zip(self.user_ids, found, strict=True)
+                              if rows and rows[0].liked_at is not None}
         lost = [(u, p, s) for (u, p), s in self.ledger.likes.items() if s is not None and (u in edges[p]) != s]
         assert not lost, f"acknowledged like states not in Cassandra (user, post, acknowledged): {lost}"
 
