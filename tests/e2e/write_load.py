@@ -175,30 +175,44 @@ class Audit:
         return await self.cass.rows(cql, params, consistency=consistency)
 
     async def likes(self) -> None:
-        edges: dict[int, set[int]] = {}
-        for post_id in self.cast.posts:
-            found = await asyncio.gather(*(
-                self._rows("SELECT liked_at FROM likes WHERE user_id = %s AND month = %s AND post_id = %s",
-                           (uid, month_bucket(post_id), post_id), serial=True)
-                for uid in self.user_ids
-            ))
-            # an edge is a like while its liked_at is set: an unlike keeps the row with liked_at null (docs/likes.md)
-            edges[post_id] = {uid for uid, rows in zip(self.user_ids, found, strict=True)
-                              if rows and rows[0].liked_at is not None}
-        lost = [(u, p, s) for (u, p), s in self.ledger.likes.items() if s is not None and (u in edges[p]) != s]
-        assert not lost, f"acknowledged like states not in Cassandra (user, post, acknowledged): {lost}"
+        """Acknowledged like states hold, and counts and likers settle on the edges.
 
-        async def counts() -> dict[int, tuple[int, set[int]]]:
+        The edges themselves may still change while the workers catch up: a like whose request died after
+        publishing its event (answered 503, state unknown) is written by the count worker. So each probe reads
+        the edges and the derived state together and waits until they agree.
+        """
+        async def edges() -> dict[int, set[int]]:
             result = {}
+            for post_id in self.cast.posts:
+                found = await asyncio.gather(*(
+                    self._rows("SELECT liked_at FROM likes WHERE user_id = %s AND month = %s AND post_id = %s",
+                               (uid, month_bucket(post_id), post_id), serial=True)
+                    for uid in self.user_ids
+                ))
+                # an edge is a like while its liked_at is set: an unlike keeps the row with liked_at null
+                result[post_id] = {uid for uid, rows in zip(self.user_ids, found, strict=True)
+                                   if rows and rows[0].liked_at is not None}
+            return result
+
+        def lost(found: dict[int, set[int]]) -> list[tuple[int, int, bool]]:
+            return [(u, p, s) for (u, p), s in self.ledger.likes.items() if s is not None and (u in found[p]) != s]
+
+        first = await edges()
+        assert not lost(first), f"acknowledged like states not in Cassandra (user, post, acknowledged): {lost(first)}"
+
+        async def settled() -> tuple[dict[int, tuple[int, set[int]]], dict[int, tuple[int, set[int]]]]:
+            found = {}
             for post_id in self.cast.posts:
                 row = (await self._rows("SELECT like_count FROM posts WHERE post_id = %s", (post_id,)))[0]
                 likers = await self._rows("SELECT user_id FROM post_likers WHERE post_id = %s AND bucket = 0",
                                           (post_id,))
-                result[post_id] = (row.like_count or 0, {r.user_id for r in likers})
-            return result
+                found[post_id] = (row.like_count or 0, {r.user_id for r in likers})
+            now = await edges()
+            return found, {p: (len(users), users) for p, users in now.items()}
 
-        expected = {p: (len(users), users) for p, users in edges.items()}
-        await eventually(counts, lambda found: found == expected, timeout=SETTLE_TIMEOUT_S, interval=1.0)
+        await eventually(settled, lambda pair: pair[0] == pair[1], timeout=SETTLE_TIMEOUT_S, interval=1.0)
+        final = await edges()
+        assert not lost(final), f"acknowledged like states changed after the audit began: {lost(final)}"
 
     async def follows(self) -> None:
         pairs = [(a, b) for a in self.user_ids for b in self.user_ids if a != b]
