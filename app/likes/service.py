@@ -4,14 +4,14 @@ A like or unlike request, in order (docs/likes.md has who holds the like at each
   1. refuse with 503 if the event log is down (before changing anything);
   2. read the post (404 if missing); its `like_bucket` is where a new liker goes;
   3. one Redis script (app/storage/like_counts.py): count the request against the user's rate limit,
-     dedupe it against the user's last like or unlike of the post, give the edge its write time, move
+     dedupe it against the user's last like or unlike of the post, give the edge a new write time, move
      the reply's count, and make the liker's cached feed page stale (it shows liked_by_me);
   4. publish LikeChanged, keyed by post, carrying the edge write (liked, time, bucket), also when nothing
      changed, so a retry after a failed request still reaches the worker. If Kafka refuses it, put the
      Redis claim back and answer 503: nothing was written;
   5. write the edge to `likes`: one blind write at the claimed time, no Paxos. If it fails the request
      answers 503, but the event is out, and the like worker applies the same write when it finds the
-     edge older than the event, so the like lands all the same (a retry is the same write again).
+     edge older than the event, so the like lands all the same (a retry writes the same state, later).
 Without Redis the request still writes the edge and publishes the event (the time from this process's
 clock, no dedupe, the rate limit counted in process memory); the reply's count is then the stored
 count moved by one, until the worker settles it. The like worker (streams/like_counts.py) makes

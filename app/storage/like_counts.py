@@ -3,12 +3,15 @@
 One script per like or unlike (`claim`), one round trip:
   - counts the request in the caller's rate-limit window (app/ratelimit.py owns the key) and stops
     there if the caller is over its limit;
-  - reads the member key `likes:<post>:u:<user>` = "1:<t>:<bucket>" (liked) or "0:<t>" (unliked):
-    the same state again is a retry, and the request rewrites the same edge at the same `t`; a change
-    gets a new `t` = max(Redis TIME in microseconds, the key's `t` + 1), the write time of the edge
-    (app/storage/likes.py), so a user's requests are ordered as Redis saw them, whichever API process
-    sent them. No key (never seen, expired after PHOTOS_LIKE_MEMBERSHIP_TTL_S, or Redis lost it) counts
-    as a change: the reply's count may then be one off until the like worker settles it;
+  - reads the member key `likes:<post>:u:<user>` = "1:<t>:<bucket>" (liked) or "0:<t>" (unliked)
+    and gives the request a new `t` = max(Redis TIME in microseconds, the key's `t` + 1), the write
+    time of its edge (app/storage/likes.py), so a user's requests are ordered as Redis saw them,
+    whichever API process sent them. The same state again (a retry) moves no count and keeps the
+    like's bucket, but it too gets a new `t`: Redis may be behind the edge (an event published by a
+    request whose claim was then put back, a write made while Redis was down), and the edge a request
+    acknowledges must be the latest write of it. No key (never seen, expired after
+    PHOTOS_LIKE_MEMBERSHIP_TTL_S, or Redis lost it) counts as a change: the reply's count may then
+    be one off until the like worker settles it;
   - moves the count `likes:<post>` by the change (seeded from posts.like_count when absent) and makes
     the liker's cached feed page stale (it shows liked_by_me).
 `release` puts a claim back when its event could not be published (only if no later request has
@@ -52,19 +55,19 @@ if prev then
     last = tonumber(string.sub(prev, 3))
   end
 end
-local change, t, value = 0, last, prev
-if state ~= want then
-  local now = redis.call('TIME')
-  t = tonumber(now[1]) * 1000000 + tonumber(now[2])
-  if t <= last then t = last + 1 end
-  if want == '1' then
-    change = 1
-    value = '1:' .. string.format('%d', t) .. ':' .. bucket
-  else
-    change = -1
-    value = '0:' .. string.format('%d', t)
-  end
-  redis.call('SET', KEYS[2], value, 'EX', ARGV[4])
+local now = redis.call('TIME')
+local t = tonumber(now[1]) * 1000000 + tonumber(now[2])
+if t <= last then t = last + 1 end
+local change, value = 0, nil
+if want == '1' then
+  value = '1:' .. string.format('%d', t) .. ':' .. bucket
+  if state ~= '1' then change = 1 end
+else
+  value = '0:' .. string.format('%d', t)
+  if state ~= '0' then change = -1 end
+end
+redis.call('SET', KEYS[2], value, 'EX', ARGV[4])
+if change ~= 0 then
   for i = 4, #KEYS do
     redis.call('INCR', KEYS[i])
     redis.call('EXPIRE', KEYS[i], ARGV[8])

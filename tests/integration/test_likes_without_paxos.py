@@ -114,10 +114,10 @@ async def test_the_claim_dedupes_orders_and_counts_in_one_script(counts, redis_c
     user, post = ids.next_id(), ids.next_id()
     first = await counts.claim(user, post, True, stored=41, bucket=2)
     assert (first.count, first.change, first.bucket, first.in_redis) == (42, 1, 2, True)
-    retry = await counts.claim(user, post, True, stored=0, bucket=7)  # the same state again: the same edge write
-    assert (retry.count, retry.change, retry.bucket, retry.changed_us) == (42, 0, 2, first.changed_us)
+    retry = await counts.claim(user, post, True, stored=0, bucket=7)  # the same state again: no count, same bucket
+    assert (retry.count, retry.change, retry.bucket) == (42, 0, 2) and retry.changed_us > first.changed_us
     unlike = await counts.claim(user, post, False, stored=0, bucket=7)
-    assert (unlike.count, unlike.change, unlike.bucket) == (41, -1, None) and unlike.changed_us > first.changed_us
+    assert (unlike.count, unlike.change, unlike.bucket) == (41, -1, None) and unlike.changed_us > retry.changed_us
     again = await counts.claim(user, post, True, stored=0, bucket=7)
     assert (again.count, again.change, again.bucket) == (42, 1, 7) and again.changed_us > unlike.changed_us
 
@@ -241,6 +241,49 @@ async def test_with_redis_down_likes_and_unlikes_still_land_and_count_exactly(
     assert all(e.changed_us for e in events.published)
     await worker(likes, posts, LikeCounts.for_settings(settings, redis_client)).apply(events.published)
     assert (await posts.get(post)).like_count == 3
+
+
+class UnconfirmedLog(EventLog):
+    """Kafka that takes the event but does not confirm it in time: the service hears a timeout (503) and puts
+    its claim back, yet the producer delivers the event later, and the worker applies it."""
+
+    async def publish(self, suffix, key, event) -> None:
+        self.published.append(event)
+        raise Unavailable("the event log (Kafka) did not accept the event; retry shortly")
+
+
+async def test_a_like_acknowledged_after_an_unconfirmed_unlike_is_the_edge(likes, counts, posts, settings,
+                                                                         redis_client):
+    events = EventLog()
+    healthy = service(likes, counts, posts, events, settings, redis_client)
+    unconfirmed = service(likes, counts, posts, UnconfirmedLog(), settings, redis_client)
+    post, user = await new_post(posts), ids.next_id()
+    await healthy.like(user, post)
+    with pytest.raises(Unavailable):
+        await unconfirmed.unlike(user, post)  # Redis is put back to "liked"; the unlike's event is out all the same
+    late = unconfirmed.events.published[-1]
+    await worker(likes, posts, counts).apply([late])  # delivered late: the worker writes the unlike
+    assert await likes.edge(user, post) is None
+    assert (await healthy.like(user, post))["liked"] is True  # Redis says "already liked": a retry
+    assert await likes.edge(user, post) is not None  # acknowledged, so it is the edge
+    await worker(likes, posts, counts).apply([*events.published, late])  # any order, any replay
+    assert await likes.edge(user, post) is not None and (await posts.get(post)).like_count == 1
+
+
+async def test_a_like_acknowledged_after_an_unlike_made_while_redis_was_down_is_the_edge(
+    likes, counts, posts, settings, redis_client, dead_redis
+):
+    events = EventLog()
+    healthy = service(likes, counts, posts, events, settings, redis_client)
+    without_redis = service(likes, LikeCounts.for_settings(settings, dead_redis), posts, events, settings, dead_redis)
+    post, user = await new_post(posts), ids.next_id()
+    await healthy.like(user, post)
+    await without_redis.unlike(user, post)  # the process's clock; Redis still remembers "liked"
+    assert await likes.edge(user, post) is None
+    assert (await healthy.like(user, post))["liked"] is True
+    assert await likes.edge(user, post) is not None
+    await worker(likes, posts, counts).apply(events.published)
+    assert (await posts.get(post)).like_count == 1
 
 
 async def test_rows_written_with_paxos_before_still_count(cass, likes, counts, posts):
