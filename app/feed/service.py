@@ -282,7 +282,8 @@ class FeedService:
             for e in pool
             if e.post_id in rows and e.author_id in followed  # deleted posts and unfollowed authors drop out
         ]
-        interactions = {a: affinity[a] for a in {*authors, *celebrities} if affinity.get(a)}
+        # every author the reader engaged with, not only this window's: the story tray orders by them too
+        interactions = {author: n for author, n in affinity.items() if n}
         return Refill(boundary, kept, celebrities, interactions)
 
     async def _followed_among(self, viewer: int, authors: list[int]) -> set[int]:

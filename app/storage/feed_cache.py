@@ -16,8 +16,10 @@ Nothing here is the truth. A lost, flushed or unreachable Redis costs work, neve
 
 - `fc:<user>` (a hash, TTL feed_inactive_after_days) is the reader's *candidate set*: every post of
   their feed newer than its boundary `b`, each field `<post id>` -> `<author>,<likes>,<comments>`,
-  plus `a<author>` -> the reader's interactions with that author, `c` (the followed celebrities),
-  `v` (bumped by every change) and `t` (when it was last refilled from Cassandra; 0 = refill due).
+  plus `c` (the followed celebrities), `v` (bumped by every change) and `t` (when it was last
+  refilled from Cassandra; 0 = refill due). `fa:<user>` (a hash, same TTL) holds the reader's
+  interactions with every author they engaged with (`affinity`), as of the last refill. The story
+  tray reads `c` and `fa` too (`reader_context`), while the set is not due for a refill.
   Fan-out merges each push into it (`merge`), deletes and unfollows take posts out, and a refill
   (FeedService, off the request path) rewrites it from Cassandra. A celebrity's new posts are not
   pushed: fan-out adds them to `celeb:<author>` (a sorted set of the newest CELEB_KEEP) and every
@@ -211,6 +213,14 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 't', '0')
 return 1
 """
 
+# KEYS: fc, fa. The reader's followed celebrities and interactions as the last refill wrote them, or
+# nothing when the reader has no candidate set or a refill is due (their followed celebrities changed).
+READER_CONTEXT = """
+local t = redis.call('HGET', KEYS[1], 't')
+if not t or t == '0' then return false end
+return {redis.call('HGET', KEYS[1], 'c') or '', redis.call('HGETALL', KEYS[2])}
+"""
+
 DOWN = "down"  # the state of a read Redis could not answer
 
 
@@ -267,6 +277,14 @@ class Refill:
     interactions: dict[int, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReaderContext:
+    """What other reads of the reader (the story tray) take from the candidate set instead of Cassandra."""
+
+    celebrities: list[int]  # as `followed_celebrities` held them at the last refill
+    interactions: dict[int, int]  # author -> the reader's interactions (`affinity`) at the last refill
+
+
 def _ints(values) -> frozenset[int]:
     return frozenset(int(v) for v in values or ())
 
@@ -290,6 +308,7 @@ class FeedCache:
         self._remove = redis.register_script(REMOVE)
         self._fill = redis.register_script(FILL)
         self._mark_stale = redis.register_script(MARK_STALE)
+        self._reader_context = redis.register_script(READER_CONTEXT)
 
     @classmethod
     def for_settings(cls, settings: Settings, redis: Redis, like_count_prefix: str = "") -> FeedCache:
@@ -366,6 +385,22 @@ class FeedCache:
             return was_active is not None, page, version
 
         return await self._breaker.call("open_feed", run, (None, None, 0))
+
+    async def reader_context(self, user_id: int) -> ReaderContext | None:
+        """The reader's followed celebrities and interactions from their candidate set, one round trip;
+        None when there is no set, a refill is due, or Redis cannot answer (read them from Cassandra)."""
+
+        async def run() -> ReaderContext | None:
+            found = await self._reader_context(keys=[self.candidates_key(user_id), self.interactions_key(user_id)])
+            if not found:
+                return None
+            celebrities, pairs = found
+            text = celebrities.decode() if isinstance(celebrities, bytes) else str(celebrities)
+            ids = [int(c) for c in text.split(",") if c and c != "-"]
+            interactions = {int(pairs[i]): int(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+            return ReaderContext(ids, interactions)
+
+        return await self._breaker.call("reader_context", run, None)
 
     async def read(self, user_id: int, *, ranked: bool, snapshot_id: int, now_ms: int) -> FeedView:
         """Mark the reader active and read their candidate set, with its features, in one round trip.

@@ -15,8 +15,10 @@ view worker (streams/story_views.py) adds the viewer to the story's counted set 
 
 The tray (docs/stories.md): one read of the reader's `story_tray` partition, which the tray worker
 fills by pushing each story to the author's followers, plus the live story ids of the followed
-celebrities (pulled, as in the feed), the reader's affinity partition and a follow check of the
-authors the page shows. Ordered by: any unseen story first, then affinity, then the newest story.
+celebrities (pulled, as in the feed), the reader's affinity and a follow check of the authors the
+page shows. The followed celebrities and the affinity come from the reader's feed candidate set in
+Redis (one round trip) when it is there and not due for a refill, else from Cassandra. Ordered by:
+any unseen story first, then affinity, then the newest story.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
 from app.storage.affinity import AffinityRepository
 from app.storage.feed import FeedRepository
+from app.storage.feed_cache import FeedCache
 from app.storage.follows import FollowRepository
 from app.storage.paging import FIRST_MEMBER, LATEST_BUCKET
 from app.storage.stories import StoryMediaLog, StoryRepository
@@ -90,6 +93,7 @@ class StoryService:
     cursors: CursorCodec
     ttl_s: int
     max_live: int
+    feed_cache: FeedCache | None = None  # the readers' candidate sets (None: read everything from Cassandra)
     # per process: usernames never change; a celebrity's stories are read by all their followers' trays
     _usernames: dict[int, str] = field(default_factory=dict, repr=False)
     _celebrity_stories: dict[int, tuple[float, list[tuple[int, datetime]]]] = field(default_factory=dict, repr=False)
@@ -228,9 +232,7 @@ class StoryService:
     async def tray_entries(self, reader_id: int) -> list[TrayEntry]:
         """Every author in the reader's tray with a live story (followed when it was pushed). Two rounds
         of reads: the reader's partitions, then the celebrities' stories and any usernames not known."""
-        rows, celebrities, affinity = await asyncio.gather(
-            self.stories.tray(reader_id), self.feed.followed_celebrities(reader_id), self.affinity.of_reader(reader_id)
-        )
+        rows, (celebrities, affinity) = await asyncio.gather(self.stories.tray(reader_id), self._reader(reader_id))
         now = _naive_utc_now()  # the driver's timestamps are naive UTC: compared as they come, no conversion
         by_author = {row.author_id: row for row in rows}
         stories = {row.author_id: {story_id for story_id, expires_at in (row.story_ids or {}).items()
@@ -256,6 +258,17 @@ class StoryService:
                 seen=frozenset(row.seen or ()) if row is not None else frozenset(), affinity=affinity.get(author, 0),
             ))
         return entries
+
+    async def _reader(self, reader_id: int) -> tuple[list[int], dict[int, int]]:
+        """The reader's followed celebrities and interactions: from their feed's candidate set in Redis, which
+        the feed refills from the same tables and marks due when a follow changes them; else from Cassandra."""
+        context = await self.feed_cache.reader_context(reader_id) if self.feed_cache is not None else None
+        if context is not None:
+            return context.celebrities, context.interactions
+        celebrities, affinity = await asyncio.gather(
+            self.feed.followed_celebrities(reader_id), self.affinity.of_reader(reader_id)
+        )
+        return celebrities, affinity
 
     async def _celebrity_stories_of(self, author_id: int) -> list[tuple[int, datetime]]:
         """A celebrity's live stories (id, expiry), read at most every few seconds per process: every
