@@ -385,21 +385,24 @@ def build_profile(args: argparse.Namespace, knee: dict, sampler: Sampler, profil
 
 
 def api_cpu_by_route(phases: list[dict], sampler: Sampler) -> dict[str, float]:
-    """API CPU per request of each route, from the profile run: each task alone, less what the API burns idle."""
-    idle_rate = 0.0
-    result: dict[str, float] = {}
+    """API CPU per request of each route, from the profile run: each task alone, less what the API burns idle
+    (the quieter of the idle windows before and after the tasks)."""
+    measured = []
     for phase in phases:
         bracket = sampler.around(phase["started_at"], phase["ended_at"])
         if bracket is None:
             continue
         before, after = bracket
         cpu = api_cpu_seconds(before, after)
-        if cpu is None:
+        if cpu is not None:
+            measured.append((phase, before, after, cpu))
+    idle_rates = [cpu / (after.at - before.at) for phase, before, after, cpu in measured if phase["focus"] is None]
+    idle_rate = min(idle_rates, default=0.0)
+    result: dict[str, float] = {}
+    for phase, before, after, cpu in measured:
+        if phase["focus"] is None:
             continue
         wall = after.at - before.at
-        if phase["focus"] is None:
-            idle_rate = cpu / wall
-            continue
         served = route_costs(before.api, after.api)
         requests = sum(cost["served"] for cost in served.values())
         if not requests:

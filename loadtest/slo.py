@@ -54,10 +54,13 @@ def plan(shape: str, tasks: list[str]) -> list[Phase]:
         # the tasks that find targets for the others go first (posts, story authors, stories)
         first = [t for t in ("home_feed", "story_tray", "user_stories") if t in tasks]
         ordered = first + [t for t in tasks if t not in first]
-        return [Phase("idle", 0, env_float("PHOTOS_SHAPE_IDLE_S", 6), 1.0, judged=False)] + [
+        # idle before and after: right after a load run the deployment may still be busy with its
+        # background work, so the quieter of the two windows is what it burns doing nothing
+        idle_s = env_float("PHOTOS_SHAPE_IDLE_S", 6)
+        return [Phase("idle", 0, idle_s, 1.0, judged=False)] + [
             Phase(f"only {task}", users, seconds, min(warmup, seconds / 3), focus=task, judged=False)
             for task in ordered
-        ]
+        ] + [Phase("idle after", 0, idle_s, 1.0, judged=False)]
     raise ValueError(f"unknown shape {shape!r}")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from loadtest import slo
 from loadtest import traffic as traffic_model
-from loadtest.run import route_costs
+from loadtest.run import Sample, Sampler, api_cpu_by_route, route_costs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,7 +134,9 @@ def test_step_plan_rises_by_a_step_until_the_top(monkeypatch):
         monkeypatch.setenv(f"PHOTOS_SHAPE_{name}", value)
     assert [p.users for p in slo.plan("step", ["feed"])] == [10, 25, 40]
     profile = slo.plan("profile", ["like", "home_feed", "story_tray"])
-    assert [p.focus for p in profile] == [None, "home_feed", "story_tray", "like"]  # target finders first
+    # idle, the target finders first, then the rest, and idle again (the quieter idle window is the baseline)
+    assert [p.focus for p in profile] == [None, "home_feed", "story_tray", "like", None]
+    assert profile[0].users == profile[-1].users == 0
 
 
 def test_route_costs_divide_by_what_the_api_served():
@@ -182,3 +184,20 @@ def test_run_refuses_bad_input_in_one_line(tmp_path):
     for refused in (missing, empty, unreachable, malformed):
         assert "Traceback" not in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
+def test_the_route_cpu_baseline_is_the_quieter_idle_window():
+    """Right after a load run the API may still be busy (refills, catch-up): the idle window before the tasks
+    then burns more than the one after them, and only the quieter one is taken as what the API burns idle."""
+    served = ("photos_http_request_seconds_count", (("method", "GET"), ("route", "GET /v1/feed"), ("status", "200")))
+    # API CPU seconds at 0, 10, 20, 30 s: 3 s of CPU in the first idle window, 4 s in the feed's, 0.5 s after
+    points = [(0.0, 0.0, 0), (10.0, 3.0, 0), (20.0, 7.0, 100), (30.0, 7.5, 100)]
+    sampler = Sampler([], None, None)
+    sampler.samples = [Sample(at, {served: n}, {}, {"api": cpu}) for at, cpu, n in points]
+    phases = [
+        {"focus": None, "started_at": 0.0, "ended_at": 10.0, "routes": {}},
+        {"focus": "home_feed", "started_at": 10.0, "ended_at": 20.0, "routes": {"GET /v1/feed": {"requests": 100}}},
+        {"focus": None, "started_at": 20.0, "ended_at": 30.0, "routes": {}},
+    ]
+    # (4 s - 0.05 cores x 10 s) / 100 requests = 35 ms; the first window's 0.3 cores would have left 10 ms
+    assert api_cpu_by_route(phases, sampler) == {"GET /v1/feed": 35.0}
