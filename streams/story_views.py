@@ -20,7 +20,7 @@ import faust
 from app.events import StoryViewed, topic_name
 from app.settings import Settings
 from app.storage.counted_set import Placement
-from app.storage.stories import StoryRef, StoryRepository, remaining_s
+from app.storage.stories import StoryRef, StoryRepository, row_ttl_s
 from app.wiring import Wiring
 from streams.retry import until_done, until_ready
 
@@ -46,7 +46,7 @@ class ViewCounter:
     async def _settle(self, views: list[StoryViewed]) -> None:
         first = views[0]
         story = StoryRef(first.story_id, first.author_id, _at(first.expires_at_ms))
-        ttl = remaining_s(story.expires_at)
+        ttl = row_ttl_s(story.expires_at)
         if ttl <= 0:
             return  # expired: everything of it is gone or going
         placements = {e.actor_id: Placement(e.bucket, extra=(_at(e.viewed_at_ms),)) for e in views}

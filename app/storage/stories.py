@@ -33,6 +33,15 @@ def remaining_s(expires_at: datetime, now: float | None = None) -> int:
     return int(left) + (1 if left > int(left) else 0)
 
 
+def row_ttl_s(expires_at: datetime, now: float | None = None) -> int:
+    """The `USING TTL` that keeps a row of the story at least until it expires (0 or less: expired).
+    Cassandra counts a TTL from the whole second of the write (it truncates the write time), so the
+    remaining life rounded up could end up to a second early: one more second, and reads drop the
+    row at `expires_at` to the millisecond (`is_live`), so the listing and the tray agree."""
+    left = remaining_s(expires_at, now)
+    return left + 1 if left > 0 else left
+
+
 def is_live(expires_at: datetime, now: float | None = None) -> bool:
     """Whether a story expiring at `expires_at` is live: to the millisecond, not the TTL's whole second."""
     return _timestamp(expires_at) > (time.time() if now is None else now)
@@ -125,7 +134,7 @@ class StoryRepository:
     async def insert(self, author_id: int, story_id: int, media: dict[str, tuple[str, int, int]], preview: str,
                      created_at: datetime, expires_at: datetime) -> None:
         """The author's row, then the id lookup: a story that can be viewed is always listed."""
-        ttl = remaining_s(expires_at)
+        ttl = row_ttl_s(expires_at)
         await self._cass.execute(self._insert, (author_id, story_id, media, preview, created_at, expires_at, ttl))
         await self._cass.execute(self._insert_by_id, (story_id, author_id, expires_at, ttl))
 
@@ -169,7 +178,7 @@ class StoryRepository:
         bucket and time, so every later view (and every retry) names the same ones."""
         result = await self._cass.execute(
             self._claim_view,
-            (story.story_id, viewer_id, at, story.view_bucket or 0, max(1, remaining_s(story.expires_at))),
+            (story.story_id, viewer_id, at, story.view_bucket or 0, max(1, row_ttl_s(story.expires_at))),
         )
         if result.was_applied:
             return ViewClaim(True, story.view_bucket or 0, at)
@@ -177,12 +186,12 @@ class StoryRepository:
         return ViewClaim(False, row.bucket, row.viewed_at)
 
     async def save_view_count(self, story, count: int, read_at_us: int) -> None:
-        ttl = remaining_s(story.expires_at)
+        ttl = row_ttl_s(story.expires_at)
         if ttl > 0:
             await self._cass.execute(self._save_view_count, (read_at_us, ttl, count, story.author_id, story.story_id))
 
     async def open_view_bucket(self, story, bucket: int) -> None:
-        ttl = remaining_s(story.expires_at)
+        ttl = row_ttl_s(story.expires_at)
         if ttl > 0:
             await self._cass.execute(self._open_view_bucket, (ttl, bucket, story.story_id))
 
@@ -190,7 +199,7 @@ class StoryRepository:
     async def push(self, reader_ids: Iterable[int], author_id: int, username: str, story_id: int,
                    expires_at: datetime, concurrency: int = 128) -> None:
         """Put a live story of the author in each reader's tray (repeating it changes nothing)."""
-        ttl = remaining_s(expires_at)
+        ttl = row_ttl_s(expires_at)
         if ttl > 0:
             await self._cass.execute_many(
                 self._push, [(ttl, {story_id: expires_at}, username, reader, author_id) for reader in reader_ids],
@@ -198,7 +207,7 @@ class StoryRepository:
             )
 
     async def mark_seen(self, reader_id: int, author_id: int, story_id: int, expires_at: datetime) -> None:
-        ttl = remaining_s(expires_at)
+        ttl = row_ttl_s(expires_at)
         if ttl > 0:
             await self._cass.execute(self._mark_seen, (ttl, {story_id}, reader_id, author_id))
 
@@ -237,7 +246,7 @@ class StoryMediaLog:
 
     async def record(self, story_id: int, expires_at: datetime, keys: Iterable[str]) -> ExpiryPlace:
         place = ExpiryPlace(expiry_minute(expires_at), story_id % EXPIRY_SHARDS)
-        ttl = max(1, remaining_s(expires_at)) + EXPIRY_RECORD_EXTRA_S
+        ttl = max(1, row_ttl_s(expires_at)) + EXPIRY_RECORD_EXTRA_S
         await self._cass.execute(self._record, (place.minute, place.shard, story_id, expires_at, set(keys), ttl))
         return place
 

@@ -47,7 +47,7 @@ from app.search.rebuild import now_us, rebuild, user_payload
 from app.settings import Settings
 from app.storage.cassandra import CassandraSession
 from app.storage.search_index import Entry as SearchEntry
-from app.storage.stories import remaining_s
+from app.storage.stories import remaining_s, row_ttl_s
 from app.storage.trending import TrendingCells
 from app.trending.scoring import SLOT_MS, slot_of
 from app.wiring import Caches
@@ -467,7 +467,7 @@ class Loader:
             if self.celebrity[followee]:
                 continue  # pulled at read time
             for story in self.live_stories.get(followee, ()):
-                ttl = remaining_s(at(story.expires_ms), self.now_s)
+                ttl = row_ttl_s(at(story.expires_ms), self.now_s)
                 rows.append(s.stories.tray(user_id, w.user_ids[followee], w.usernames[followee], story.story_id,
                                            story.expires_ms, ttl))
         await self.put(rows)
@@ -476,7 +476,7 @@ class Loader:
     # --- stories -----------------------------------------------------------------------------------------
     def _story_row(self, story, author_id: int) -> Write:
         image = self.pool[story.image]
-        remaining = remaining_s(at(story.expires_ms), self.now_s)
+        remaining = row_ttl_s(at(story.expires_ms), self.now_s)
         return self.s.stories.story(author_id, story.story_id, image.keys_for("s", story.story_id), image.preview,
                                     story.at_ms, story.expires_ms, remaining)
 
@@ -488,7 +488,7 @@ class Loader:
             await self.put([self._story_row(story, w.user_ids[author]) for story in stories])
         with self._bar("stories", len(live)) as bar:
             for story in live:
-                ttl = remaining_s(at(story.expires_ms), self.now_s)
+                ttl = row_ttl_s(at(story.expires_ms), self.now_s)
                 await self.put([s.stories.by_id(story.story_id, w.user_ids[story.author], story.expires_ms, ttl)])
                 keys = [key for key, _, _ in self.pool[story.image].keys_for("s", story.story_id).values()]
                 place, write = s.story_media.record(story.story_id, at(story.expires_ms), keys, ttl)

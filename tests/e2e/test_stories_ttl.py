@@ -84,7 +84,8 @@ async def test_everything_of_a_story_expires_with_it_and_the_sweeper_removes_its
     assert await view(http, ttl_api, fan, story_id) == 404
     async with http.get(f"{ttl_api}/v1/stories/{story_id}/viewers", headers=author.auth) as response:
         assert response.status == 404
-    # the rows' own TTLs count whole seconds from each write, so they may outlive the endpoints by up to a second
+    # the rows' own TTLs count whole seconds from each write, so they may outlive the endpoints by up to two
+    # seconds (app/storage/stories.py row_ttl_s)
     none_left = {table: 0 for table, _, _ in STORY_TABLES}
     await eventually(lambda: rows_left(cass, *ids), lambda left: left == none_left, timeout=5, interval=0.2)
     # and its media is swept (every second here; every minute by default)

@@ -4,7 +4,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from app.cursors import CursorCodec
-from app.storage.stories import ExpiryPlace, remaining_s
+from app.storage.stories import ExpiryPlace, remaining_s, row_ttl_s
 from app.stories.routes import looks_like_video
 from app.stories.service import StoryService, TrayEntry, order_tray
 from app.stories.sweeper import FIRST_RUN_LOOKBACK_MIN, StorySweeper
@@ -142,3 +142,14 @@ def test_tray_pages_skip_unfollowed_authors_and_check_only_what_they_show():
             break
     assert pages == [["1", "3"], ["4", "6"], ["7"]]
     assert max(len(asked) for asked in follows.asked) <= 3  # never the whole tray at once
+
+
+def test_a_rows_ttl_outlives_cassandras_whole_second_truncation():
+    """Cassandra counts a TTL from the write's whole second: a row written at x.98 s with 11 s left of its
+    story's 10.2 could die at x + 11, before the story expires; one more second keeps it to the end."""
+    now = 1_800_000_000.98
+    expires = datetime.fromtimestamp(now + 10.2, UTC)
+    ttl = row_ttl_s(expires, now)
+    assert int(now) + ttl >= now + 10.2  # alive, in Cassandra's reckoning, until the story expires
+    assert ttl == 12
+    assert row_ttl_s(expires, now + 10.2) == 0 and row_ttl_s(expires - timedelta(seconds=60), now) < 0
