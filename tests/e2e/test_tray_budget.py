@@ -44,25 +44,30 @@ async def measured_tray(http, api_url, reader) -> tuple[list[dict], float, dict[
     return entries, whole, by_table
 
 
-async def test_a_tray_page_costs_at_most_three_round_trips(http, api_url, redis_client, settings):
+async def test_a_tray_page_costs_at_most_three_round_trips(http, api_url, redis_client, cass, settings):
     reader = await active_reader(http, api_url)
     near, far = await asyncio.gather(register(http, api_url), register(http, api_url))
+    ns = settings.cassandra_keyspace
+    await like(http, api_url, reader, await post(http, api_url, near))  # affinity with `near`
+    await eventually(lambda: cass.one("SELECT interactions FROM affinity WHERE user_id = %s AND author_id = %s",
+                                      (int(reader.id), int(near.id))),
+                     lambda row: row is not None and row.interactions == 1, timeout=30)
+    # each follow's worker marks the reader's candidate set due for a refill and bumps feedver
+    version = int(await redis_client.get(f"{ns}:feedver:{reader.id}") or 0)
     for author in (near, far):
         await follow(http, api_url, reader, author)
-    await like(http, api_url, reader, await post(http, api_url, near))  # affinity with `near`
+    await eventually(lambda: redis_client.get(f"{ns}:feedver:{reader.id}"), lambda v: int(v or 0) >= version + 2,
+                     timeout=30)
     await post_story(http, api_url, near)
     await post_story(http, api_url, far)  # newer: without the affinity, `far` would come first
     await eventually(lambda: tray_authors(http, api_url, reader), lambda ids: len(ids) == 2, timeout=30)
-    candidates = f"{settings.cassandra_keyspace}:fc:{reader.id}"
-    interactions = f"{settings.cassandra_keyspace}:fa:{reader.id}"
 
     async def refilled() -> tuple[bytes | None, bytes | None]:
         """Read the feed (a due set is refilled), then what the set holds: its refill time and the affinity."""
         await read_feed(http, api_url, reader)
-        return await redis_client.hget(candidates, "t"), await redis_client.hget(interactions, near.id)
+        return await redis_client.hget(f"{ns}:fc:{reader.id}", "t"), await redis_client.hget(f"{ns}:fa:{reader.id}",
+                                                                                              near.id)
 
-    # the follows marked the set due for a refill, and the like's affinity lands in Cassandra by a worker:
-    # a feed read refills the set with both
     await eventually(refilled, lambda found: found[0] not in (None, b"0") and found[1] == b"1", timeout=30)
 
     for _ in range(3):
