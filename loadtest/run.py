@@ -162,6 +162,15 @@ class Sampler:
         start, end = self.at(started_at), self.at(ended_at)
         return (start, end) if start is not None and end is not None and end.at > start.at else None
 
+    def outer(self, started_at: float, ended_at: float) -> tuple[Sample, Sample] | None:
+        """The samples just outside a window, as taken: counters per request (a route's Cassandra requests,
+        Kafka messages) divide whole requests, where interpolating would split a request's counters,
+        which move at different moments of it (its publish before its response)."""
+        samples = list(self.samples)
+        before = [s for s in samples if s.at <= started_at]
+        after = [s for s in samples if s.at >= ended_at]
+        return (before[-1], after[0]) if before and after and after[0].at > before[-1].at else None
+
     def at(self, moment: float) -> Sample | None:
         samples = list(self.samples)
         before = [s for s in samples if s.at <= moment]
@@ -341,7 +350,7 @@ def _show_progress(path: Path, shown: int) -> int:
 # --- the profile --------------------------------------------------------------------------------------
 def build_profile(args: argparse.Namespace, knee: dict, sampler: Sampler, profile_phases: list[dict] | None,
                   storage: dict | None, environment: dict) -> dict:
-    bracket = sampler.around(knee["started_at"], knee["ended_at"])
+    bracket = sampler.outer(knee["started_at"], knee["ended_at"])
     costs = route_costs(bracket[0].api, bracket[1].api) if bracket else {}
     cpu_api_ms = api_cpu_by_route(profile_phases, sampler) if profile_phases else {}
     routes = {}
