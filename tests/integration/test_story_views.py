@@ -65,7 +65,8 @@ async def test_every_cell_the_worker_writes_expires_with_the_story(cass, stories
         (await cass.one("SELECT TTL(view_count) AS t FROM stories WHERE author_id = %s AND story_id = %s",
                         (author, story_id))).t,
     ]
-    assert all(590 <= t <= 600 for t in ttls), ttls
+    # what is left of the story's 600 s, plus the second that outlives Cassandra's truncation (row_ttl_s)
+    assert all(590 <= t <= 601 for t in ttls), ttls
 
 
 async def test_a_full_bucket_opens_the_next_and_the_count_spans_both(cass, stories):
