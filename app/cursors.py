@@ -25,16 +25,19 @@ BIGINT_MAX = (1 << 63) - 1  # the largest Cassandra bigint (an id)
 
 
 class CursorCodec:
-    def __init__(self, secret: str) -> None:
-        self._key = hashlib.sha256(("cursor:" + secret).encode()).digest()
+    """Signs with `secret`; verifies with it and, while a rotation is under way, with `previous` (the
+    key before it), so the cursors clients hold keep working until they are done paging."""
+
+    def __init__(self, secret: str, previous: str = "") -> None:
+        self._key = _key(secret)
+        self._keys = (self._key, _key(previous)) if previous else (self._key,)
 
     def encode(self, kind: str, position: dict) -> str:
         return self.sign(orjson.dumps({"k": kind, "p": position}))
 
     def sign(self, payload: bytes) -> str:
         """`payload` signed and encoded as a cursor, whatever it holds (the tests forge cursors with it)."""
-        sig = hmac.new(self._key, payload, hashlib.sha256).digest()[:_SIG_BYTES]
-        return base64.urlsafe_b64encode(sig + payload).rstrip(b"=").decode()
+        return base64.urlsafe_b64encode(_signature(self._key, payload) + payload).rstrip(b"=").decode()
 
     def decode(self, kind: str, cursor: str | None) -> dict | None:
         """The position inside `cursor`, None for the first page; BadRequest when it is not ours."""
@@ -45,8 +48,7 @@ class CursorCodec:
         except (ValueError, TypeError):
             raise _invalid() from None
         sig, payload = raw[:_SIG_BYTES], raw[_SIG_BYTES:]
-        expected = hmac.new(self._key, payload, hashlib.sha256).digest()[:_SIG_BYTES]
-        if len(cursor) > 2048 or not hmac.compare_digest(sig, expected):
+        if len(cursor) > 2048 or not any(hmac.compare_digest(sig, _signature(key, payload)) for key in self._keys):
             raise _invalid()
         try:
             body = orjson.loads(payload)
@@ -72,6 +74,14 @@ def position_int(position: dict, name: str) -> int:
     if type(value) is not int or not 0 <= value <= (INT_MAX if name == "b" else BIGINT_MAX):
         raise _invalid()
     return value
+
+
+def _key(secret: str) -> bytes:
+    return hashlib.sha256(("cursor:" + secret).encode()).digest()
+
+
+def _signature(key: bytes, payload: bytes) -> bytes:
+    return hmac.new(key, payload, hashlib.sha256).digest()[:_SIG_BYTES]
 
 
 def _invalid() -> BadRequest:
