@@ -29,10 +29,12 @@ from app.context import (
     REDIS,
     SESSIONS,
     SETTINGS,
+    TRUSTED_PROXIES,
     service_key,
 )
 from app.events import EventPublisher
 from app.feed import routes as feed_routes
+from app.forwarded import TrustedProxies
 from app.hashtags import routes as hashtag_routes
 from app.likes import routes as like_routes
 from app.media import routes as media_routes
@@ -153,6 +155,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     settings.require_own_secret()  # before anything is built: the API signs cursors with it
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_UPLOAD_BYTES)
     app[SETTINGS] = settings
+    app[TRUSTED_PROXIES] = TrustedProxies(settings.trusted_proxies)
     routes = all_routes()
     app[OPENAPI_DOCUMENT] = orjson.dumps(openapi.build_document(routes))
     add_routes(app, routes)

@@ -8,6 +8,7 @@ Each setting is `PHOTOS_<NAME>` in the environment; the defaults run everything 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,10 @@ class Settings:
     login_rate_per_address: int = 60
     register_rate_per_address: int = 20
     rate_window_s: int = 60
+    # networks (CIDRs or single addresses) of the load balancers in front of the API: from these peers,
+    # X-Forwarded-For names the client whose address the per-address limits count (app/forwarded.py).
+    # Empty: every client is its TCP peer and the header is ignored
+    trusted_proxies: tuple[str, ...] = ()
     idempotency_ttl_s: int = 24 * 3600
     # argon2id cost; tests may lower it through the environment, never below the library minimum
     argon2_time_cost: int = 2
@@ -209,6 +214,11 @@ class Settings:
             )
         if self.cassandra_commitlog_window_ms < 1:
             raise ValueError("PHOTOS_CASSANDRA_COMMITLOG_WINDOW_MS must be at least 1")
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network)
+            except ValueError as exc:
+                raise ValueError(f"PHOTOS_TRUSTED_PROXIES: {network!r} is not an address or network ({exc})") from None
 
     def require_own_secret(self) -> None:
         """ValueError unless cursors are signed with a secret of this deployment's own, or a development
