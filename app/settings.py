@@ -38,10 +38,11 @@ class Settings:
     # signs cursors (app/cursors.py); set a long random value in production and share it between API
     # processes. The API refuses to start with the development default unless allow_dev_secret says so
     secret_key: str = DEV_SECRET_KEY
-    # the key before the last rotation: cursors it signed stay valid while it is set (docs/operations.md)
+    # a second key cursors are verified with, never signed with: the key before a rotation, so the cursors
+    # clients hold stay valid while it is set (docs/operations.md)
     secret_key_previous: str = ""
-    # lets the API sign with the development default, which anyone can read here: photos-stack and the
-    # tests set it, production never does
+    # lets the API sign with the development default, which anyone can read here: photos-stack and
+    # infra/docker-compose.yml set it (the tests use a key of their own), production never does
     allow_dev_secret: bool = False
 
     # --- Cassandra ---------------------------------------------------------
@@ -92,7 +93,8 @@ class Settings:
     rate_window_s: int = 60
     # networks (CIDRs or single addresses) of the load balancers in front of the API: from these peers,
     # X-Forwarded-For names the client whose address the per-address limits count (app/forwarded.py).
-    # Empty: every client is its TCP peer and the header is ignored
+    # List the proxies only: a client inside a trusted network can claim any address. Empty: every
+    # client is its TCP peer and the header is ignored
     trusted_proxies: tuple[str, ...] = ()
     idempotency_ttl_s: int = 24 * 3600
     # argon2id cost; tests may lower it through the environment, never below the library minimum
