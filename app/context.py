@@ -14,10 +14,11 @@ from redis.asyncio import Redis
 
 from app.auth import SessionStore
 from app.events import EventPublisher
+from app.forwarded import TrustedProxies
 from app.idempotency import IdempotencyStore
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
-from app.ratelimit import RateLimiter
+from app.ratelimit import RateLimiter, address_subject
 from app.settings import Settings
 from app.storage.cassandra import CassandraSession
 
@@ -33,6 +34,7 @@ SESSIONS = web.AppKey("sessions", SessionStore)
 LIMITER = web.AppKey("limiter", RateLimiter)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)  # used by the route table (app/web.py)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)  # built once, served as is
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
 
 _USER_ID = "photos.user_id"
 _service_keys: dict[type, web.AppKey] = {}
@@ -48,6 +50,14 @@ def service_key(kind: type[T]) -> web.AppKey[T]:
 
 def settings_of(request: web.Request) -> Settings:
     return request.app[SETTINGS]
+
+
+def client_address(request: web.Request) -> str:
+    """The rate-limit subject of the request's client: its TCP peer, or behind a trusted proxy the address
+    the proxy forwarded (app/forwarded.py), by IPv4 address or IPv6 /64. Every per-address limit asks
+    here, so none counts a load balancer's address for all its clients."""
+    forwarded_for = request.headers.getall("X-Forwarded-For", ())
+    return address_subject(request.app[TRUSTED_PROXIES].client_of(request.remote, forwarded_for))
 
 
 async def current_user(request: web.Request) -> int:

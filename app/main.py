@@ -29,10 +29,12 @@ from app.context import (
     REDIS,
     SESSIONS,
     SETTINGS,
+    TRUSTED_PROXIES,
     service_key,
 )
 from app.events import EventPublisher
 from app.feed import routes as feed_routes
+from app.forwarded import TrustedProxies
 from app.hashtags import routes as hashtag_routes
 from app.likes import routes as like_routes
 from app.media import routes as media_routes
@@ -149,8 +151,11 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def init_app(settings: Settings | None = None) -> web.Application:
     """The aiohttp application, with every client created in a cleanup context (nothing at import)."""
+    settings = settings or Settings.from_env()
+    settings.require_own_secret()  # before anything is built: the API signs cursors with it
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_UPLOAD_BYTES)
-    app[SETTINGS] = settings or Settings.from_env()
+    app[SETTINGS] = settings
+    app[TRUSTED_PROXIES] = TrustedProxies(settings.trusted_proxies)
     routes = all_routes()
     app[OPENAPI_DOCUMENT] = orjson.dumps(openapi.build_document(routes))
     add_routes(app, routes)
@@ -226,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        settings.require_own_secret()  # here too, so a refused secret stops the parent, not each worker in turn
+    except ValueError as error:
+        print(f"photos-api: {error}", file=sys.stderr)
+        return 2
     workers = args.workers or settings.api_workers or os.cpu_count() or 1
     if args.worker or workers == 1:
         run_worker(settings)

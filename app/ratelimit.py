@@ -20,17 +20,18 @@ log = logging.getLogger(__name__)
 _LOCAL_KEYS_MAX = 100_000
 
 
-def client_address(remote: str | None) -> str:
-    """The rate-limit subject for a peer address: an IPv4 address, or the /64 of an IPv6 one.
+def address_subject(client: str | None) -> str:
+    """The rate-limit subject for a client's address: an IPv4 address, or the /64 of an IPv6 one. Routes
+    get it from `app.context.client_address`, which finds the client behind trusted proxies.
 
     One IPv6 subscriber usually holds a whole /64, so limiting single IPv6 addresses limits nothing.
     """
-    if not remote:
+    if not client:
         return "unknown"
     try:
-        address = ipaddress.ip_address(remote)
+        address = ipaddress.ip_address(client)
     except ValueError:
-        return remote
+        return client
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)

@@ -8,12 +8,14 @@ Each setting is `PHOTOS_<NAME>` in the environment; the defaults run everything 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMMITLOG_SYNC_MODES = ("batch", "group", "periodic")
+DEV_SECRET_KEY = "local-development-secret"
 
 
 def _default_cache_dir() -> str:
@@ -33,8 +35,15 @@ class Settings:
     # is fine on one host; with many hosts give every process its own (photos-api --workers N takes
     # N consecutive shards from this one)
     id_shard: int = -1
-    # signs cursors; set a long random value in production and share it between API processes
-    secret_key: str = "local-development-secret"
+    # signs cursors (app/cursors.py); set a long random value in production and share it between API
+    # processes. The API refuses to start with the development default unless allow_dev_secret says so
+    secret_key: str = DEV_SECRET_KEY
+    # a second key cursors are verified with, never signed with: the key before a rotation, so the cursors
+    # clients hold stay valid while it is set (docs/operations.md)
+    secret_key_previous: str = ""
+    # lets the API sign with the development default, which anyone can read here: photos-stack and
+    # infra/docker-compose.yml set it (the tests use a key of their own), production never does
+    allow_dev_secret: bool = False
 
     # --- Cassandra ---------------------------------------------------------
     cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
@@ -82,6 +91,11 @@ class Settings:
     login_rate_per_address: int = 60
     register_rate_per_address: int = 20
     rate_window_s: int = 60
+    # networks (CIDRs or single addresses) of the load balancers in front of the API: from these peers,
+    # X-Forwarded-For names the client whose address the per-address limits count (app/forwarded.py).
+    # List the proxies only: a client inside a trusted network can claim any address. Empty: every
+    # client is its TCP peer and the header is ignored
+    trusted_proxies: tuple[str, ...] = ()
     idempotency_ttl_s: int = 24 * 3600
     # argon2id cost; tests may lower it through the environment, never below the library minimum
     argon2_time_cost: int = 2
@@ -202,6 +216,24 @@ class Settings:
             )
         if self.cassandra_commitlog_window_ms < 1:
             raise ValueError("PHOTOS_CASSANDRA_COMMITLOG_WINDOW_MS must be at least 1")
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network)
+            except ValueError as exc:
+                raise ValueError(f"PHOTOS_TRUSTED_PROXIES: {network!r} is not an address or network ({exc})") from None
+
+    def require_own_secret(self) -> None:
+        """ValueError unless cursors are signed with a secret of this deployment's own, or a development
+        setting allows the public default: a deployment that forgot PHOTOS_SECRET_KEY stops at start-up
+        instead of signing with a key anyone can read in this repository."""
+        if self.secret_key not in (DEV_SECRET_KEY, "") or self.allow_dev_secret:
+            return
+        shown = "empty" if not self.secret_key else f"the development default {DEV_SECRET_KEY!r}"
+        raise ValueError(
+            f"PHOTOS_SECRET_KEY is {shown}, which anyone can use to sign cursors. Set PHOTOS_SECRET_KEY to a "
+            "long random value, the same on every API process (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'), or PHOTOS_ALLOW_DEV_SECRET=1 on a development machine"
+        )
 
     @property
     def public_url(self) -> str:

@@ -246,13 +246,18 @@ class Services:
         self.passwords.close()
 
 
+def cursor_codec(settings: Settings) -> CursorCodec:
+    """The API's cursors: signed with the secret key, verified with it or the previous one (a rotation)."""
+    return CursorCodec(settings.secret_key, settings.secret_key_previous)
+
+
 def build_services(settings: Settings, storage: Storage, caches: Caches, events: EventPublisher,
                    media_store: MediaStore, processor: ImageProcessor) -> Services:
     """The services of one API process (its notification hub and session revocation listener started: stop
     them with `close()`)."""
     s = storage
     ids = IdGenerator(shard=None if settings.id_shard < 0 else settings.id_shard)
-    cursors = CursorCodec(settings.secret_key)
+    cursors = cursor_codec(settings)
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     sessions = SessionStore(s.sessions, settings.session_ttl_s, caches.sessions)
     idempotency = IdempotencyStore(s.idempotency, settings.idempotency_ttl_s)

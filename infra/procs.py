@@ -48,9 +48,9 @@ def spawn(
         )
 
 
-def spawn_detached(argv: list[str], log_file: Path, cwd: Path) -> int:
+def spawn_detached(argv: list[str], log_file: Path, cwd: Path, env: dict[str, str] | None = None) -> int:
     """Start `argv` as `spawn` does, for good (photos-stack's services); return its pid."""
-    return spawn(argv, log_file, cwd).pid
+    return spawn(argv, log_file, cwd, env).pid
 
 
 def free_port() -> int:

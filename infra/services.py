@@ -143,6 +143,10 @@ class Service(ABC):
         """Why the service cannot be started at all on this machine, if it cannot."""
         return None
 
+    def environment(self) -> dict[str, str]:
+        """Variables the service starts with unless the launcher's environment sets them."""
+        return {}
+
     def supervised_command(self, argv: list[str]) -> list[str]:
         """`argv` run under infra/supervise.py, which restarts it when it dies."""
         supervisor = [sys.executable, "-m", "infra.supervise", "--name", self.name, "--state", str(self.state_file)]
@@ -457,6 +461,11 @@ class Api(AppProcess):
 
     async def answers(self) -> bool:
         return await probes.http_status(self.host, self.ports[0], "/healthz") == 200
+
+    def environment(self) -> dict[str, str]:
+        """The local stack is a development machine: its API may sign cursors with the development secret
+        (app/settings.py), which it refuses to do anywhere that does not say so."""
+        return {"PHOTOS_ALLOW_DEV_SECRET": "1"}
 
 
 class Streams(AppProcess):

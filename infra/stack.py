@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import signal
 import subprocess
@@ -118,7 +119,8 @@ async def launch(service: Service) -> int:
                 " (another stack, or a system service); stop it or change the PHOTOS_* port setting"
             )
     argv = await asyncio.to_thread(service.prepare)
-    pid = spawn_detached(service.supervised_command(argv), service.console_log, service.workdir)
+    env = {**service.environment(), **os.environ}
+    pid = spawn_detached(service.supervised_command(argv), service.console_log, service.workdir, env)
     write_pid(service.pid_file, pid)
     return pid
 

@@ -32,7 +32,7 @@ TEST_ENV = {
     # cheap hashing keeps the suite fast; production costs are the defaults
     "PHOTOS_ARGON2_TIME_COST": "1",
     "PHOTOS_ARGON2_MEMORY_KIB": "8192",
-    "PHOTOS_SECRET_KEY": "test-secret",
+    "PHOTOS_SECRET_KEY": "test-secret",  # the API refuses the development default (docs/operations.md)
     # small enough that the e2e tests cross them: 4 followers make a celebrity, a ranked snapshot holds 8
     "PHOTOS_FEED_CELEBRITY_FOLLOWERS": "4",
     "PHOTOS_FEED_RANK_WINDOW": "8",

@@ -29,7 +29,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from app.cursors import CursorCodec
+from app.cursors import CursorCodec, position_int
 from app.errors import BadRequest
 from app.feed.ranking import Candidate, Ranker
 from app.feed.writer import FeedWriter
@@ -85,16 +85,16 @@ class FeedService:
     async def read(self, viewer: int, order: str, limit: int, cursor: str | None) -> Page:
         if order == CHRONOLOGICAL:
             position = self.cursors.decode(CHRONOLOGICAL, cursor)
-            before = NO_UPPER_BOUND if position is None else _int_field(position, "a")
+            before = NO_UPPER_BOUND if position is None else position_int(position, "a")
             items, next_before = await self._by_time(viewer, before, limit, first=position is None)
             return Page(items, self._time_cursor(CHRONOLOGICAL, next_before), UNCACHED)
         position = self.cursors.decode(RANKED, cursor)
         if position is None:
             return await self._first_ranked_page(viewer, limit)
         if "a" in position:  # past the snapshot: the older posts, newest first
-            items, next_before = await self._by_time(viewer, _int_field(position, "a"), limit, first=False)
+            items, next_before = await self._by_time(viewer, position_int(position, "a"), limit, first=False)
             return Page(items, self._time_cursor(RANKED, next_before), UNCACHED)
-        snapshot_id, offset = _int_field(position, "s"), _int_field(position, "o")
+        snapshot_id, offset = position_int(position, "s"), position_int(position, "o")
         view = await self.cache.snapshot(viewer, snapshot_id)
         if view.candidates is None:  # expired, another reader's, or Redis is down: load the feed again
             raise BadRequest("this feed cursor has expired; load the feed again", code="cursor_expired")
@@ -291,9 +291,3 @@ class FeedService:
         found = await asyncio.gather(*(self.follows.is_following(viewer, chunk) for chunk in chunks))
         return set().union(*found)
 
-
-def _int_field(position: dict, name: str) -> int:
-    value = position.get(name)
-    if type(value) is not int or value < 0:
-        raise BadRequest("the cursor is not valid for this list", code="invalid_cursor")
-    return value

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from app.cursors import CursorCodec
+from app.cursors import CursorCodec, position_int
 from app.errors import BadRequest, Unauthorized
 from app.notifications.hub import NotificationHub, subscriber_client
 from app.notifications.model import MAX_GROUP_KEY_LENGTH, Group, render
@@ -96,8 +96,8 @@ class NotificationService:
         position = self.cursors.decode(CURSOR_KIND, cursor)
         if position is None:
             return None
-        at, group_key = position.get("p"), position.get("g")
-        if type(at) is not int or at < 0 or type(group_key) is not str or len(group_key) > MAX_GROUP_KEY_LENGTH:
+        at, group_key = position_int(position, "p"), position.get("g")
+        if type(group_key) is not str or len(group_key) > MAX_GROUP_KEY_LENGTH:
             raise BadRequest("the cursor is not valid for this list", code="invalid_cursor")
         return at, group_key
 

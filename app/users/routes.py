@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.auth import bearer_token
-from app.context import LIMITER, current_user, service_key, settings_of
+from app.context import LIMITER, client_address, current_user, service_key, settings_of
 from app.errors import NotFound
-from app.ratelimit import client_address
 from app.text import USERNAME, USERNAME_AS_TYPED
 from app.users.service import UserService
 from app.web import Field, Route, json_response, page_request, page_response, read_json, user_id_in_path, validate
@@ -38,7 +37,7 @@ async def create_account(request: web.Request) -> web.Response:
     settings = settings_of(request)
     body = validate(await read_json(request, settings.max_json_body_bytes), NEW_ACCOUNT)
     await request.app[LIMITER].hit(
-        "registration", client_address(request.remote), settings.register_rate_per_address
+        "registration", client_address(request), settings.register_rate_per_address
     )
     user = await request.app[USERS].register(body["username"], body["password"], body.get("display_name"))
     return json_response(user, status=201)
@@ -48,7 +47,7 @@ async def create_session(request: web.Request) -> web.Response:
     settings = settings_of(request)
     body = validate(await read_json(request, settings.max_json_body_bytes), NEW_SESSION)
     limiter = request.app[LIMITER]
-    await limiter.hit("login-address", client_address(request.remote), settings.login_rate_per_address)
+    await limiter.hit("login-address", client_address(request), settings.login_rate_per_address)
     await limiter.hit("login-username", body["username"].strip().lower(), settings.login_rate_per_username)
     return json_response(await request.app[USERS].login(body["username"], body["password"]), status=201)
 

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from app.auth import SessionStore
+from app.cursors import CursorCodec
 from app.main import all_routes
 from app.storage import cassandra
 from app.storage.sessions import SessionTable
@@ -74,6 +75,29 @@ async def test_invalid_passwords_are_422(http, api_url, account, password):
 @pytest.mark.parametrize("cursor", ["garbage", "eyJrIjoiZm9sbG93ZXJzIiwicCI6e319", "A" * 5000, "%00"])
 async def test_garbage_cursors_are_400(http, api_url, account, cursor):
     url = f"{api_url}/v1/users/{account.id}/followers"
+    async with http.get(url, params={"cursor": cursor}, headers=account.auth) as response:
+        await expect_error(response, 400, "invalid_cursor")
+
+
+BIGINT_MAX = (1 << 63) - 1
+# signed with the API's own secret, so each passes the signature: what a leaked secret could forge
+FORGED = [
+    ("/v1/users/{id}/followers", b"[1, 2]"),
+    ("/v1/users/{id}/followers", b"not json"),
+    ("/v1/users/{id}/followers", b'{"k": "followers", "p": 7}'),
+    ("/v1/users/{id}/followers", b'{"k": "followers", "p": {"b": 0, "a": %d}}' % (BIGINT_MAX + 1)),
+    ("/v1/users/{id}/followers", b'{"k": "followers", "p": {"b": %d, "a": 1}}' % (1 << 31)),
+    ("/v1/users/{id}/following", b'{"k": "following", "p": {"a": %d}}' % ((1 << 64) - 1)),
+    ("/v1/users/{id}/posts", b'{"k": "user-posts", "p": {"b": 0, "a": %d}}' % (BIGINT_MAX + 1)),
+    ("/v1/feed?order=chronological", b'{"k": "chronological", "p": {"a": %d}}' % (BIGINT_MAX + 1)),
+    ("/v1/notifications", b'{"k": "notifications", "p": {"p": %d, "g": "x"}}' % (BIGINT_MAX + 1)),
+]
+
+
+@pytest.mark.parametrize("path, payload", FORGED)
+async def test_a_signed_cursor_that_is_not_a_position_is_400(http, api_url, account, settings, path, payload):
+    cursor = CursorCodec(settings.secret_key).sign(payload)
+    url = f"{api_url}{path.format(id=account.id)}"
     async with http.get(url, params={"cursor": cursor}, headers=account.auth) as response:
         await expect_error(response, 400, "invalid_cursor")
 

@@ -180,7 +180,8 @@ async def test_an_inbox_holds_max_queued_messages_then_ends_as_a_slow_client():
 
 
 @pytest.mark.parametrize("position", [{"p": -1, "g": "like:1:2"}, {"p": "12", "g": "x"}, {"p": 1, "g": 7},
-                                      {"p": 1, "g": "x" * 65}, {"g": "x"}])
+                                      {"p": 1, "g": "x" * 65}, {"g": "x"}, {"p": 1 << 63, "g": "x"},
+                                      {"p": (1 << 64) - 1, "g": "x"}])
 async def test_a_signed_cursor_with_a_bad_position_is_refused(position):
     codec = CursorCodec("secret")
     service = NotificationService(notifications=None, tickets=None, hub=None, cursors=codec)

@@ -2,7 +2,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.errors import RateLimited
-from app.ratelimit import RateLimiter, client_address
+from app.ratelimit import RateLimiter, address_subject
 
 
 class DownRedis:
@@ -36,4 +36,4 @@ async def test_with_redis_down_limits_still_hold_in_process_memory():
     ],
 )
 def test_ipv6_clients_are_limited_by_their_64_prefix(remote, subject):
-    assert client_address(remote) == subject
+    assert address_subject(remote) == subject

@@ -28,3 +28,13 @@ def test_the_commit_log_mode_is_one_cassandra_knows():
     assert Settings.from_env({"PHOTOS_CASSANDRA_COMMITLOG_SYNC": "group"}).cassandra_commitlog_sync == "group"
     with pytest.raises(ValueError, match="PHOTOS_CASSANDRA_COMMITLOG_SYNC='sometimes'"):
         Settings.from_env({"PHOTOS_CASSANDRA_COMMITLOG_SYNC": "sometimes"})
+
+
+def test_the_development_secret_is_refused_unless_a_development_setting_allows_it():
+    for environ in ({}, {"PHOTOS_SECRET_KEY": "local-development-secret"}, {"PHOTOS_SECRET_KEY": ""},
+                    {"PHOTOS_ALLOW_DEV_SECRET": "0"}):
+        with pytest.raises(ValueError, match="PHOTOS_SECRET_KEY") as err:
+            Settings.from_env(environ).require_own_secret()
+        assert "PHOTOS_ALLOW_DEV_SECRET=1" in str(err.value)  # says what to set
+    Settings.from_env({"PHOTOS_ALLOW_DEV_SECRET": "1"}).require_own_secret()
+    Settings.from_env({"PHOTOS_SECRET_KEY": "a long random value"}).require_own_secret()
