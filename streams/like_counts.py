@@ -28,7 +28,8 @@ from app.storage.likes import LikeRepository
 from app.storage.post_cache import PostCache
 from app.storage.posts import PostRepository
 from app.wiring import Wiring
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch
+from streams.retry import until_ready
 
 log = logging.getLogger(__name__)
 
@@ -137,5 +138,4 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     @app.agent(topic, name="like_counts")
     async def like_counts(stream) -> None:
         counter = await until_ready("like_counts", lambda: make_counter(settings, wiring))
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("like_counts", lambda: counter.apply(batch))  # noqa: B023 - awaited at once
+        await each_batch(stream, "like_counts", counter.apply, size=BATCH_SIZE, within=BATCH_SECONDS)

@@ -29,7 +29,8 @@ from app.storage.follows import FollowRepository
 from app.storage.users import UserRepository
 from app.text import USERNAME
 from app.wiring import Wiring
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch
+from streams.retry import until_ready
 
 log = logging.getLogger(__name__)
 
@@ -155,5 +156,5 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
 
         maker, writer = await until_ready("notifications", make_parts)
         pusher = Pusher(wiring.redis(), settings.cassandra_keyspace)
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("notifications", lambda: notify(maker, writer, pusher, batch))  # noqa: B023
+        await each_batch(stream, "notifications", lambda batch: notify(maker, writer, pusher, batch),
+                         size=BATCH_SIZE, within=BATCH_SECONDS)

@@ -15,7 +15,8 @@ from app.settings import Settings
 from app.storage.recount import BucketRecounter
 from app.storage.timelines import BucketedTimeline
 from app.wiring import Wiring
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch
+from streams.retry import until_ready
 
 BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
@@ -51,5 +52,7 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     async def post_counts(stream) -> None:
         posts = (await until_ready("post_counts", wiring.storage)).posts
         recounter, user_posts = posts.user_post_counts, posts.by_user
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("post_counts", lambda: recount_timeline(recounter, user_posts, batch, author_month))  # noqa: B023
+        await each_batch(
+            stream, "post_counts", lambda batch: recount_timeline(recounter, user_posts, batch, author_month),
+            size=BATCH_SIZE, within=BATCH_SECONDS,
+        )

@@ -29,7 +29,8 @@ from app.storage.hashtags import HashtagRepository
 from app.storage.search_index import Entry
 from app.storage.users import UserRepository
 from app.wiring import Wiring
-from streams.retry import timer, until_done
+from streams.batches import each_batch
+from streams.retry import timer
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +128,8 @@ def register(app: faust.App, settings: Settings, wiring: Wiring, writer: SearchW
 
     @app.agent(topic, name="search_profiles")
     async def search_profiles(stream) -> None:
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            user_ids = sorted({e.actor_id for e in batch})
-            await until_done("search_profiles", lambda: writer.users(user_ids))  # noqa: B023
+        await each_batch(stream, "search_profiles", lambda batch: writer.users(sorted({e.actor_id for e in batch})),
+                         size=BATCH_SIZE, within=BATCH_SECONDS)
 
     @timer(app, interval=settings.search_repair_s, name="search_repair")
     async def search_repair() -> None:  # Redis or Cassandra still down: the next tick tries again

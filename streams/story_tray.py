@@ -26,8 +26,9 @@ from app.storage.follows import FollowRepository
 from app.storage.stories import StoryRepository
 from app.storage.users import UserRepository
 from app.wiring import Wiring
+from streams.batches import each_batch
 from streams.feed_graph import FollowState
-from streams.retry import until_done, until_ready
+from streams.retry import until_ready
 
 log = logging.getLogger(__name__)
 
@@ -104,5 +105,4 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     @app.agent(stories, name="story_tray")
     async def story_tray(stream) -> None:
         writer = await until_ready("story_tray", lambda: make_tray_writer(settings, wiring))
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("story_tray", lambda: writer.posted(batch))  # noqa: B023 - awaited at once
+        await each_batch(stream, "story_tray", writer.posted, size=BATCH_SIZE, within=BATCH_SECONDS)

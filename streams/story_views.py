@@ -22,7 +22,8 @@ from app.settings import Settings
 from app.storage.counted_set import Placement
 from app.storage.stories import StoryRef, StoryRepository, remaining_s
 from app.wiring import Wiring
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch
+from streams.retry import until_ready
 
 log = logging.getLogger(__name__)
 
@@ -76,5 +77,4 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     @app.agent(topic, name="story_views")
     async def story_views(stream) -> None:
         counter = await until_ready("story_views", lambda: make_counter(settings, wiring))
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("story_views", lambda: counter.apply(batch))  # noqa: B023 - awaited at once
+        await each_batch(stream, "story_views", counter.apply, size=BATCH_SIZE, within=BATCH_SECONDS)

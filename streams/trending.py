@@ -18,7 +18,8 @@ from app.settings import Settings
 from app.storage.trending import TrendingCells, TrendingRankings
 from app.trending.scoring import WINDOWS, TrendingParams, rank, slot_of
 from app.wiring import Wiring
-from streams.retry import timer, until_done
+from streams.batches import each_batch
+from streams.retry import timer
 
 BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
@@ -57,9 +58,8 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     @app.agent(topic, name="trending")
     async def trending(stream) -> None:
         cells, _ = stores()
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            added, removed = contributions(batch)
-            await until_done("trending", lambda: cells.apply(added, removed))  # noqa: B023
+        await each_batch(stream, "trending", lambda batch: cells.apply(*contributions(batch)),
+                         size=BATCH_SIZE, within=BATCH_SECONDS)
 
     @timer(app, interval=settings.trending_refresh_s, on_leader=True, name="trending_refresh")
     async def trending_refresh() -> None:
