@@ -1,7 +1,7 @@
 """The stream workers' own metrics, served on `streams_metrics_port` (docs/metrics.md).
 
 - events each agent took (a faust sensor: every event entering an agent's stream),
-- how long each batch took (streams/retry.py `until_done`, the one place every agent's batch runs),
+- how long each batch took (streams/retry.py `until_done`, which every agent's batch runs in),
 - each assigned partition's consumer lag, refreshed every LAG_REFRESH_S,
 - and, from app/metrics.py, the Cassandra requests, Redis commands and Kafka messages of each agent's
   batches (route "agent:<name>") and this process's CPU (kind "streams").

@@ -1,9 +1,9 @@
 """Keeping a worker alive through its dependencies' outages: every failure is retried or logged, never raised.
 
 Three places can fail when Cassandra, Redis or Kafka goes away, and each has its rule here:
-- a batch (`until_done`): faust's `stream.take()` acknowledges a batch when the loop body returns
-  *or raises*, so an exception escaping the body would commit offsets of events whose effects were
-  never written. The batch is retried with back-off until it succeeds.
+- a batch (`until_done`, run by streams/batches.py for every agent): an exception escaping it would
+  crash the agent's loop. The batch is retried with back-off until it succeeds; its events are
+  acknowledged (their offsets may be committed) only then, by streams/batches.py.
 - an agent's start-up (`until_ready`): connecting and preparing statements. An exception there
   would crash the agent; it is retried with back-off instead, and the agent then reads its stream
   from the committed offsets, so nothing is skipped.
