@@ -15,11 +15,11 @@ import time
 
 import faust
 
-from app.events import CommentChanged, LikeChanged, topic_name
+from app.events import CommentChanged, LikeChanged
 from app.settings import Settings
 from app.storage.affinity import AffinityRepository
 from app.wiring import Wiring
-from streams.batches import each_batch
+from streams.batches import each_batch, event_topic
 from streams.retry import until_ready
 
 BATCH_SIZE = 2000
@@ -64,15 +64,17 @@ async def make_updater(wiring: Wiring) -> AffinityUpdater:
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
-    likes = app.topic(topic_name(settings, "likes"), value_type=LikeChanged)
-    comments = app.topic(topic_name(settings, "comments"), value_type=CommentChanged)
+    likes = event_topic(app, settings, "likes")
+    comments = event_topic(app, settings, "comments")
 
     @app.agent(likes, name="affinity_likes")
     async def affinity_likes(stream) -> None:
         updater = await until_ready("affinity_likes", lambda: make_updater(wiring))
-        await each_batch(stream, "affinity_likes", updater.apply, size=BATCH_SIZE, within=BATCH_SECONDS)
+        await each_batch(stream, "affinity_likes", updater.apply, size=BATCH_SIZE, within=BATCH_SECONDS,
+                         settings=settings, value_type=LikeChanged)
 
     @app.agent(comments, name="affinity_comments")
     async def affinity_comments(stream) -> None:
         updater = await until_ready("affinity_comments", lambda: make_updater(wiring))
-        await each_batch(stream, "affinity_comments", updater.apply, size=BATCH_SIZE, within=BATCH_SECONDS)
+        await each_batch(stream, "affinity_comments", updater.apply, size=BATCH_SIZE, within=BATCH_SECONDS,
+                         settings=settings, value_type=CommentChanged)

@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterable
 
 import faust
 
-from app.events import PostCreated, PostDeleted, topic_name
+from app.events import PostCreated, PostDeleted
 from app.ids import month_bucket
 from app.settings import Settings
 from app.storage.recount import BucketRecounter
 from app.storage.timelines import BucketedTimeline
 from app.wiring import Wiring
-from streams.batches import each_batch
+from streams.batches import each_batch, event_topic
 from streams.retry import until_ready
 
 BATCH_SIZE = 500
@@ -46,7 +46,7 @@ async def recount_timeline(
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     # two record types share the topic; faust finds each one's class by the name the record carries
-    topic = app.topic(topic_name(settings, "posts"))
+    topic = event_topic(app, settings, "posts")
 
     @app.agent(topic, name="post_counts")
     async def post_counts(stream) -> None:
@@ -54,5 +54,5 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
         recounter, user_posts = posts.user_post_counts, posts.by_user
         await each_batch(
             stream, "post_counts", lambda batch: recount_timeline(recounter, user_posts, batch, author_month),
-            size=BATCH_SIZE, within=BATCH_SECONDS,
+            size=BATCH_SIZE, within=BATCH_SECONDS, settings=settings,
         )

@@ -28,3 +28,21 @@ def test_the_commit_log_mode_is_one_cassandra_knows():
     assert Settings.from_env({"PHOTOS_CASSANDRA_COMMITLOG_SYNC": "group"}).cassandra_commitlog_sync == "group"
     with pytest.raises(ValueError, match="PHOTOS_CASSANDRA_COMMITLOG_SYNC='sometimes'"):
         Settings.from_env({"PHOTOS_CASSANDRA_COMMITLOG_SYNC": "sometimes"})
+
+
+def test_each_agent_may_have_its_own_attempt_limit():
+    settings = Settings.from_env({"PHOTOS_STREAMS_MAX_ATTEMPTS": "4",
+                                  "PHOTOS_STREAMS_MAX_ATTEMPTS_BY_AGENT": "feed_fanout=10, trending=1"})
+    assert [settings.streams_attempts(agent) for agent in ("feed_fanout", "trending", "like_counts")] == [10, 1, 4]
+    for bad in ("feed_fanout", "feed_fanout=0", "=3", "trending=many"):
+        with pytest.raises(ValueError, match="PHOTOS_STREAMS_MAX_ATTEMPTS_BY_AGENT"):
+            Settings.from_env({"PHOTOS_STREAMS_MAX_ATTEMPTS_BY_AGENT": bad})
+    with pytest.raises(ValueError, match="PHOTOS_STREAMS_MAX_ATTEMPTS must be at least 1"):
+        Settings.from_env({"PHOTOS_STREAMS_MAX_ATTEMPTS": "0"})
+
+
+def test_an_attempt_limit_for_an_agent_that_does_not_exist_stops_the_worker():
+    from streams.app import create_app
+
+    with pytest.raises(ValueError, match="names no agent: like_count"):
+        create_app(Settings.from_env({"PHOTOS_STREAMS_MAX_ATTEMPTS_BY_AGENT": "like_count=3"}))
