@@ -13,6 +13,7 @@ Three places can fail when Cassandra, Redis or Kafka goes away, and each has its
   logged (the first failure in full, then a line a minute while it keeps failing) and the timer
   runs again at its next tick.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,6 +27,7 @@ from aiokafka.errors import KafkaError
 from cassandra import OperationTimedOut, RequestExecutionException
 from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionException
+from cassandra.protocol import ServerError
 from redis import exceptions as redis_errors
 
 from app.errors import Unavailable
@@ -42,7 +44,8 @@ REPEAT_LOG_EVERY_S = 60.0
 # a dependency that did not answer, or answered that it cannot serve now: the same request succeeds later
 TRANSIENT: tuple[type[BaseException], ...] = (
     NoHostAvailable, OperationTimedOut, ConnectionException,
-    RequestExecutionException,  # Unavailable, Read/WriteTimeout, Read/WriteFailure: the replicas, not the request
+    RequestExecutionException,  # Unavailable, Read/WriteTimeout, Read/WriteFailure, Overloaded: replicas, not requests
+    ServerError,  # a node's internal error
     redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ReadOnlyError,
     redis_errors.ClusterDownError, redis_errors.TryAgainError, redis_errors.OutOfMemoryError,
     KafkaError, Unavailable, OSError, TimeoutError,
