@@ -29,6 +29,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from app.events import DEAD_LETTER_PARTITIONS, DEAD_LETTER_SUFFIX, TOPICS, dead_letter_topic, topic_name
 from app.settings import Settings
@@ -130,21 +131,15 @@ class Letter:
 async def read_letters(settings: Settings, suffixes: list[str], replay: bool) -> list[Letter]:
     """The dead letters of the topics of `suffixes` not replayed yet, up to the end of each dead-letter topic as
     it is now; with `replay`, each event is sent back to its topic once and the letters are marked replayed."""
-    dead_topics = [dead_letter_topic(topic_name(settings, suffix)) for suffix in suffixes]
+    partitions = await dead_letter_partitions(settings, suffixes)
+    if not partitions:
+        return []
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.streams_app_id}{REPLAY_GROUP_SUFFIX}",
         enable_auto_commit=False, auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
-        existing = await consumer.topics()
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in dead_topics if topic in existing
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return []
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)  # letters dead-lettered while this runs wait for the next run
         letters: list[Letter] = []
@@ -158,6 +153,21 @@ async def read_letters(settings: Settings, suffixes: list[str], replay: bool) ->
         return letters
     finally:
         await consumer.stop()
+
+
+async def dead_letter_partitions(settings: Settings, suffixes: list[str]) -> list[TopicPartition]:
+    """The partitions of the dead-letter topics of `suffixes` that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([dead_letter_topic(topic_name(settings, s)) for s in suffixes])
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(topic["topic"], partition)
+        for topic in described if topic["error_code"] == 0  # 3: no such topic (nothing was dead-lettered there)
+        for partition in sorted(p["partition"] for p in topic["partitions"])
+    ]
 
 
 async def send_back(settings: Settings, letters: list[Letter]) -> int:
