@@ -7,7 +7,10 @@ nor commits in another's group; the topics are deleted afterwards.
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
 from app.events import LikeChanged, dead_letter_topic, topic_name
-from app.settings import Settings
+from app.settings import REPO_ROOT, Settings
 from streams.batches import each_batch, event_topic
 
 SUFFIX = "likes"  # the topic the scratch worker reads, under the scratch prefix
@@ -74,22 +77,7 @@ class Scratch:
         return None if meta is None or meta.offset < 0 else meta.offset
 
     async def read(self, topic: str, count: int, timeout: float, group: str | None = None) -> list[ConsumerRecord]:
-        """Up to `count` records of `topic` read within `timeout`: from the start, or as a new consumer of `group`
-        (from its committed offset)."""
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=self.settings.kafka_bootstrap, group_id=group,
-            auto_offset_reset="earliest", enable_auto_commit=False,
-        )
-        await consumer.start()
-        read: list[ConsumerRecord] = []
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and len(read) < count:
-                batches = await consumer.getmany(timeout_ms=500)
-                read += [record for records in batches.values() for record in records]
-        finally:
-            await consumer.stop()
-        return read
+        return await read_topic(self.settings, topic, count, timeout, group)
 
     def worker(self, apply: Callable[[list], Awaitable[None]], size: int) -> tuple[faust.App, faust.types.AgentT]:
         """A faust app in this process whose one agent, "probe", reads the topic through `each_batch` as every
@@ -106,6 +94,49 @@ class Scratch:
                              value_type=LikeChanged)
 
         return app, probe
+
+
+async def read_topic(settings: Settings, topic: str, count: int, timeout: float,
+                     group: str | None = None) -> list[ConsumerRecord]:
+    """Up to `count` records of `topic` read within `timeout`: from the start, or as a new consumer of `group`
+    (from its committed offset)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    await consumer.start()
+    read: list[ConsumerRecord] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(read) < count:
+            batches = await consumer.getmany(timeout_ms=500)
+            read += [record for records in batches.values() for record in records]
+    finally:
+        await consumer.stop()
+    return read
+
+
+async def delete_topics_of(settings: Settings) -> None:
+    """Delete every topic under `settings`' prefix, and the one faust's partition assignor made for its group."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if name.startswith(settings.kafka_topic_prefix)]
+        await admin.delete_topics([*names, f"{settings.streams_app_id}-__assignor-__leader"])
+    except Exception:  # best effort: a leftover topic of a run is only clutter
+        pass
+    finally:
+        await admin.close()
+
+
+def replay_dead(env: dict[str, str], *args: str) -> str:
+    """`photos-replay-dead <args>` run as a process with `env` over the test environment; its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.dead_letters", *args], cwd=REPO_ROOT, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def like(actor_id: int) -> tuple[bytes, bytes]:
