@@ -132,8 +132,19 @@ TOPICS: dict[str, str] = {
 }
 
 
+# the events of a topic that a stream worker could not decode or apply go to `<topic>.dead`, one partition
+# (streams/dead_letters.py); `photos-replay-dead` sends them back
+DEAD_LETTER_SUFFIX = ".dead"
+DEAD_LETTER_PARTITIONS = 1
+
+
 def topic_name(settings: Settings, suffix: str) -> str:
     return f"{settings.kafka_topic_prefix}{suffix}"
+
+
+def dead_letter_topic(topic: str) -> str:
+    """The dead-letter topic of `topic` (a full name, `photos.likes` -> `photos.likes.dead`)."""
+    return f"{topic}{DEAD_LETTER_SUFFIX}"
 
 
 def new_event_fields(actor_id: int) -> dict:
@@ -141,12 +152,14 @@ def new_event_fields(actor_id: int) -> dict:
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the project's topics that do not exist yet (the broker does not auto-create)."""
+    """Create the project's topics, and their dead-letter topics, that do not exist yet (the broker does not
+    auto-create)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [topic_name(settings, suffix) for suffix in TOPICS]
+        wanted = {topic_name(settings, suffix): settings.kafka_topic_partitions for suffix in TOPICS}
+        wanted |= {dead_letter_topic(topic): DEAD_LETTER_PARTITIONS for topic in list(wanted)}
         missing = [name for name in wanted if name not in existing]
         if missing:
             try:
@@ -154,7 +167,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
                     [
                         NewTopic(
                             name,
-                            num_partitions=settings.kafka_topic_partitions,
+                            num_partitions=wanted[name],
                             replication_factor=settings.kafka_replication_factor,
                         )
                         for name in missing

@@ -79,6 +79,12 @@ class Settings:
     streams_metrics_port: int = 0
     # how long Kafka waits for a silent worker before giving its partitions to the others
     streams_session_timeout_s: float = 30.0
+    # an agent's batch that fails for another reason than a dependency's outage (outages are retried for as
+    # long as they last) is tried this many times, then its events one at a time as often; an event that
+    # still fails goes to its topic's dead-letter topic (docs/reliability.md)
+    streams_max_attempts: int = 5
+    # per-agent limits instead of streams_max_attempts, `agent=attempts` comma-separated (`feed_fanout=10`)
+    streams_max_attempts_by_agent: tuple[str, ...] = ()
 
     # --- Accounts, sessions, rate limits ----------------------------------
     session_ttl_s: int = 30 * 24 * 3600
@@ -221,6 +227,9 @@ class Settings:
                 ipaddress.ip_network(network)
             except ValueError as exc:
                 raise ValueError(f"PHOTOS_TRUSTED_PROXIES: {network!r} is not an address or network ({exc})") from None
+        if self.streams_max_attempts < 1:
+            raise ValueError("PHOTOS_STREAMS_MAX_ATTEMPTS must be at least 1")
+        self.streams_attempts_by_agent()  # raises on a malformed entry
 
     def require_own_secret(self) -> None:
         """ValueError unless cursors are signed with a secret of this deployment's own, or a development
@@ -234,6 +243,20 @@ class Settings:
             "long random value, the same on every API process (python -c 'import secrets; "
             "print(secrets.token_urlsafe(32))'), or PHOTOS_ALLOW_DEV_SECRET=1 on a development machine"
         )
+
+    def streams_attempts_by_agent(self) -> dict[str, int]:
+        """The agents given their own attempt limit by streams_max_attempts_by_agent."""
+        limits: dict[str, int] = {}
+        for entry in self.streams_max_attempts_by_agent:
+            agent, _, attempts = entry.partition("=")
+            if not agent.strip() or not attempts.strip().isdigit() or int(attempts) < 1:
+                raise ValueError(f"PHOTOS_STREAMS_MAX_ATTEMPTS_BY_AGENT: {entry!r} is not agent=attempts (at least 1)")
+            limits[agent.strip()] = int(attempts)
+        return limits
+
+    def streams_attempts(self, agent: str) -> int:
+        """How many times `agent` tries a batch, and then each of its events, before dead-lettering."""
+        return self.streams_attempts_by_agent().get(agent, self.streams_max_attempts)
 
     @property
     def public_url(self) -> str:

@@ -15,11 +15,12 @@ import time
 
 import faust
 
-from app.events import CommentChanged, LikeChanged, topic_name
+from app.events import CommentChanged, LikeChanged
 from app.settings import Settings
 from app.storage.affinity import AffinityRepository
 from app.wiring import Wiring
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch, event_topic
+from streams.retry import until_ready
 
 BATCH_SIZE = 2000
 BATCH_SECONDS = 2.0  # ranking can wait; bigger batches merge more of one reader's interactions
@@ -63,17 +64,17 @@ async def make_updater(wiring: Wiring) -> AffinityUpdater:
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
-    likes = app.topic(topic_name(settings, "likes"), value_type=LikeChanged)
-    comments = app.topic(topic_name(settings, "comments"), value_type=CommentChanged)
+    likes = event_topic(app, settings, "likes")
+    comments = event_topic(app, settings, "comments")
 
     @app.agent(likes, name="affinity_likes")
     async def affinity_likes(stream) -> None:
         updater = await until_ready("affinity_likes", lambda: make_updater(wiring))
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("affinity_likes", lambda: updater.apply(batch))  # noqa: B023 - awaited at once
+        await each_batch(stream, "affinity_likes", updater.apply, size=BATCH_SIZE, within=BATCH_SECONDS,
+                         settings=settings, value_type=LikeChanged)
 
     @app.agent(comments, name="affinity_comments")
     async def affinity_comments(stream) -> None:
         updater = await until_ready("affinity_comments", lambda: make_updater(wiring))
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("affinity_comments", lambda: updater.apply(batch))  # noqa: B023 - awaited at once
+        await each_batch(stream, "affinity_comments", updater.apply, size=BATCH_SIZE, within=BATCH_SECONDS,
+                         settings=settings, value_type=CommentChanged)

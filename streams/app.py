@@ -48,4 +48,8 @@ def create_app(settings: Settings) -> faust.App:
     for agent in (post_counts, fanout, media_sweep, like_counts, affinity, comment_counts, notification_agent,
                   trending, story_tray, story_views):
         agent.register(app, settings, wiring)
+    unknown = sorted(set(settings.streams_attempts_by_agent()) - set(app.agents))
+    if unknown:  # a misspelt name would silently keep the default limit
+        raise ValueError(f"PHOTOS_STREAMS_MAX_ATTEMPTS_BY_AGENT names no agent: {', '.join(unknown)} "
+                         f"(the agents: {', '.join(sorted(app.agents))})")
     return app

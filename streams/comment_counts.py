@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import faust
 
-from app.events import CommentChanged, topic_name
+from app.events import CommentChanged
 from app.ids import hour_bucket
 from app.settings import Settings
 from app.storage.comments import CommentRepository
@@ -26,7 +26,8 @@ from app.storage.counted_set import CountedSet, Placement
 from app.storage.post_cache import PostCache
 from app.storage.posts import PostRepository
 from app.wiring import Wiring
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch, event_topic
+from streams.retry import until_ready
 
 BATCH_SECONDS = 0.5
 
@@ -104,10 +105,10 @@ async def make_counter(wiring: Wiring) -> CommentCounter:
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
-    topic = app.topic(topic_name(settings, "comments"), value_type=CommentChanged)
+    topic = event_topic(app, settings, "comments")
 
     @app.agent(topic, name="comment_counts")
     async def comment_counts(stream) -> None:
         counter = await until_ready("comment_counts", lambda: make_counter(wiring))
-        async for batch in stream.take(settings.comment_worker_batch_size, within=BATCH_SECONDS):
-            await until_done("comment_counts", lambda: counter.apply(batch))  # noqa: B023 - awaited at once
+        await each_batch(stream, "comment_counts", counter.apply, size=settings.comment_worker_batch_size,
+                         within=BATCH_SECONDS, settings=settings, value_type=CommentChanged)

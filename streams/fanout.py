@@ -18,13 +18,14 @@ import time
 
 import faust
 
-from app.events import PostCreated, PostDeleted, topic_name
+from app.events import PostCreated, PostDeleted
 from app.feed.writer import FeedWriter
 from app.settings import Settings
 from app.storage.feed import Entry
 from app.storage.follows import FollowRepository
 from app.wiring import Wiring, feed_writer
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch, event_topic
+from streams.retry import until_ready
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,9 @@ async def make_fanout(settings: Settings, wiring: Wiring) -> FanOut:
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
-    topic = app.topic(topic_name(settings, "posts"))  # PostCreated and PostDeleted, keyed by author
+    topic = event_topic(app, settings, "posts")  # PostCreated and PostDeleted, keyed by author
 
     @app.agent(topic, name="feed_fanout")
     async def feed_fanout(stream) -> None:
         fanout = await until_ready("feed_fanout", lambda: make_fanout(settings, wiring))
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("feed_fanout", lambda: fanout.apply(batch))  # noqa: B023 - awaited at once
+        await each_batch(stream, "feed_fanout", fanout.apply, size=BATCH_SIZE, within=BATCH_SECONDS, settings=settings)

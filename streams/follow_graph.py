@@ -16,14 +16,15 @@ from collections import defaultdict
 
 import faust
 
-from app.events import FollowChanged, topic_name
+from app.events import FollowChanged
 from app.settings import Settings
 from app.storage.follows import FollowRepository
 from app.storage.users import UserRepository
 from app.wiring import Wiring
+from streams.batches import each_batch, event_topic
 from streams.fanout import make_fanout
 from streams.feed_graph import FeedGraph, FollowState
-from streams.retry import until_done, until_ready
+from streams.retry import until_ready
 from streams.search_index import SearchWriter
 from streams.story_tray import TrayWriter, make_tray_writer
 
@@ -121,7 +122,7 @@ def _now_us() -> int:
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring, search: SearchWriter) -> None:
-    topic = app.topic(topic_name(settings, "follows"), value_type=FollowChanged)
+    topic = event_topic(app, settings, "follows")
 
     @app.agent(topic, name="follow_graph")
     async def follow_graph(stream) -> None:
@@ -134,5 +135,5 @@ def register(app: faust.App, settings: Settings, wiring: Wiring, search: SearchW
                                       trays)
 
         updater = await until_ready("follow_graph", make_updater)
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("follow_graph", lambda: updater.apply(batch))  # noqa: B023 - awaited at once
+        await each_batch(stream, "follow_graph", updater.apply, size=BATCH_SIZE, within=BATCH_SECONDS,
+                         settings=settings, value_type=FollowChanged)

@@ -7,17 +7,19 @@ the tag's buckets are summed into `hashtags`: absolute writes, so a replayed eve
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 import faust
 
-from app.events import PostCreated, PostDeleted, topic_name
+from app.events import PostCreated, PostDeleted
 from app.ids import hour_bucket
 from app.settings import Settings
 from app.storage.recount import BucketRecounter
 from app.storage.timelines import BucketedTimeline
 from app.wiring import Wiring
+from streams.batches import each_batch, event_topic
 from streams.post_counts import recount_timeline
-from streams.retry import until_done, until_ready
+from streams.retry import until_ready
 from streams.search_index import SearchWriter
 
 BATCH_SIZE = 500
@@ -37,13 +39,11 @@ async def recount_and_index(recounter: BucketRecounter, timeline: BucketedTimeli
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring, search: SearchWriter) -> None:
-    topic = app.topic(topic_name(settings, "posts"))
+    topic = event_topic(app, settings, "posts")
 
     @app.agent(topic, name="hashtag_counts")
     async def hashtag_counts(stream) -> None:
         posts = (await until_ready("hashtag_counts", wiring.storage)).posts
         recounter, by_hashtag = posts.hashtag_post_counts, posts.by_hashtag
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done(
-                "hashtag_counts", lambda: recount_and_index(recounter, by_hashtag, search, batch)  # noqa: B023
-            )
+        apply = partial(recount_and_index, recounter, by_hashtag, search)  # called with each batch
+        await each_batch(stream, "hashtag_counts", apply, size=BATCH_SIZE, within=BATCH_SECONDS, settings=settings)

@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import faust
 
-from app.events import LikeChanged, topic_name
+from app.events import LikeChanged
 from app.settings import Settings
 from app.storage.counted_set import Placement
 from app.storage.like_counts import LikeCounts
@@ -28,7 +28,8 @@ from app.storage.likes import LikeRepository
 from app.storage.post_cache import PostCache
 from app.storage.posts import PostRepository
 from app.wiring import Wiring
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch, event_topic
+from streams.retry import until_ready
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,10 @@ async def make_counter(settings: Settings, wiring: Wiring) -> LikeCounter:
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
-    topic = app.topic(topic_name(settings, "likes"), value_type=LikeChanged)
+    topic = event_topic(app, settings, "likes")
 
     @app.agent(topic, name="like_counts")
     async def like_counts(stream) -> None:
         counter = await until_ready("like_counts", lambda: make_counter(settings, wiring))
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("like_counts", lambda: counter.apply(batch))  # noqa: B023 - awaited at once
+        await each_batch(stream, "like_counts", counter.apply, size=BATCH_SIZE, within=BATCH_SECONDS,
+                         settings=settings, value_type=LikeChanged)

@@ -1,7 +1,8 @@
 """The stream workers' own metrics, served on `streams_metrics_port` (docs/metrics.md).
 
 - events each agent took (a faust sensor: every event entering an agent's stream),
-- how long each batch took (streams/retry.py `until_done`, the one place every agent's batch runs),
+- how long each batch took (streams/batches.py, the one loop every agent runs),
+- the events each agent dead-lettered (streams/dead_letters.py),
 - each assigned partition's consumer lag, refreshed every LAG_REFRESH_S,
 - and, from app/metrics.py, the Cassandra requests, Redis commands and Kafka messages of each agent's
   batches (route "agent:<name>") and this process's CPU (kind "streams").
@@ -20,6 +21,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
 from app.metrics import CpuMeter
+from streams.retry import timer
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,11 @@ BATCH_SECONDS = Histogram(
     "Time to process one batch of an agent, retries of a failed batch included",
     ["agent"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+DEAD_LETTERS = Counter(
+    "photos_stream_dead_letters_total",
+    "Events an agent could not decode or apply and sent to the dead-letter topic of their topic",
+    ["agent", "topic"],
 )
 CONSUMER_LAG = Gauge(
     "photos_stream_consumer_lag",
@@ -103,8 +110,6 @@ class LagRefresher:
 def instrument(app: faust.App) -> None:
     """Count each agent's events and refresh the consumer lag (the batch times and the store counters are
     always counted)."""
-    from streams.retry import timer  # streams.retry imports this module
-
     app.sensors.add(AgentEvents())
     lag = LagRefresher(app)
     timer(app, interval=LAG_REFRESH_S, name="consumer_lag")(lag.refresh)

@@ -19,7 +19,7 @@ import faust
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.events import CommentChanged, Event, FollowChanged, LikeChanged, PostCreated, topic_name
+from app.events import CommentChanged, Event, FollowChanged, LikeChanged, PostCreated
 from app.notifications import model
 from app.notifications.hub import notification_channel, push_message
 from app.notifications.model import Group, Note
@@ -29,7 +29,8 @@ from app.storage.follows import FollowRepository
 from app.storage.users import UserRepository
 from app.text import USERNAME
 from app.wiring import Wiring
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch, event_topic
+from streams.retry import until_ready
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ async def notify(maker: NoteMaker, writer: NotificationWriter, pusher: Pusher, e
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     # several record types share these topics; faust finds each one's class by the name the record carries
-    topic = app.topic(*(topic_name(settings, suffix) for suffix in TOPICS))
+    topic = event_topic(app, settings, *TOPICS)
 
     @app.agent(topic, name="notifications")
     async def notifications(stream) -> None:
@@ -155,5 +156,5 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
 
         maker, writer = await until_ready("notifications", make_parts)
         pusher = Pusher(wiring.redis(), settings.cassandra_keyspace)
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("notifications", lambda: notify(maker, writer, pusher, batch))  # noqa: B023
+        await each_batch(stream, "notifications", lambda batch: notify(maker, writer, pusher, batch),
+                         size=BATCH_SIZE, within=BATCH_SECONDS, settings=settings)

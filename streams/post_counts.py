@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterable
 
 import faust
 
-from app.events import PostCreated, PostDeleted, topic_name
+from app.events import PostCreated, PostDeleted
 from app.ids import month_bucket
 from app.settings import Settings
 from app.storage.recount import BucketRecounter
 from app.storage.timelines import BucketedTimeline
 from app.wiring import Wiring
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch, event_topic
+from streams.retry import until_ready
 
 BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
@@ -45,11 +46,13 @@ async def recount_timeline(
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     # two record types share the topic; faust finds each one's class by the name the record carries
-    topic = app.topic(topic_name(settings, "posts"))
+    topic = event_topic(app, settings, "posts")
 
     @app.agent(topic, name="post_counts")
     async def post_counts(stream) -> None:
         posts = (await until_ready("post_counts", wiring.storage)).posts
         recounter, user_posts = posts.user_post_counts, posts.by_user
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("post_counts", lambda: recount_timeline(recounter, user_posts, batch, author_month))  # noqa: B023
+        await each_batch(
+            stream, "post_counts", lambda batch: recount_timeline(recounter, user_posts, batch, author_month),
+            size=BATCH_SIZE, within=BATCH_SECONDS, settings=settings,
+        )

@@ -1,9 +1,11 @@
 """Keeping a worker alive through its dependencies' outages: every failure is retried or logged, never raised.
 
 Three places can fail when Cassandra, Redis or Kafka goes away, and each has its rule here:
-- a batch (`until_done`): faust's `stream.take()` acknowledges a batch when the loop body returns
-  *or raises*, so an exception escaping the body would commit offsets of events whose effects were
-  never written. The batch is retried with back-off until it succeeds.
+- a batch (`until_done`, run by streams/batches.py for every agent): an exception escaping it would
+  crash the agent's loop. The batch is retried with back-off until it succeeds; its events are
+  acknowledged (their offsets may be committed) only then, by streams/batches.py. A dependency's
+  outage (`is_transient`) is retried for as long as it lasts; any other failure only `give_up_after`
+  times, and then `GaveUp` tells the caller, which dead-letters what cannot be applied.
 - an agent's start-up (`until_ready`): connecting and preparing statements. An exception there
   would crash the agent; it is retried with back-off instead, and the agent then reads its stream
   from the committed offsets, so nothing is skipped.
@@ -21,9 +23,15 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import faust
+from aiokafka.errors import KafkaError
+from cassandra import OperationTimedOut, RequestExecutionException
+from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionException
+from cassandra.protocol import ServerError
+from redis import exceptions as redis_errors
 
+from app.errors import Unavailable
 from app.metrics import ROUTE
-from streams.metrics import batch_timer
 
 log = logging.getLogger(__name__)
 
@@ -33,28 +41,61 @@ FIRST_DELAY_S = 0.2
 MAX_DELAY_S = 10.0
 REPEAT_LOG_EVERY_S = 60.0
 
+# a dependency that did not answer, or answered that it cannot serve now: the same request succeeds later
+TRANSIENT: tuple[type[BaseException], ...] = (
+    NoHostAvailable, OperationTimedOut, ConnectionException,
+    RequestExecutionException,  # Unavailable, Read/WriteTimeout, Read/WriteFailure, Overloaded: replicas, not requests
+    ServerError,  # a node's internal error
+    redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ReadOnlyError,
+    redis_errors.ClusterDownError, redis_errors.TryAgainError, redis_errors.OutOfMemoryError,
+    KafkaError, Unavailable, OSError, TimeoutError,
+)
 
-async def until_done(name: str, attempt: Callable[[], Awaitable[None]]) -> None:
-    """Run `attempt` until it returns, backing off between failures (cancellation still stops it).
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` is a dependency's outage (retried for as long as it lasts), or what it was raised from is."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TRANSIENT):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+class GaveUp(Exception):
+    """An attempt failed `failures` times with errors that are no dependency's outage; the last one is `error`."""
+
+    def __init__(self, error: Exception, failures: int) -> None:
+        super().__init__(f"{failures} failures, the last {error!r}")
+        self.error = error
+        self.failures = failures
+
+
+async def until_done(name: str, attempt: Callable[[], Awaitable[None]], give_up_after: int | None = None) -> None:
+    """Run `attempt` until it returns, backing off between failures (cancellation still stops it);
+    `GaveUp` after `give_up_after` failures that are not a dependency's outage (None: never).
 
     `name` is the agent's: what the batch sends to Cassandra, Redis and Kafka counts for the route
-    "agent:<name>" (app/metrics.py), and its time, retries included, goes to photos_stream_batch_seconds."""
-    started = time.perf_counter()
+    "agent:<name>" (app/metrics.py)."""
     token = ROUTE.set(f"agent:{name}")
     try:
-        await until_ready(name, attempt, what="batch")
+        await until_ready(name, attempt, what="batch", give_up_after=give_up_after)
     finally:
         ROUTE.reset(token)
-    batch_timer(name).observe(time.perf_counter() - started)
 
 
-async def until_ready(name: str, attempt: Callable[[], Awaitable[T]], what: str = "start-up") -> T:
+async def until_ready(
+    name: str, attempt: Callable[[], Awaitable[T]], what: str = "start-up", give_up_after: int | None = None
+) -> T:
     """Run `attempt` until it returns, backing off between failures, and return its result.
 
     The first failure is logged with its traceback; while the same step keeps failing, a line per
-    MAX_DELAY_S at most. Cancellation (the worker stopping or rebalancing) still stops it."""
+    MAX_DELAY_S at most. Cancellation (the worker stopping or rebalancing) still stops it. With
+    `give_up_after`, the failures that are not a dependency's outage (`is_transient`) are counted, and
+    `GaveUp` is raised at that many; outages are retried however long they last."""
     delay = FIRST_DELAY_S
     failures = 0
+    lasting = 0  # the failures that are not outages
     while True:
         try:
             result = await attempt()
@@ -62,6 +103,10 @@ async def until_ready(name: str, attempt: Callable[[], Awaitable[T]], what: str 
             raise
         except Exception as exc:  # any failure of a dependency: retried, never dropped
             failures += 1
+            if give_up_after is not None and not is_transient(exc):
+                lasting += 1
+                if lasting >= give_up_after:
+                    raise GaveUp(exc, lasting) from exc
             if failures == 1:
                 log.exception("%s: %s failed; retrying in %.1f s", name, what, delay)
             elif delay >= MAX_DELAY_S or failures <= 3:

@@ -21,7 +21,7 @@ import logging
 import faust
 from redis.exceptions import RedisError
 
-from app.events import ProfileChanged, topic_name
+from app.events import ProfileChanged
 from app.search.query import HASHTAGS, USERS
 from app.search.rebuild import now_us, rebuild, user_payload
 from app.settings import Settings
@@ -29,7 +29,8 @@ from app.storage.hashtags import HashtagRepository
 from app.storage.search_index import Entry
 from app.storage.users import UserRepository
 from app.wiring import Wiring
-from streams.retry import timer, until_done
+from streams.batches import each_batch, event_topic
+from streams.retry import timer
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +124,12 @@ class SearchWriter:
 
 def register(app: faust.App, settings: Settings, wiring: Wiring, writer: SearchWriter) -> None:
     """The agent and timer of the search index; `writer` is the one the count agents share too."""
-    topic = app.topic(topic_name(settings, "users"), value_type=ProfileChanged)
+    topic = event_topic(app, settings, "users")
 
     @app.agent(topic, name="search_profiles")
     async def search_profiles(stream) -> None:
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            user_ids = sorted({e.actor_id for e in batch})
-            await until_done("search_profiles", lambda: writer.users(user_ids))  # noqa: B023
+        await each_batch(stream, "search_profiles", lambda batch: writer.users(sorted({e.actor_id for e in batch})),
+                         size=BATCH_SIZE, within=BATCH_SECONDS, settings=settings, value_type=ProfileChanged)
 
     @timer(app, interval=settings.search_repair_s, name="search_repair")
     async def search_repair() -> None:  # Redis or Cassandra still down: the next tick tries again

@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 
 import faust
 
-from app.events import StoryViewed, topic_name
+from app.events import StoryViewed
 from app.settings import Settings
 from app.storage.counted_set import Placement
 from app.storage.stories import StoryRef, StoryRepository, row_ttl_s
 from app.wiring import Wiring
-from streams.retry import until_done, until_ready
+from streams.batches import each_batch, event_topic
+from streams.retry import until_ready
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,10 @@ async def make_counter(settings: Settings, wiring: Wiring) -> ViewCounter:
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
-    topic = app.topic(topic_name(settings, "story_views"), value_type=StoryViewed)
+    topic = event_topic(app, settings, "story_views")
 
     @app.agent(topic, name="story_views")
     async def story_views(stream) -> None:
         counter = await until_ready("story_views", lambda: make_counter(settings, wiring))
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            await until_done("story_views", lambda: counter.apply(batch))  # noqa: B023 - awaited at once
+        await each_batch(stream, "story_views", counter.apply, size=BATCH_SIZE, within=BATCH_SECONDS,
+                         settings=settings, value_type=StoryViewed)

@@ -12,13 +12,14 @@ import time
 
 import faust
 
-from app.events import PostCreated, PostDeleted, topic_name
+from app.events import PostCreated, PostDeleted
 from app.ids import ID_EPOCH_MS, id_millis
 from app.settings import Settings
 from app.storage.trending import TrendingCells, TrendingRankings
 from app.trending.scoring import WINDOWS, TrendingParams, rank, slot_of
 from app.wiring import Wiring
-from streams.retry import timer, until_done
+from streams.batches import each_batch, event_topic
+from streams.retry import timer
 
 BATCH_SIZE = 500
 BATCH_SECONDS = 0.5
@@ -48,7 +49,7 @@ async def refresh(cells: TrendingCells, rankings: TrendingRankings, params: Tren
 
 
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
-    topic = app.topic(topic_name(settings, "posts"))
+    topic = event_topic(app, settings, "posts")
 
     def stores() -> tuple[TrendingCells, TrendingRankings]:
         caches = wiring.caches()
@@ -57,9 +58,8 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     @app.agent(topic, name="trending")
     async def trending(stream) -> None:
         cells, _ = stores()
-        async for batch in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            added, removed = contributions(batch)
-            await until_done("trending", lambda: cells.apply(added, removed))  # noqa: B023
+        await each_batch(stream, "trending", lambda batch: cells.apply(*contributions(batch)),
+                         size=BATCH_SIZE, within=BATCH_SECONDS, settings=settings)
 
     @timer(app, interval=settings.trending_refresh_s, on_leader=True, name="trending_refresh")
     async def trending_refresh() -> None:

@@ -38,3 +38,21 @@ def test_the_development_secret_is_refused_unless_a_development_setting_allows_i
         assert "PHOTOS_ALLOW_DEV_SECRET=1" in str(err.value)  # says what to set
     Settings.from_env({"PHOTOS_ALLOW_DEV_SECRET": "1"}).require_own_secret()
     Settings.from_env({"PHOTOS_SECRET_KEY": "a long random value"}).require_own_secret()
+
+
+def test_each_agent_may_have_its_own_attempt_limit():
+    settings = Settings.from_env({"PHOTOS_STREAMS_MAX_ATTEMPTS": "4",
+                                  "PHOTOS_STREAMS_MAX_ATTEMPTS_BY_AGENT": "feed_fanout=10, trending=1"})
+    assert [settings.streams_attempts(agent) for agent in ("feed_fanout", "trending", "like_counts")] == [10, 1, 4]
+    for bad in ("feed_fanout", "feed_fanout=0", "=3", "trending=many"):
+        with pytest.raises(ValueError, match="PHOTOS_STREAMS_MAX_ATTEMPTS_BY_AGENT"):
+            Settings.from_env({"PHOTOS_STREAMS_MAX_ATTEMPTS_BY_AGENT": bad})
+    with pytest.raises(ValueError, match="PHOTOS_STREAMS_MAX_ATTEMPTS must be at least 1"):
+        Settings.from_env({"PHOTOS_STREAMS_MAX_ATTEMPTS": "0"})
+
+
+def test_an_attempt_limit_for_an_agent_that_does_not_exist_stops_the_worker():
+    from streams.app import create_app
+
+    with pytest.raises(ValueError, match="names no agent: like_count"):
+        create_app(Settings.from_env({"PHOTOS_STREAMS_MAX_ATTEMPTS_BY_AGENT": "like_count=3"}))

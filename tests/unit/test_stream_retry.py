@@ -3,7 +3,8 @@ import logging
 
 import pytest
 
-from streams.retry import timer, until_done, until_ready
+from streams import retry
+from streams.retry import GaveUp, timer, until_done, until_ready
 from tests.support.polling import eventually
 
 
@@ -31,6 +32,22 @@ async def test_cancellation_still_stops_the_retries():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_batch_gives_up_at_its_limit_of_failures_that_are_no_outage(monkeypatch):
+    monkeypatch.setattr(retry, "FIRST_DELAY_S", 0.001)
+    attempts = []
+
+    async def broken():
+        attempts.append(1)
+        if len(attempts) % 2:
+            raise ConnectionRefusedError("redis went away")  # an outage: never counted
+        raise ValueError("the event cannot be applied")
+
+    with pytest.raises(GaveUp) as gave_up:
+        await until_done("test", broken, give_up_after=3)
+    assert len(attempts) == 6 and gave_up.value.failures == 3
+    assert isinstance(gave_up.value.error, ValueError)
 
 
 async def test_a_start_up_step_is_retried_and_its_result_returned():
