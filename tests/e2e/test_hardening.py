@@ -71,6 +71,12 @@ async def test_invalid_passwords_are_422(http, api_url, account, password):
     assert not await username_exists(http, api_url, account, username)
 
 
+@pytest.mark.parametrize("username", ["", "   ", "ab", "not a name", "x" * 64])
+async def test_a_login_with_a_name_no_account_can_hold_is_401_like_a_wrong_password(http, api_url, username):
+    async with http.post(f"{api_url}/v1/sessions", json={"username": username, "password": "x"}) as response:
+        await expect_error(response, 401, "invalid_credentials")
+
+
 @pytest.mark.parametrize("cursor", ["garbage", "eyJrIjoiZm9sbG93ZXJzIiwicCI6e319", "A" * 5000, "%00"])
 async def test_garbage_cursors_are_400(http, api_url, account, cursor):
     url = f"{api_url}/v1/users/{account.id}/followers"
