@@ -12,6 +12,9 @@ from tests.e2e.client.common import expect_error
 from tests.e2e.client.users import register, unique_username, username_exists
 from tests.support.polling import eventually
 
+# bidirectional controls and zero-width characters: text that reads otherwise than it is (app/text.py)
+INVISIBLE = ["\u202e", "\u202a", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u200b", "\ufeff"]
+
 
 async def test_malformed_json_is_400_and_creates_nothing(http, api_url, account):
     username = unique_username()
@@ -75,6 +78,45 @@ async def test_invalid_passwords_are_422(http, api_url, account, password):
 async def test_a_login_with_a_name_no_account_can_hold_is_401_like_a_wrong_password(http, api_url, username):
     async with http.post(f"{api_url}/v1/sessions", json={"username": username, "password": "x"}) as response:
         await expect_error(response, 401, "invalid_credentials")
+
+
+@pytest.mark.parametrize("field", ["display_name", "bio"])
+@pytest.mark.parametrize("invisible", INVISIBLE)
+async def test_invisible_controls_in_a_profile_are_422_and_change_nothing(http, api_url, account, field, invisible):
+    async with http.patch(f"{api_url}/v1/me", json={field: f"gpj.{invisible}exe"}, headers=account.auth) as r:
+        await expect_error(r, 422, "control_characters")
+    async with http.get(f"{api_url}/v1/me", headers=account.auth) as r:
+        me = await r.json()
+    assert (me["display_name"], me["bio"]) == (account.username, "")
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE)
+async def test_invisible_controls_in_a_new_accounts_display_name_are_422_and_create_nothing(
+    http, api_url, account, invisible
+):
+    username = unique_username()
+    body = {"username": username, "password": "long enough", "display_name": f"admin{invisible}"}
+    async with http.post(f"{api_url}/v1/accounts", json=body) as response:
+        await expect_error(response, 422, "control_characters")
+    assert not await username_exists(http, api_url, account, username)
+
+
+async def test_joiners_and_right_to_left_text_are_a_display_name_like_any_other(http, api_url, account):
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # three emoji joined by ZWJ
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # a word with a ZWNJ
+    name = f"\u05e9\u05dc\u05d5\u05dd {family} {persian}"
+    async with http.patch(f"{api_url}/v1/me", json={"display_name": name}, headers=account.auth) as response:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["display_name"] == name
+
+
+async def test_a_password_may_hold_invisible_controls(http, api_url):
+    """A password is never shown: only control characters are refused in it."""
+    username, password = unique_username(), "pass\u200eword\u202e"
+    async with http.post(f"{api_url}/v1/accounts", json={"username": username, "password": password}) as response:
+        assert response.status == 201, await response.text()
+    async with http.post(f"{api_url}/v1/sessions", json={"username": username, "password": password}) as response:
+        assert response.status == 201, await response.text()
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "eyJrIjoiZm9sbG93ZXJzIiwicCI6e319", "A" * 5000, "%00"])
