@@ -39,7 +39,7 @@ from app.media import routes as media_routes
 from app.media.processor import ImageProcessor
 from app.media.store import S3MediaStore, make_media_store
 from app.metrics import CpuMeter
-from app.middleware import errors_as_json
+from app.middleware import errors_as_json, security_headers
 from app.notifications import routes as notification_routes
 from app.posts import routes as post_routes
 from app.search import routes as search_routes
@@ -150,6 +150,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 def init_app(settings: Settings | None = None) -> web.Application:
     """The aiohttp application, with every client created in a cleanup context (nothing at import)."""
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_UPLOAD_BYTES)
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings or Settings.from_env()
     routes = all_routes()
     app[OPENAPI_DOCUMENT] = orjson.dumps(openapi.build_document(routes))

@@ -198,3 +198,32 @@ async def test_unknown_routes_and_methods_get_json_errors(http, api_url):
         await expect_error(response, 404, "not_found")
     async with http.post(f"{api_url}/v1/me") as response:
         await expect_error(response, 405, "method_not_allowed")
+
+
+async def test_the_token_and_ticket_answers_are_never_stored(http, api_url, account):
+    login = {"username": account.username, "password": account.password}
+    async with http.post(f"{api_url}/v1/sessions", json=login) as response:
+        assert response.status == 201 and "token" in await response.json()
+        assert response.headers["Cache-Control"] == "no-store"
+    async with http.post(f"{api_url}/v1/notifications/ticket", headers=account.auth) as response:
+        assert response.status == 201 and "ticket" in await response.json()
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_json_answers_are_not_sniffed_and_no_answer_names_the_server_software(http, api_url, account):
+    requests = [
+        ("GET", "/v1/me", account.auth),  # 200
+        ("GET", "/v1/me", {}),  # 401
+        ("POST", "/v1/sessions", {}),  # 415, before any handler work
+        ("GET", "/v1/nope", {}),  # 404 from the router
+        ("GET", "/healthz", {}),
+        ("GET", "/openapi.json", {}),
+    ]
+    for method, path, headers in requests:
+        async with http.request(method, f"{api_url}{path}", headers=headers) as response:
+            assert response.content_type == "application/json", path
+            assert response.headers.get("X-Content-Type-Options") == "nosniff", (method, path, response.status)
+            assert response.headers.get("Cache-Control") == "no-store", (method, path, response.status)
+            assert "Server" not in response.headers, (path, response.headers["Server"])
+    async with http.get(f"{api_url}/metrics") as response:  # Prometheus text
+        assert response.status == 200 and "Server" not in response.headers
