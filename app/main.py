@@ -41,7 +41,7 @@ from app.media import routes as media_routes
 from app.media.processor import ImageProcessor
 from app.media.store import S3MediaStore, make_media_store
 from app.metrics import CpuMeter
-from app.middleware import errors_as_json
+from app.middleware import errors_as_json, security_headers
 from app.notifications import routes as notification_routes
 from app.posts import routes as post_routes
 from app.search import routes as search_routes
@@ -154,6 +154,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     settings.require_own_secret()  # before anything is built: the API signs cursors with it
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_UPLOAD_BYTES)
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app[TRUSTED_PROXIES] = TrustedProxies(settings.trusted_proxies)
     routes = all_routes()

@@ -1,12 +1,13 @@
 """Request middlewares: errors to JSON (one place for every status), request metrics, and the route every
-cost metric of the request's work is counted for (app/metrics.py)."""
+cost metric of the request's work is counted for (app/metrics.py); and the headers every answer carries
+(`security_headers`, run as each response is prepared, so error answers and WebSocket handshakes get them too)."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from botocore.exceptions import BotoCoreError, ClientError
 from cassandra import OperationTimedOut, ReadFailure, ReadTimeout, WriteFailure, WriteTimeout
 from cassandra import Unavailable as CassandraUnavailable
@@ -40,6 +41,17 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     431: "headers_too_large",
 }
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: no answer may be sniffed into another type (an uploaded image read as HTML), no
+    JSON answer may be kept by a cache (each is one user's view, and some carry a token or a ticket), and no
+    answer names the server software and its version (aiohttp adds `Server: Python/... aiohttp/...`), which
+    only helps someone matching known vulnerabilities. A handler that set its own Cache-Control keeps it."""
+    response.headers.popall(hdrs.SERVER, None)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.content_type == "application/json":
+        response.headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
 
 
 def error_body(code: str, message: str) -> dict:

@@ -20,7 +20,7 @@ from aiohttp import BodyPartReader, web
 from app.context import IDEMPOTENCY, current_user, settings_of
 from app.errors import BadRequest, Invalid, NotFound, TooLarge, UnsupportedMedia
 from app.ids import parse_id
-from app.text import has_control_characters
+from app.text import has_control_characters, has_invisible_controls
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -68,6 +68,7 @@ class Field:
     pattern: re.Pattern | None = None
     pattern_hint: str = ""
     nullable: bool = False
+    shown: bool = True  # text people see (not a password): bidi controls and zero-width characters refused too
 
 
 def validate(body: dict, spec: dict[str, Field]) -> dict:
@@ -102,6 +103,9 @@ def _check_text(name: str, value: str, rule: Field) -> None:
         raise Invalid(f"{name} {rule.pattern_hint or 'has an invalid format'}")
     if has_control_characters(value):
         raise Invalid(f"{name} must not contain control characters", code="control_characters")
+    if rule.shown and has_invisible_controls(value):
+        raise Invalid(f"{name} must not contain bidirectional controls or zero-width characters",
+                      code="control_characters")
 
 
 def _type_name(kind: type) -> str:

@@ -34,7 +34,7 @@ from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.posts import PostRepository
 from app.storage.timelines import BucketedTimeline
 from app.storage.users import UserRepository
-from app.text import has_control_characters, iso
+from app.text import has_control_characters, has_invisible_controls, iso
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ def clean_text(text: str, max_length: int) -> str:
         raise Invalid(f"text must be at most {max_length} characters", code="comment_too_long")
     if has_control_characters(text):
         raise Invalid("text must not contain control characters", code="control_characters")
+    if has_invisible_controls(text):
+        raise Invalid("text must not contain bidirectional controls or zero-width characters",
+                      code="control_characters")
     return text
 
 

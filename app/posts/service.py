@@ -38,7 +38,7 @@ from app.storage.post_cache import PostCache, PostsRead
 from app.storage.posts import PostRepository
 from app.storage.user_cache import UserCache
 from app.storage.users import UserRepository
-from app.text import has_control_characters, iso
+from app.text import has_control_characters, has_invisible_controls, iso
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,9 @@ class PostService:
         for name, value in (("caption", new.caption), ("location", new.location)):
             if has_control_characters(value):
                 raise Invalid(f"{name} must not contain control characters", code="control_characters")
+            if has_invisible_controls(value):
+                raise Invalid(f"{name} must not contain bidirectional controls or zero-width characters",
+                              code="control_characters")
         if "\n" in new.location or "\t" in new.location:
             raise Invalid("location must be one line", code="control_characters")
         if new.filter_name is not None and new.filter_name not in FILTERS:

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from app.cursors import CursorCodec
 from app.errors import Forbidden, Invalid, NotFound, Unavailable
 from app.events import EventPublisher, StoryPosted, StoryViewed, new_event_fields
-from app.ids import IdGenerator, id_millis
+from app.ids import IdGenerator, id_time
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
 from app.storage.affinity import AffinityRepository
@@ -303,7 +303,7 @@ class StoryService:
             "unseen_count": entry.unseen_count,
             "unseen": entry.unseen_count > 0,
             "latest_story_id": str(entry.latest),
-            "latest_at": iso(datetime.fromtimestamp(id_millis(entry.latest) / 1000, UTC)),
+            "latest_at": iso(id_time(entry.latest)),  # ids count from ID_EPOCH_MS, not 1970
         }
 
 

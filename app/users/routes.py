@@ -19,14 +19,15 @@ USERNAME_FIELD = Field(
     pattern=USERNAME_AS_TYPED,
     pattern_hint="may contain only letters, digits, '.' and '_'",
 )
-PASSWORD_FIELD = Field(str, required=True, min_length=8, max_length=256)
+# never shown: bidi controls and zero-width characters are the password's own business (control characters are not)
+PASSWORD_FIELD = Field(str, required=True, min_length=8, max_length=256, shown=False)
 DISPLAY_NAME_FIELD = Field(str, max_length=64)
 BIO_FIELD = Field(str, max_length=500)
 
 NEW_ACCOUNT = {"username": USERNAME_FIELD, "password": PASSWORD_FIELD, "display_name": DISPLAY_NAME_FIELD}
-NEW_SESSION = {
-    "username": Field(str, required=True, max_length=64),
-    "password": Field(str, required=True, max_length=256),
+NEW_SESSION = {  # compared, never stored or shown: a name no account can hold is 401, whatever its characters
+    "username": Field(str, required=True, max_length=64, shown=False),
+    "password": Field(str, required=True, max_length=256, shown=False),
 }
 PROFILE_PATCH = {"display_name": DISPLAY_NAME_FIELD, "bio": BIO_FIELD}
 

@@ -15,7 +15,7 @@ from app.storage.feed_cache import FeedCache
 from app.storage.follows import FollowRepository
 from app.storage.user_cache import UserCache
 from app.storage.users import UserRepository
-from app.text import iso, normalize_username
+from app.text import USERNAME, iso, normalize_username
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,19 @@ class UserService:
         return await self.get_user(user_id, viewer_id=None)
 
     async def login(self, username: str, password: str) -> dict:
-        row = await self.users.credentials(normalize_username(username))
+        row = await self._credentials(normalize_username(username))
         if not await self.passwords.verify(row.password_hash if row else None, password):
             raise Unauthorized("wrong username or password", code="invalid_credentials")
         token = await self.sessions.create(row.user_id)
         return {"token": token, "user": await self.get_user(row.user_id, viewer_id=row.user_id)}
+
+    async def _credentials(self, username: str):
+        """The credentials of the account with that name, None when there is none. A name no account can hold
+        (empty, too short, other characters) is not looked up: Cassandra refuses an empty key, and the login
+        must answer like any unknown name (401, after the decoy verification), not 500."""
+        if not USERNAME.fullmatch(username):
+            return None
+        return await self.users.credentials(username)
 
     async def logout(self, token: str) -> None:
         await self.sessions.revoke(token)

@@ -13,6 +13,9 @@ from tests.e2e.client.common import expect_error
 from tests.e2e.client.users import register, unique_username, username_exists
 from tests.support.polling import eventually
 
+# bidirectional controls and zero-width characters: text that reads otherwise than it is (app/text.py)
+INVISIBLE = ["\u202e", "\u202a", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u200b", "\ufeff"]
+
 
 async def test_malformed_json_is_400_and_creates_nothing(http, api_url, account):
     username = unique_username()
@@ -70,6 +73,51 @@ async def test_invalid_passwords_are_422(http, api_url, account, password):
     async with http.post(f"{api_url}/v1/accounts", json={"username": username, "password": password}) as r:
         await expect_error(r, 422)
     assert not await username_exists(http, api_url, account, username)
+
+
+@pytest.mark.parametrize("username", ["", "   ", "ab", "not a name", "x" * 64])
+async def test_a_login_with_a_name_no_account_can_hold_is_401_like_a_wrong_password(http, api_url, username):
+    async with http.post(f"{api_url}/v1/sessions", json={"username": username, "password": "x"}) as response:
+        await expect_error(response, 401, "invalid_credentials")
+
+
+@pytest.mark.parametrize("field", ["display_name", "bio"])
+@pytest.mark.parametrize("invisible", INVISIBLE)
+async def test_invisible_controls_in_a_profile_are_422_and_change_nothing(http, api_url, account, field, invisible):
+    async with http.patch(f"{api_url}/v1/me", json={field: f"gpj.{invisible}exe"}, headers=account.auth) as r:
+        await expect_error(r, 422, "control_characters")
+    async with http.get(f"{api_url}/v1/me", headers=account.auth) as r:
+        me = await r.json()
+    assert (me["display_name"], me["bio"]) == (account.username, "")
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE)
+async def test_invisible_controls_in_a_new_accounts_display_name_are_422_and_create_nothing(
+    http, api_url, account, invisible
+):
+    username = unique_username()
+    body = {"username": username, "password": "long enough", "display_name": f"admin{invisible}"}
+    async with http.post(f"{api_url}/v1/accounts", json=body) as response:
+        await expect_error(response, 422, "control_characters")
+    assert not await username_exists(http, api_url, account, username)
+
+
+async def test_joiners_and_right_to_left_text_are_a_display_name_like_any_other(http, api_url, account):
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # three emoji joined by ZWJ
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # a word with a ZWNJ
+    name = f"\u05e9\u05dc\u05d5\u05dd {family} {persian}"
+    async with http.patch(f"{api_url}/v1/me", json={"display_name": name}, headers=account.auth) as response:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["display_name"] == name
+
+
+async def test_a_password_may_hold_invisible_controls(http, api_url):
+    """A password is never shown: only control characters are refused in it."""
+    username, password = unique_username(), "pass\u200eword\u202e"
+    async with http.post(f"{api_url}/v1/accounts", json={"username": username, "password": password}) as response:
+        assert response.status == 201, await response.text()
+    async with http.post(f"{api_url}/v1/sessions", json={"username": username, "password": password}) as response:
+        assert response.status == 201, await response.text()
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "eyJrIjoiZm9sbG93ZXJzIiwicCI6e319", "A" * 5000, "%00"])
@@ -174,3 +222,32 @@ async def test_unknown_routes_and_methods_get_json_errors(http, api_url):
         await expect_error(response, 404, "not_found")
     async with http.post(f"{api_url}/v1/me") as response:
         await expect_error(response, 405, "method_not_allowed")
+
+
+async def test_the_token_and_ticket_answers_are_never_stored(http, api_url, account):
+    login = {"username": account.username, "password": account.password}
+    async with http.post(f"{api_url}/v1/sessions", json=login) as response:
+        assert response.status == 201 and "token" in await response.json()
+        assert response.headers["Cache-Control"] == "no-store"
+    async with http.post(f"{api_url}/v1/notifications/ticket", headers=account.auth) as response:
+        assert response.status == 201 and "ticket" in await response.json()
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_json_answers_are_not_sniffed_and_no_answer_names_the_server_software(http, api_url, account):
+    requests = [
+        ("GET", "/v1/me", account.auth),  # 200
+        ("GET", "/v1/me", {}),  # 401
+        ("POST", "/v1/sessions", {}),  # 415, before any handler work
+        ("GET", "/v1/nope", {}),  # 404 from the router
+        ("GET", "/healthz", {}),
+        ("GET", "/openapi.json", {}),
+    ]
+    for method, path, headers in requests:
+        async with http.request(method, f"{api_url}{path}", headers=headers) as response:
+            assert response.content_type == "application/json", path
+            assert response.headers.get("X-Content-Type-Options") == "nosniff", (method, path, response.status)
+            assert response.headers.get("Cache-Control") == "no-store", (method, path, response.status)
+            assert "Server" not in response.headers, (path, response.headers["Server"])
+    async with http.get(f"{api_url}/metrics") as response:  # Prometheus text
+        assert response.status == 200 and "Server" not in response.headers

@@ -75,6 +75,14 @@ async def test_control_characters_in_captions_are_422(http, api_url, author, cap
     await assert_refused(http, api_url, author, form(caption=caption), 422, "control_characters")
 
 
+@pytest.mark.parametrize("field", ["caption", "location"])
+@pytest.mark.parametrize("invisible", ["\u202e", "\u2066", "\u200f", "\u200b", "\ufeff"])
+async def test_bidi_controls_and_zero_width_characters_in_captions_and_locations_are_422(
+    http, api_url, author, field, invisible
+):
+    await assert_refused(http, api_url, author, form(**{field: f"gpj.{invisible}exe"}), 422, "control_characters")
+
+
 async def test_an_unknown_filter_is_422(http, api_url, author):
     await assert_refused(http, api_url, author, form(filter="sepia-deluxe"), 422, "unknown_filter")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -142,6 +142,15 @@ async def test_follow_and_unfollow_change_the_tray(http, api_url):
     assert (await tray(http, api_url, reader))[0]["unseen_count"] == 2
     await unfollow(http, api_url, reader, author)
     assert await tray_authors(http, api_url, reader) == []  # at once: the tray checks follows when read
+
+
+async def test_the_tray_shows_when_the_latest_story_was_posted(http, api_url):
+    reader, author = await register(http, api_url), await register(http, api_url)
+    await follow(http, api_url, reader, author)
+    story = await post_story(http, api_url, author)
+    entries = await eventually(lambda: tray(http, api_url, reader), lambda t: len(t) == 1)
+    assert entries[0]["latest_story_id"] == story["id"]
+    assert abs((when(entries[0]["latest_at"]) - datetime.now(UTC)).total_seconds()) < 60, entries[0]["latest_at"]
 
 
 async def test_a_celebritys_stories_are_pulled_into_the_tray(http, api_url, cass):

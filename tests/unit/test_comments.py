@@ -24,7 +24,8 @@ def test_text_is_trimmed_and_must_be_non_empty_short_and_free_of_control_charact
     assert clean_text("line one\nline two\ttab", 100) == "line one\nline two\ttab"
     assert clean_text(" " + "x" * 10 + " ", 10) == "x" * 10  # the limit applies to what is stored
     for bad, code in (("", "empty_comment"), (" \n\t", "empty_comment"), ("x" * 11, "comment_too_long"),
-                      ("nul\x00", "control_characters"), ("c1\x85 inside", "control_characters")):
+                      ("nul\x00", "control_characters"), ("c1\x85 inside", "control_characters"),
+                      ("right\u202eleft", "control_characters"), ("zero\u200bwidth", "control_characters")):
         with pytest.raises(Invalid) as caught:
             clean_text(bad, 10)
         assert caught.value.code == code

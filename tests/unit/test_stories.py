@@ -4,6 +4,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from app.cursors import CursorCodec
+from app.ids import IdGenerator
 from app.storage.stories import ExpiryPlace, remaining_s, row_ttl_s
 from app.stories.routes import looks_like_video
 from app.stories.service import StoryService, TrayEntry, order_tray
@@ -28,6 +29,13 @@ def test_the_tray_puts_unseen_first_then_affinity_then_the_newest_story():
 def test_an_author_with_any_unseen_story_counts_as_unseen():
     assert entry(1, {1, 2, 3}, seen={1, 3}).unseen_count == 1
     assert entry(1, {1, 2}, seen={1, 2, 9}).unseen_count == 0  # 9 expired from story_ids already
+
+
+def test_a_tray_entry_shows_when_its_latest_story_was_posted():
+    story_id = IdGenerator(shard=1).next_id()
+    shown = StoryService._tray_json(entry(1, {story_id}))
+    latest_at = datetime.fromisoformat(shown["latest_at"].replace("Z", "+00:00"))
+    assert abs(latest_at - datetime.now(UTC)) < timedelta(minutes=1), shown["latest_at"]
 
 
 def test_video_containers_are_recognised_by_their_magic_bytes():
