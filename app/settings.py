@@ -103,6 +103,9 @@ class Settings:
     # client is its TCP peer and the header is ignored
     trusted_proxies: tuple[str, ...] = ()
     idempotency_ttl_s: int = 24 * 3600
+    # the lease of a pending Idempotency-Key claim, renewed every quarter of it while its request runs: a
+    # request that dies frees its key within it (app/idempotency.py)
+    idempotency_pending_ttl_s: int = 60
     # argon2id cost; tests may lower it through the environment, never below the library minimum
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024

@@ -7,6 +7,7 @@ services never do.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from aiohttp import BodyPartReader, web
 
 from app.context import IDEMPOTENCY, current_user, settings_of
 from app.errors import BadRequest, Invalid, NotFound, TooLarge, UnsupportedMedia
+from app.idempotency import Claim, Stored, check_key, fingerprint
 from app.ids import parse_id
 from app.text import has_control_characters, has_invisible_controls
 
@@ -29,6 +31,7 @@ MAX_PAGE_SIZE = 100
 MAX_TEXT_FIELD_BYTES = 64 * 1024  # of an upload's text part: far above any caption limit (longer: 413, not 422)
 UPLOAD_CHUNK = 256 * 1024
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+BODY_READ = web.RequestKey("body_read", object)  # run_once's claim, called by the body readers with what they read
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -54,6 +57,7 @@ async def read_json(request: web.Request, max_bytes: int) -> dict:
         raise BadRequest("the body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object")
+    await _body_read(request, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
     return body
 
 
@@ -164,10 +168,21 @@ async def read_upload(request: web.Request, file_field: str, text_fields: tuple[
     if request.content_length is not None and request.content_length > max_bytes + MAX_TEXT_FIELD_BYTES:
         raise TooLarge(f"an upload may be at most {max_bytes // (1024 * 1024)} MB")
     try:
-        return await _read_form(request, max_bytes, file_field, text_fields)
+        data, fields = await _read_form(request, max_bytes, file_field, text_fields)
     except (ValueError, aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError):
         # aiohttp's multipart parser reports a malformed body (no boundary, truncated part) this way
         raise BadRequest("the multipart body is malformed", code="malformed_multipart") from None
+    # the parts, not the raw body: a client's retry may frame the same form with another boundary
+    form = {"file": [file_field, hashlib.sha256(data).hexdigest()], "fields": fields}
+    await _body_read(request, orjson.dumps(form, option=orjson.OPT_SORT_KEYS))
+    return data, fields
+
+
+async def _body_read(request: web.Request, canonical: bytes) -> None:
+    """Hand the body just read, in a canonical form, to the request's Idempotency-Key claim (`run_once`)."""
+    claim = request.get(BODY_READ)
+    if claim is not None:
+        await claim(canonical)
 
 
 async def _read_form(request: web.Request, max_bytes: int, file_field: str, text_fields: tuple[str, ...]
@@ -219,7 +234,8 @@ class Route:
     public: bool = False  # served without a bearer token
     request_body: dict | None = None  # OpenAPI schema of the body
     body_content_type: str = "application/json"
-    idempotency_key: bool = False  # accepts the Idempotency-Key header: add_routes runs it once per key
+    # accepts the Idempotency-Key header: add_routes runs it once per key (its handler reads its body first)
+    idempotency_key: bool = False
     idempotency_scope: str = ""  # what its keys name ("post"); "<METHOD> <path>" when not given
     responses: dict[int, str] = field(default_factory=dict)  # status -> component schema name or description
     paged: bool = False
@@ -239,24 +255,54 @@ def add_routes(app: web.Application, routes: list[Route]) -> None:
         app.router.add_route(route.method, route.path, handler, name=route.handler.__name__)
 
 
+class _Replayed(Exception):  # not an error: how a replay leaves the handler it interrupts
+    """Raised out of the handler's body reader when the key already answered this request."""
+
+    def __init__(self, stored: Stored) -> None:
+        super().__init__()
+        self.stored = stored
+
+
 def run_once(route: Route) -> Handler:
     """The route's handler, run at most once per (user, scope, Idempotency-Key) by the IdempotencyStore
     (app/idempotency.py): a retry gets the first response's status and JSON body again, and creates nothing.
-    The handler must answer with a JSON response (json_response) or raise."""
+
+    The key is claimed when the handler has read its body (`read_json`, `read_upload`), which is when the
+    request's fingerprint is known, and before the handler acts on it: so the handler must read its body
+    with one of them before it changes anything, answer with a JSON response (json_response) or raise, and
+    let exceptions from the body reader pass (a replay leaves the handler that way)."""
     handler, scope = route.handler, route.scope
 
     @functools.wraps(handler)
     async def once(request: web.Request) -> web.StreamResponse:
         me = await current_user(request)  # 401 before anything else, as in every handler
-        answered: list[web.Response] = []
-
-        async def respond() -> tuple[int, dict]:
-            response = await handler(request)
-            answered.append(response)
-            return response.status, orjson.loads(response.body)
-
         key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
-        status, body = await request.app[IDEMPOTENCY].run(me, key, respond, scope=scope)
-        return answered[0] if answered else json_response(body, status=status)  # else: the stored response
+        if key is None:
+            return await handler(request)
+        check_key(key)
+        store = request.app[IDEMPOTENCY]
+        held: list[Claim] = []
+
+        async def claim(canonical: bytes) -> None:
+            if held:  # a handler that reads a second body part is still one request
+                return
+            outcome = await store.claim(me, f"{scope}:{key}", fingerprint(request.method, request.path, canonical))
+            if isinstance(outcome, Stored):
+                raise _Replayed(outcome)
+            held.append(outcome)
+
+        request[BODY_READ] = claim
+        try:
+            response = await handler(request)
+        except _Replayed as replayed:
+            return json_response(replayed.stored.body, status=replayed.stored.status)
+        except BaseException:
+            if held:
+                await held[0].release()
+            raise
+        if not held:  # a programming error: the route reads no body, so it ran unguarded
+            raise RuntimeError(f"{route.method} {route.path} takes an Idempotency-Key but read no body")
+        await held[0].finish(response.status, orjson.loads(response.body))
+        return response
 
     return once

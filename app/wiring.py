@@ -241,6 +241,7 @@ class Services:
                 self.stories, self.search, self.trending]
 
     async def close(self) -> None:
+        await self.idempotency.close()
         await self.sessions.close()
         await self.notifications.hub.stop()
         self.passwords.close()
@@ -260,7 +261,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     cursors = cursor_codec(settings)
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     sessions = SessionStore(s.sessions, settings.session_ttl_s, caches.sessions)
-    idempotency = IdempotencyStore(s.idempotency, settings.idempotency_ttl_s)
+    idempotency = IdempotencyStore(s.idempotency, settings.idempotency_ttl_s, settings.idempotency_pending_ttl_s)
     users = UserService(
         users=s.users, follows=s.follows, sessions=sessions, passwords=passwords, events=events,
         feed_cache=caches.feed, profiles=caches.users, ids=ids, cursors=cursors, max_following=settings.max_following,

@@ -1,4 +1,12 @@
-"""The follow graph: `following` (the truth), its bucketed mirror `followers` and `follower_buckets`."""
+"""The follow graph: `following` (the truth), its bucketed mirror `followers` and `follower_buckets`.
+
+`following.edge_count` (a static column: one value per follower's partition) is how many edges the partition
+holds. Every edge write changes it in the same conditional batch (`IF NOT EXISTS` / `IF EXISTS` on the edge,
+`IF edge_count = <what was read>` on the count), so the two cannot disagree, and the follow cap is checked
+against it: two concurrent follows cannot both take the last place, since the second's batch finds the count
+moved and tries again with the new one. A partition written before the column (or by the seeder) has no count
+yet; its first edge write counts the partition (at most `max_following` rows) and sets it `IF edge_count = null`.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +15,20 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 
 from cassandra import ConsistencyLevel
+from cassandra.query import BatchStatement, BatchType
 
 from app.storage.cassandra import CassandraSession
 from app.storage.paging import FIRST_MEMBER
 from app.storage.recount import BucketRecounter, CountedBuckets
 
 FOLLOWER_COUNTS = CountedBuckets("followers", "user_id", "follower_buckets", "follower_count", "follower_count")
+# attempts of one edge write whose count keeps moving under it (each miss means another of the same user's
+# follows or unfollows landed): far more than a person's concurrent follows
+EDGE_WRITE_ATTEMPTS = 50
+
+
+class EdgeWriteContended(Exception):
+    """The follower's count moved under every attempt of an edge write (a flood of concurrent follows)."""
 
 
 class FollowRepository:
@@ -25,12 +41,17 @@ class FollowRepository:
     async def prepare(self) -> FollowRepository:
         p = self._cass.prepare
         await self.follower_counts.prepare()
-        self._count_following = await p("SELECT COUNT(*) AS n FROM following WHERE user_id = ?")
+        # COUNT(followee_id), not COUNT(*): a partition holding only its static edge_count reads as one row
+        self._count_following = await p("SELECT COUNT(followee_id) AS n FROM following WHERE user_id = ?")
+        self._edge_count = await p("SELECT edge_count FROM following WHERE user_id = ? LIMIT 1")
+        self._set_edge_count = await p("UPDATE following SET edge_count = ? WHERE user_id = ? IF edge_count = ?")
         self._claim_edge = await p(
             "INSERT INTO following (user_id, followee_id, followed_at, follower_bucket)"
             " VALUES (?, ?, ?, ?) IF NOT EXISTS"
         )
-        self._edge = await p("SELECT follower_bucket, followed_at FROM following WHERE user_id = ? AND followee_id = ?")
+        self._edge = await p(
+            "SELECT follower_bucket, followed_at, edge_count FROM following WHERE user_id = ? AND followee_id = ?"
+        )
         self._following_among = await p(
             "SELECT followee_id FROM following WHERE user_id = ? AND followee_id IN ?"
         )
@@ -52,20 +73,37 @@ class FollowRepository:
             "SELECT follower_id FROM followers WHERE user_id = ? AND bucket = ? AND follower_id = ?"
         )
         self._sizes_from = await p(
-            "SELECT user_id, COUNT(*) AS n FROM following WHERE token(user_id) >= ? GROUP BY user_id LIMIT ?"
+            "SELECT user_id, COUNT(followee_id) AS n FROM following WHERE token(user_id) >= ? GROUP BY user_id LIMIT ?"
         )
         return self
 
-    async def claim_edge(self, follower_id: int, followee_id: int, at: datetime, bucket: int) -> int:
-        """Create the edge unless it exists; returns the bucket of the edge that now exists."""
-        result = await self._cass.execute(self._claim_edge, (follower_id, followee_id, at, bucket))
-        if result.was_applied:
-            return bucket
-        return result.current_rows[0].follower_bucket
+    async def claim_edge(self, follower_id: int, followee_id: int, at: datetime, bucket: int,
+                         max_following: int | None = None) -> int | None:
+        """Create the edge unless it exists, counted in `edge_count` in the same conditional batch: the bucket of
+        the edge that now exists, or None when the follower already follows `max_following` others (nothing is
+        written; no cap when None). EdgeWriteContended when the count kept moving."""
+        count = await self._stored_edge_count(follower_id)
+        for _ in range(EDGE_WRITE_ATTEMPTS):
+            expected = count
+            if count is None:
+                count = await self.count_following(follower_id)
+            if max_following is not None and count >= max_following:
+                edge = await self.edge(follower_id, followee_id)
+                return None if edge is None else edge.follower_bucket
+            result = await self._counted(
+                self._claim_edge, (follower_id, followee_id, at, bucket), follower_id, expected, count + 1
+            )
+            if result.was_applied:
+                return bucket
+            edge = _edge_among(result.current_rows, followee_id)
+            if edge is not None:
+                return edge.follower_bucket
+            count = result.current_rows[0].edge_count
+        raise EdgeWriteContended(f"user {follower_id}: following count kept moving")
 
     async def edge(self, follower_id: int, followee_id: int, *, serial: bool = False):
-        """The `following` row, or None; `serial` reads at LOCAL_SERIAL, which first finishes a conditional
-        write left half done (after a request that failed mid-transaction)."""
+        """The `following` row (with its partition's `edge_count`), or None; `serial` reads at LOCAL_SERIAL,
+        which first finishes a conditional write left half done (after a request that failed mid-transaction)."""
         consistency = ConsistencyLevel.LOCAL_SERIAL if serial else None
         rows = await self._cass.rows(self._edge, (follower_id, followee_id), consistency=consistency)
         return rows[0] if rows else None
@@ -77,8 +115,36 @@ class FollowRepository:
             return set()
         return {row.followee_id for row in await self._cass.rows(self._following_among, (follower_id, ids))}
 
-    async def delete_edge(self, follower_id: int, followee_id: int) -> None:
-        await self._cass.execute(self._delete_edge, (follower_id, followee_id))
+    async def delete_edge(self, follower_id: int, followee_id: int, edge=None) -> bool:
+        """Delete the edge, uncounted from `edge_count` in the same conditional batch; False when there was none.
+        `edge`: the row `edge()` read, whose `edge_count` saves a read. EdgeWriteContended when the count kept
+        moving."""
+        count = edge.edge_count if edge is not None else await self._stored_edge_count(follower_id)
+        for _ in range(EDGE_WRITE_ATTEMPTS):
+            expected = count
+            if count is None:
+                count = await self.count_following(follower_id)
+            result = await self._counted(
+                self._delete_edge, (follower_id, followee_id), follower_id, expected, max(count - 1, 0)
+            )
+            if result.was_applied:
+                return True
+            if _edge_among(result.current_rows, followee_id) is None:
+                return False
+            count = result.current_rows[0].edge_count
+        raise EdgeWriteContended(f"user {follower_id}: following count kept moving")
+
+    async def _counted(self, edge_write, params: tuple, follower_id: int, expected: int | None, count: int):
+        """The conditional edge write and `edge_count` expected -> count, applied together or not at all."""
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.add(self._set_edge_count, (count, follower_id, expected))
+        batch.add(edge_write, params)
+        return await self._cass.execute(batch)
+
+    async def _stored_edge_count(self, follower_id: int) -> int | None:
+        """The partition's `edge_count`; None when it has none yet (or no partition)."""
+        row = await self._cass.one(self._edge_count, (follower_id,))
+        return None if row is None else row.edge_count
 
     async def write_mirror(self, followee_id: int, bucket: int, follower_id: int, at: datetime) -> None:
         await asyncio.gather(
@@ -92,7 +158,7 @@ class FollowRepository:
     async def all_following(self, user_id: int) -> list[int]:
         """Everyone the user follows (at most max_following rows)."""
         rows = await self._cass.all_rows(self._all_following, (user_id,), fetch_size=5000)
-        return [row.followee_id for row in rows]
+        return [row.followee_id for row in rows if row.followee_id is not None]  # not the static-only row
 
     async def follower_pages(self, user_id: int, page_size: int = 1000) -> AsyncIterator[list[int]]:
         """Every follower id, a page at a time, bucket by bucket (fan-out walks these)."""
@@ -143,3 +209,8 @@ class FollowRepository:
     async def count_following(self, user_id: int) -> int:
         """How many users `user_id` follows, counted from the `following` partition."""
         return (await self._cass.one(self._count_following, (user_id,))).n
+
+
+def _edge_among(rows: list, followee_id: int):
+    """The edge to `followee_id` among the current rows a conditional batch that did not apply answers with."""
+    return next((row for row in rows if getattr(row, "followee_id", None) == followee_id), None)

@@ -12,12 +12,19 @@ from app.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from app.events import EventPublisher, FollowChanged, ProfileChanged, new_event_fields
 from app.ids import IdGenerator
 from app.storage.feed_cache import FeedCache
-from app.storage.follows import FollowRepository
+from app.storage.follows import EdgeWriteContended, FollowRepository
 from app.storage.user_cache import UserCache
 from app.storage.users import UserRepository
 from app.text import USERNAME, iso, normalize_username
 
 log = logging.getLogger(__name__)
+
+
+def _raise_contended(exc: Exception) -> None:
+    """503 for an edge write whose follower's count kept moving (a flood of that user's own follows)."""
+    if isinstance(exc, EdgeWriteContended):
+        raise Unavailable("too many follows at once; retry shortly", retry_after_s=1) from None
+
 
 def user_json(row, followed_by_me: bool) -> dict:
     return {
@@ -127,18 +134,20 @@ class UserService:
         followee = await self.users.get(followee_id)
         if followee is None or followee.username is None:
             raise NotFound("no such user", code="user_not_found")
-        if await self.follows.edge(follower_id, followee_id) is None:
-            me = await self.users.get(follower_id)
-            if me is not None and (me.following_count or 0) >= self.max_following:
-                raise Conflict(f"you follow {self.max_following} accounts, the most allowed", code="following_limit")
         now = datetime.now(UTC)
         bucket = followee.follower_bucket or 0
         try:
-            bucket = await self.follows.claim_edge(follower_id, followee_id, now, bucket)
-            await self.follows.write_mirror(followee_id, bucket, follower_id, now)
-        except Exception:
+            # the cap is checked against the edges themselves, in the edge's own conditional write
+            claimed = await self.follows.claim_edge(follower_id, followee_id, now, bucket, self.max_following)
+            if claimed is not None:
+                bucket = claimed
+                await self.follows.write_mirror(followee_id, bucket, follower_id, now)
+        except Exception as exc:
             await self._recheck(follower_id, followee_id, bucket, following=True)
+            _raise_contended(exc)
             raise
+        if claimed is None:
+            raise Conflict(f"you follow {self.max_following} accounts, the most allowed", code="following_limit")
         await self._publish(follower_id, followee_id, bucket, following=True)
 
     async def unfollow(self, follower_id: int, followee_id: int) -> None:
@@ -153,9 +162,10 @@ class UserService:
             bucket = edge.follower_bucket
             try:
                 await self.follows.delete_mirror(followee_id, bucket, follower_id)
-                await self.follows.delete_edge(follower_id, followee_id)
-            except Exception:
+                await self.follows.delete_edge(follower_id, followee_id, edge)
+            except Exception as exc:
                 await self._recheck(follower_id, followee_id, bucket, following=False)
+                _raise_contended(exc)
                 raise
             await self.feed_cache.forget_author(follower_id, followee_id)  # feed reads leave the author out at once
         # published even when nothing changed: a retry after a failed publish must reach the workers

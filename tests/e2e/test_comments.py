@@ -262,6 +262,20 @@ async def test_an_idempotency_key_creates_one_comment_however_often_it_is_sent(h
     await eventually(lambda: comment_count(http, api_url, author, post_id), lambda n: n == 2)
 
 
+async def test_an_idempotency_key_sent_again_with_another_comment_is_refused(http, api_url):
+    author = await register(http, api_url)
+    post_id, other_post_id = await post(http, api_url, author), await post(http, api_url, author)
+    key = uuid.uuid4().hex
+    first = await comment(http, api_url, author, post_id, "the first text", key=key)
+    for text, on in (("another text", post_id), ("the first text", other_post_id)):
+        status, body = await try_comment(http, api_url, author, on, text, key=key)
+        assert status == 422, body  # not the first comment, answered as if it were this one
+        assert body["error"]["code"] == "idempotency_key_reused"
+    assert await comment(http, api_url, author, post_id, "the first text", key=key) == first
+    assert [c["id"] for c in await top_level(http, api_url, author, post_id)] == [first["id"]]
+    assert await top_level(http, api_url, author, other_post_id) == []
+
+
 async def test_an_idempotency_key_of_a_post_does_not_answer_a_comment(http, api_url):
     author = await register(http, api_url)
     key = uuid.uuid4().hex

@@ -2,6 +2,7 @@ import asyncio
 
 from tests.e2e.client.common import list_all
 from tests.e2e.client.users import follow_counts, follow_status, get_user, register
+from tests.e2e.processes import isolated_api_fixture, isolated_env
 from tests.support.polling import eventually
 
 
@@ -82,3 +83,39 @@ async def test_follower_lists_page_without_repeats_or_gaps_while_new_followers_a
     assert len(seen) == len(set(seen))
     assert {f.id for f in fans} <= set(seen)
     assert seen == sorted(seen, key=int)  # one stable order: the cursor is a position in it
+
+
+CAP = 5
+capped_api = isolated_api_fixture("followcap", isolated_env("followcap", PHOTOS_MAX_FOLLOWING=str(CAP)))
+
+
+async def test_concurrent_follows_never_pass_the_cap(http, capped_api, storage, cass):
+    """The cap holds against the edges themselves, not the worker's count: concurrent follows cannot all take
+    the last places (this API's events go to topics no worker reads, so the derived count stays 0)."""
+    fan = await register(http, capped_api)
+    stars = await asyncio.gather(*(register(http, capped_api) for _ in range(6 * CAP)))
+
+    async def follow_reply(star) -> tuple[int, str | None]:
+        async with http.put(f"{capped_api}/v1/users/{star.id}/follow", headers=fan.auth) as response:
+            return response.status, (await response.json())["error"]["code"] if response.status != 204 else None
+
+    async def truth() -> tuple[int, int]:
+        """The edges in `following`, and the count kept beside them."""
+        rows = await cass.rows("SELECT edge_count FROM following WHERE user_id = %s LIMIT 1", (int(fan.id),))
+        return await storage.follows.count_following(int(fan.id)), rows[0].edge_count
+
+    replies = await asyncio.gather(*(follow_reply(star) for star in stars))
+    assert sorted(replies, key=str) == [(204, None)] * CAP + [(409, "following_limit")] * (5 * CAP)
+    assert await truth() == (CAP, CAP)
+    followed = [star for star, (status, _) in zip(stars, replies, strict=True) if status == 204]
+    refused = [star for star, (status, _) in zip(stars, replies, strict=True) if status != 204]
+    assert await follow_status(http, capped_api, fan, followed[0].id) == 204  # already followed: still fine
+
+    # at the cap, unfollows and follows at once: never past it, and an unfollow frees a place
+    churn = await asyncio.gather(
+        *(follow_status(http, capped_api, fan, star.id, "DELETE") for star in followed[:2]),
+        *(follow_reply(star) for star in refused),
+    )
+    assert churn[:2] == [204, 204] and set(churn[2:]) <= {(204, None), (409, "following_limit")}
+    edges, counted = await truth()
+    assert edges == counted == CAP - 2 + churn[2:].count((204, None)) <= CAP

@@ -3,7 +3,8 @@ import io
 
 from PIL import Image
 
-from tests.e2e.client.posts import form, publish, user_posts
+from tests.e2e.client.common import expect_error
+from tests.e2e.client.posts import PHOTO, SMALL_PHOTO, form, publish, user_posts
 from tests.e2e.client.users import register
 from tests.support.polling import eventually
 
@@ -73,6 +74,16 @@ async def test_an_idempotency_key_makes_a_retried_upload_create_one_post(http, a
     other = await publish(http, api_url, account, headers={"Idempotency-Key": "upload-attempt-2"}, caption="twice")
     assert other["id"] != first["id"]
     assert [p["id"] for p in await user_posts(http, api_url, account, account.id)] == [other["id"], first["id"]]
+
+
+async def test_an_idempotency_key_sent_again_with_another_upload_is_refused(http, api_url, account):
+    headers = {**account.auth, "Idempotency-Key": "upload-3"}
+    first = await publish(http, api_url, account, headers=headers, caption="the first")
+    for image, caption in ((PHOTO, "another caption"), (SMALL_PHOTO, "the first")):
+        async with http.post(f"{api_url}/v1/posts", data=form(image, caption=caption), headers=headers) as response:
+            await expect_error(response, 422, "idempotency_key_reused")
+    assert await publish(http, api_url, account, headers=headers, caption="the first") == first
+    assert [p["id"] for p in await user_posts(http, api_url, account, account.id)] == [first["id"]]
 
 
 async def test_concurrent_retries_with_one_idempotency_key_create_one_post(http, api_url, account):
