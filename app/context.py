@@ -60,6 +60,15 @@ def client_address(request: web.Request) -> str:
     return address_subject(request.app[TRUSTED_PROXIES].client_of(request.remote, forwarded_for))
 
 
+async def limit_user_and_address(request: web.Request, scope: str, user_id: int, per_user: int,
+                                 per_address: int) -> None:
+    """Count the request against the user's limit and the client address's in `scope` (`<scope>-address`);
+    RateLimited (429) past either. The address's catches one client spreading over many accounts."""
+    limiter = request.app[LIMITER]
+    await limiter.hit(scope, str(user_id), per_user)
+    await limiter.hit(f"{scope}-address", client_address(request), per_address)
+
+
 async def current_user(request: web.Request) -> int:
     """The authenticated user's id (401 without a live token); looked up once per request."""
     if _USER_ID not in request:

@@ -39,10 +39,11 @@ def address_subject(client: str | None) -> str:
     return str(address)
 
 
-# KEYS: the window's counter; ARGV: its TTL. One command per hit (cheaper than MULTI/INCR/EXPIRE/EXEC).
+# KEYS: the window's counter; ARGV: its TTL, the hit's cost. One command per hit (cheaper than
+# MULTI/INCRBY/EXPIRE/EXEC).
 COUNT_HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if redis.call('TTL', KEYS[1]) < 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return n
@@ -56,15 +57,16 @@ class RateLimiter:
         self._local: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
         self._count = redis.register_script(COUNT_HIT)
 
-    async def hit(self, scope: str, subject: str, limit: int) -> None:
-        """Count one attempt of `subject` in `scope`; RateLimited (429) past `limit` in the window."""
+    async def hit(self, scope: str, subject: str, limit: int, cost: int = 1) -> None:
+        """Count one attempt of `subject` in `scope`, weighing `cost` (an upload's pixels; 1 for a request);
+        RateLimited (429) once the window's total is past `limit`. A refused attempt is counted too."""
         window = int(time.time()) // self._window_s
         key = f"rl:{scope}:{subject}:{window}"
         try:
-            count = await self._count_in_redis(key)
+            count = await self._count_in_redis(key, cost)
         except (RedisError, OSError) as exc:
             log.warning("rate limiter falling back to process memory: %r", exc)
-            count = self._count_locally(key, window)
+            count = self._count_locally(key, window, cost)
         self.judge(scope, count, limit)
 
     def window(self, scope: str, subject: str) -> tuple[str, int]:
@@ -79,12 +81,12 @@ class RateLimiter:
             retry_after = self._window_s - int(time.time()) % self._window_s
             raise RateLimited(f"too many {scope} attempts; retry in {retry_after} s", retry_after)
 
-    async def _count_in_redis(self, key: str) -> int:
-        return int(await self._count(keys=[key], args=[self._window_s + 1]))
+    async def _count_in_redis(self, key: str, cost: int) -> int:
+        return int(await self._count(keys=[key], args=[self._window_s + 1, cost]))
 
-    def _count_locally(self, key: str, window: int) -> int:
+    def _count_locally(self, key: str, window: int, cost: int) -> int:
         if len(self._local) > _LOCAL_KEYS_MAX:  # bound memory: forget windows that are over
             self._local = {k: v for k, v in self._local.items() if v[0] == window}
         _, count = self._local.get(key, (window, 0))
-        self._local[key] = (window, count + 1)
-        return count + 1
+        self._local[key] = (window, count + cost)
+        return count + cost

@@ -97,6 +97,15 @@ class Settings:
     login_rate_per_address: int = 60
     register_rate_per_address: int = 20
     rate_window_s: int = 60
+    # uploads (posts and stories together) are charged their decoded pixels, read from the image header
+    # before the image pool decodes anything: a 7000x7000 PNG (~1.4 s of CPU) costs 49 M, a phone photo
+    # 12 M. At least max_image_pixels, or the largest image allowed could never be uploaded
+    upload_pixels_per_user: int = 400_000_000  # per rate window: ~33 phone photos, 8 of the largest
+    upload_pixels_per_address: int = 2_000_000_000
+    follow_rate_per_user: int = 200  # follows and unfollows per rate window
+    follow_rate_per_address: int = 1_000
+    profile_rate_per_user: int = 30  # PATCH /v1/me per rate window
+    profile_rate_per_address: int = 300
     # networks (CIDRs or single addresses) of the load balancers in front of the API: from these peers,
     # X-Forwarded-For names the client whose address the per-address limits count (app/forwarded.py).
     # List the proxies only: a client inside a trusted network can claim any address. Empty: every
@@ -154,6 +163,10 @@ class Settings:
     notification_ws_heartbeat_s: float = 20.0  # WebSocket ping interval
     notification_ws_max_queued: int = 256  # notifications buffered per slow client before it is dropped
     notification_ticket_ttl_s: int = 60  # lifetime of the one-time WebSocket ticket
+    notification_ticket_rate_per_user: int = 60  # tickets issued per rate window
+    notification_ticket_rate_per_address: int = 600
+    notification_ws_max_per_user: int = 10  # a user's open sockets on one API process; more are refused (429)
+    notification_ws_max_per_process: int = 10_000  # open sockets on one API process; more are refused (429)
     notification_max_per_user: int = 1_000  # newest entries kept in a user's list (bounds `notifications`)
     notification_max_actors: int = 10_000  # distinct actors counted per aggregate (bounds `notification_groups`)
     notification_aggregate_window_h: int = 24  # likes, comments, replies, follows aggregate per this window

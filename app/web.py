@@ -18,10 +18,11 @@ import aiohttp.http_exceptions
 import orjson
 from aiohttp import BodyPartReader, web
 
-from app.context import IDEMPOTENCY, current_user, settings_of
+from app.context import IDEMPOTENCY, LIMITER, client_address, current_user, settings_of
 from app.errors import BadRequest, Invalid, NotFound, TooLarge, UnsupportedMedia
 from app.idempotency import Claim, Stored, check_key, fingerprint
 from app.ids import parse_id
+from app.media.processing import header_pixels
 from app.text import has_control_characters, has_invisible_controls
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -211,6 +212,20 @@ async def _read_form(request: web.Request, max_bytes: int, file_field: str, text
         raise Invalid(f"an `{file_field}` file part is required" if file_field[0] in "aeiou"
                       else f"a `{file_field}` file part is required", code="missing_field")
     return data, fields
+
+
+async def charge_upload(request: web.Request, user_id: int, image: bytes) -> None:
+    """Charge an upload the pixels decoding it would produce (width x height from its header; nothing is
+    decoded here) to the user's and the client address's budgets: RateLimited (429) when either is spent,
+    before the image pool is asked. Charged by request, a few huge images (a 7000x7000 PNG costs ~1.4 s of a
+    worker) would keep the pool busy within a limit made for phone photos. An image the pool refuses from
+    its header alone (not an image, too large) costs nothing."""
+    settings = settings_of(request)
+    pixels = header_pixels(image, settings.max_image_pixels)
+    limiter = request.app[LIMITER]
+    await limiter.hit("upload-pixels", str(user_id), settings.upload_pixels_per_user, cost=pixels)
+    await limiter.hit("upload-pixels-address", client_address(request), settings.upload_pixels_per_address,
+                      cost=pixels)
 
 
 async def _read_limited(part: BodyPartReader, max_bytes: int, what: str) -> bytes:

@@ -92,6 +92,10 @@ BENCH_ENV = {
     # every account of the benchmark registers from 127.0.0.1 (as GENEROUS_LIMITS in tests/e2e/processes.py)
     "PHOTOS_REGISTER_RATE_PER_ADDRESS": "100000",
     "PHOTOS_LOGIN_RATE_PER_ADDRESS": "100000",
+    "PHOTOS_UPLOAD_PIXELS_PER_ADDRESS": "1000000000000",
+    "PHOTOS_FOLLOW_RATE_PER_ADDRESS": "1000000",
+    "PHOTOS_PROFILE_RATE_PER_ADDRESS": "1000000",
+    "PHOTOS_NOTIFICATION_TICKET_RATE_PER_ADDRESS": "1000000",
     "PHOTOS_MEDIA_DIR": str(REPO_ROOT / ".stack" / "bench-media"),
     # at the default (10,000) an author with 10,000 followers is exactly at the line and is pulled
     # at read time; the issue asks for the push of one post to 10,000 followers

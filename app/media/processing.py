@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError, WebPImagePlugin
 
 from app.errors import Invalid, TooLarge, UnsupportedMedia
 from app.media.filters import Filter, find_filter
@@ -144,6 +144,24 @@ def process_image(data: bytes, filter_name: str | None, max_pixels: int, timer: 
         blurred = preview(images["medium"])
     width, height = source_size[::-1] if orientation in _SWAPS_SIDES else source_size
     return ProcessedImage(variants, blurred, source_format, width, height, filter_name)
+
+
+def header_pixels(data: bytes, max_pixels: int) -> int:
+    """The pixels decoding the upload would produce (width x height, read from its header, nothing decoded),
+    the charge of an upload (`charge_upload`, app/web.py); 0 for what the pool refuses from the header alone
+    (not an image, or more than `max_pixels`). Cheap enough for the event loop: no pixel is touched."""
+    try:
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            # Pillow's WebP plugin allocates the canvas when it opens a file: read the size from the bytes
+            size = WebPImagePlugin._get_size(data[:30])
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                size = Image.open(io.BytesIO(data), formats=("JPEG", "PNG")).size
+    except Exception:  # whatever the header's fault, the pool refuses it without decoding
+        return 0
+    pixels = size[0] * size[1] if size else 0
+    return pixels if pixels <= max_pixels else 0
 
 
 def open_image(data: bytes, max_pixels: int) -> ImageFile.ImageFile:

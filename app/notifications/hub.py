@@ -31,10 +31,12 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.errors import RateLimited
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
+SOCKET_RETRY_AFTER_S = 30  # a refused stream's Retry-After: sockets are held for minutes, not seconds
 KEEPALIVE_S = 5.0  # quiet this long: PING the subscriber connection; twice this long: reconnect
 FIRST_RETRY_S = 0.2
 MAX_RETRY_S = 5.0
@@ -99,10 +101,13 @@ class Inbox:
 
 
 class NotificationHub:
-    def __init__(self, redis: Redis, namespace: str, max_queued: int) -> None:
+    def __init__(self, redis: Redis, namespace: str, max_queued: int, max_per_user: int = 0,
+                 max_per_process: int = 0) -> None:
         self._redis = redis  # a client of its own: its one pub/sub connection is the hub's
         self._namespace = namespace
         self._max_queued = max_queued
+        self._max_per_user = max_per_user  # open sockets of one user in this process; 0: no limit
+        self._max_per_process = max_per_process  # open sockets in this process; 0: no limit
         self._control_channel = f"{namespace}:notify:-"  # keeps the connection subscribed with no sockets
         self._inboxes: dict[str, set[Inbox]] = {}  # channel -> the inboxes of its user's sockets
         self._by_session: dict[bytes, set[Inbox]] = {}  # token hash -> the inboxes of the sockets it opened
@@ -146,6 +151,7 @@ class NotificationHub:
         """An inbox for one socket of the user, subscribed to the user's channel while it is open; ended
         when the session of `token_hash` (the token the socket was opened with) is revoked."""
         channel = notification_channel(self._namespace, user_id)
+        self._admit(channel)  # RateLimited; checked and registered with no await between them
         inbox = Inbox(self._max_queued)
         self._inboxes.setdefault(channel, set()).add(inbox)
         if token_hash is not None:
@@ -164,6 +170,15 @@ class NotificationHub:
                 if not opened:
                     self._by_session.pop(token_hash, None)
             await self._reconcile(channel)
+
+    def _admit(self, channel: str) -> None:
+        """RateLimited (429) when the user, or this process, already holds as many sockets as allowed."""
+        if self._max_per_user and len(self._inboxes.get(channel, ())) >= self._max_per_user:
+            raise RateLimited(f"at most {self._max_per_user} notification streams may be open at once; close one "
+                              "or retry later", SOCKET_RETRY_AFTER_S)
+        if self._max_per_process and self.socket_count >= self._max_per_process:
+            raise RateLimited("this server holds as many notification streams as it can; retry later",
+                              SOCKET_RETRY_AFTER_S)
 
     async def _reconcile(self, channel: str) -> None:
         """Make the subscription to `channel` match whether any socket wants it."""

@@ -8,7 +8,7 @@ import contextlib
 from aiohttp import web
 
 from app.auth import bearer_token, token_hash
-from app.context import SESSIONS, current_user, service_key, settings_of
+from app.context import SESSIONS, current_user, limit_user_and_address, service_key, settings_of
 from app.errors import BadRequest, Unauthorized
 from app.notifications.hub import READY, SESSION_REVOKED, SESSION_REVOKED_REASON, Inbox
 from app.notifications.service import NotificationService
@@ -31,6 +31,9 @@ async def list_notifications(request: web.Request) -> web.Response:
 
 async def create_ticket(request: web.Request) -> web.Response:
     me = await current_user(request)
+    settings = settings_of(request)
+    await limit_user_and_address(request, "notification-ticket", me, settings.notification_ticket_rate_per_user,
+                                 settings.notification_ticket_rate_per_address)
     # the ticket carries the token's hash: the socket it opens is closed when this session is revoked
     return json_response(await notifications_of(request).tickets.issue(me, token_hash(bearer_token(request))),
                          status=201)
@@ -70,8 +73,9 @@ async def notification_stream(request: web.Request) -> web.WebSocketResponse:
     if not ws.can_prepare(request).ok:  # checked before redeeming: a plain GET must not use up a ticket
         raise BadRequest("this endpoint is a WebSocket: send an Upgrade request", code="websocket_required")
     user_id, hashed = await stream_user(request)  # 401 before the upgrade
-    await ws.prepare(request)
+    # the inbox first: a user or a process holding all the sockets it may is refused (429) before the upgrade
     async with notifications_of(request).hub.inbox(user_id, hashed) as inbox:
+        await ws.prepare(request)
         # a revocation heard before the socket was registered did not reach it: look again, now that any
         # later one will
         if hashed is not None and not await session_is_live(request, hashed, user_id):
@@ -125,7 +129,9 @@ STREAM_SUMMARY = (
     'Notification} for each new or updated notification, {"type": "resync"} when live updates were interrupted '
     "(fetch GET /v1/notifications). Pings every notification_ws_heartbeat_s (20 s). A client that leaves too "
     "many messages unread is closed with code 4008 and catches up with GET /v1/notifications. When the session "
-    "the socket was opened with is revoked (logout), the socket is closed with code 4401."
+    "the socket was opened with is revoked (logout), the socket is closed with code 4401. A user holding "
+    "notification_ws_max_per_user (10) sockets on the server, or a server holding notification_ws_max_per_process, "
+    "answers 429 with Retry-After before the upgrade."
 )
 
 ROUTES = [

@@ -105,7 +105,8 @@ class NotificationService:
 def make_notification_service(settings: Settings, notifications: NotificationRepository, redis: Redis,
                               cursors: CursorCodec) -> NotificationService:
     """The service of one API process, its hub started (stop it with `service.hub.stop()`)."""
-    hub = NotificationHub(subscriber_client(settings), settings.cassandra_keyspace, settings.notification_ws_max_queued)
+    hub = NotificationHub(subscriber_client(settings), settings.cassandra_keyspace, settings.notification_ws_max_queued,
+                          settings.notification_ws_max_per_user, settings.notification_ws_max_per_process)
     hub.start()
     return NotificationService(
         notifications=notifications,

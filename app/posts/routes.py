@@ -7,7 +7,16 @@ from aiohttp import web
 from app.context import current_user, service_key
 from app.media.filters import filter_catalogue
 from app.posts.service import NewPost, PostService
-from app.web import Route, json_response, page_request, page_response, post_id_in_path, read_upload, user_id_in_path
+from app.web import (
+    Route,
+    charge_upload,
+    json_response,
+    page_request,
+    page_response,
+    post_id_in_path,
+    read_upload,
+    user_id_in_path,
+)
 
 TEXT_FIELDS = ("caption", "location", "filter")
 
@@ -25,6 +34,7 @@ async def read_new_post(request: web.Request) -> NewPost:
 async def create_post(request: web.Request) -> web.Response:
     me = await current_user(request)
     new = await read_new_post(request)
+    await charge_upload(request, me, new.image)  # 429 before the image pool is asked
     return json_response(await request.app[POSTS].create(me, new), status=201)
 
 

@@ -8,7 +8,16 @@ from app.context import LIMITER, current_user, service_key, settings_of
 from app.errors import UnsupportedMedia
 from app.stories.service import StoryService
 from app.users.service import UserService
-from app.web import Route, json_response, page_request, page_response, read_upload, story_id_in_path, user_id_in_path
+from app.web import (
+    Route,
+    charge_upload,
+    json_response,
+    page_request,
+    page_response,
+    read_upload,
+    story_id_in_path,
+    user_id_in_path,
+)
 
 # ISO base media files whose brand says "still image"; every other ftyp box is a video container
 IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
@@ -36,6 +45,7 @@ async def create_story(request: web.Request) -> web.Response:
     if looks_like_video(media):
         raise UnsupportedMedia("video stories are not supported yet; upload a JPEG, PNG or WebP photo",
                                code="video_not_supported")
+    await charge_upload(request, me, media)  # 429 before the image pool is asked
     return json_response(await request.app[STORIES].create(me, media), status=201)
 
 

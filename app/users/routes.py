@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.auth import bearer_token
-from app.context import LIMITER, client_address, current_user, service_key, settings_of
+from app.context import LIMITER, client_address, current_user, limit_user_and_address, service_key, settings_of
 from app.errors import NotFound
 from app.text import USERNAME, USERNAME_AS_TYPED
 from app.users.service import UserService
@@ -66,7 +66,10 @@ async def get_me(request: web.Request) -> web.Response:
 
 async def patch_me(request: web.Request) -> web.Response:
     me = await current_user(request)
-    body = validate(await read_json(request, settings_of(request).max_json_body_bytes), PROFILE_PATCH)
+    settings = settings_of(request)
+    await limit_user_and_address(request, "profile", me, settings.profile_rate_per_user,
+                                 settings.profile_rate_per_address)
+    body = validate(await read_json(request, settings.max_json_body_bytes), PROFILE_PATCH)
     user = await request.app[USERS].update_profile(me, body.get("display_name"), body.get("bio"))
     return json_response(user)
 
@@ -84,14 +87,22 @@ async def get_user_by_username(request: web.Request) -> web.Response:
     return json_response(await request.app[USERS].get_user_by_username(username, viewer_id=me))
 
 
+async def limit_follows(request: web.Request, me: int) -> None:
+    """Follows and unfollows share one window (a follow/unfollow loop notifies, fans out and backfills)."""
+    settings = settings_of(request)
+    await limit_user_and_address(request, "follow", me, settings.follow_rate_per_user, settings.follow_rate_per_address)
+
+
 async def follow(request: web.Request) -> web.Response:
     me = await current_user(request)
+    await limit_follows(request, me)
     await request.app[USERS].follow(me, user_id_in_path(request))
     return web.Response(status=204)
 
 
 async def unfollow(request: web.Request) -> web.Response:
     me = await current_user(request)
+    await limit_follows(request, me)
     await request.app[USERS].unfollow(me, user_id_in_path(request))
     return web.Response(status=204)
 

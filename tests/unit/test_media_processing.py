@@ -20,6 +20,7 @@ from app.media.processing import (
     InvalidImage,
     ProcessedImage,
     UnsupportedImage,
+    header_pixels,
     process_image,
 )
 from app.media.processor import ImageProcessor, ProcessorBusy, ProcessorRestarted
@@ -385,3 +386,15 @@ async def test_a_worker_that_dies_is_replaced_and_its_job_answers_retry(monkeypa
         assert processed.variants["original"].width == 64
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize("data", [make_jpeg(800, 600), make_png(800, 600), make_webp(800, 600), make_mpo(800, 600)],
+                         ids=["jpeg", "png", "webp", "mpo"])
+def test_header_pixels_are_width_times_height_read_without_decoding(data):
+    assert header_pixels(data, 50_000_000) == 800 * 600
+
+
+def test_what_the_header_alone_refuses_costs_nothing():
+    assert header_pixels(png_bomb(), 50_000_000) == 0  # 900 M pixels: refused from the header
+    assert header_pixels(TEXT_FILE, 50_000_000) == 0
+    assert header_pixels(make_jpeg(800, 600), 100_000) == 0

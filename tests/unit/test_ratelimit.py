@@ -25,6 +25,14 @@ async def test_with_redis_down_limits_still_hold_in_process_memory():
     await limiter.hit("login", "bob", limit=3)  # another subject has its own count
 
 
+async def test_a_hit_weighs_its_cost_in_process_memory_too():
+    limiter = RateLimiter(DownRedis(), window_s=60)
+    await limiter.hit("upload-pixels", "alice", limit=10, cost=6)
+    await limiter.hit("upload-pixels", "alice", limit=10, cost=0)  # free: counted, costs nothing
+    with pytest.raises(RateLimited):
+        await limiter.hit("upload-pixels", "alice", limit=10, cost=6)
+
+
 @pytest.mark.parametrize(
     ("remote", "subject"),
     [
