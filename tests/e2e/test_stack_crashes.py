@@ -45,6 +45,9 @@ def stack(migrated):
         PHOTOS_STREAMS_SESSION_TIMEOUT_S="10",
         PHOTOS_LIKE_RATE_PER_USER="100000",
         PHOTOS_COMMENT_RATE_PER_USER="100000",
+        # every client of the load is 127.0.0.1: the per-address limits would count them as one
+        PHOTOS_UPLOAD_PIXELS_PER_ADDRESS="1000000000000",
+        PHOTOS_FOLLOW_RATE_PER_ADDRESS="1000000",
     )
     stack.up()
     yield stack
