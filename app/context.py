@@ -61,12 +61,13 @@ def client_address(request: web.Request) -> str:
 
 
 async def limit_user_and_address(request: web.Request, scope: str, user_id: int, per_user: int,
-                                 per_address: int) -> None:
-    """Count the request against the user's limit and the client address's in `scope` (`<scope>-address`);
-    RateLimited (429) past either. The address's catches one client spreading over many accounts."""
+                                 per_address: int, cost: int = 1) -> None:
+    """Count the request (weighing `cost`) against the user's limit and the client address's in `scope`
+    (`<scope>-address`); RateLimited (429) past either. The address's catches one client spreading over
+    many accounts."""
     limiter = request.app[LIMITER]
-    await limiter.hit(scope, str(user_id), per_user)
-    await limiter.hit(f"{scope}-address", client_address(request), per_address)
+    await limiter.hit(scope, str(user_id), per_user, cost=cost)
+    await limiter.hit(f"{scope}-address", client_address(request), per_address, cost=cost)
 
 
 async def current_user(request: web.Request) -> int:
