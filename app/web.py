@@ -6,6 +6,7 @@ services never do.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import re
@@ -18,7 +19,7 @@ import aiohttp.http_exceptions
 import orjson
 from aiohttp import BodyPartReader, web
 
-from app.context import IDEMPOTENCY, LIMITER, client_address, current_user, settings_of
+from app.context import IDEMPOTENCY, current_user, limit_user_and_address, settings_of
 from app.errors import BadRequest, Invalid, NotFound, TooLarge, UnsupportedMedia
 from app.idempotency import Claim, Stored, check_key, fingerprint
 from app.ids import parse_id
@@ -58,7 +59,9 @@ async def read_json(request: web.Request, max_bytes: int) -> dict:
         raise BadRequest("the body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object")
-    await _body_read(request, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+    claim = request.get(BODY_READ)
+    if claim is not None:  # an Idempotency-Key request: its fingerprint
+        await claim(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
     return body
 
 
@@ -173,17 +176,14 @@ async def read_upload(request: web.Request, file_field: str, text_fields: tuple[
     except (ValueError, aiohttp.ClientPayloadError, aiohttp.http_exceptions.HttpProcessingError):
         # aiohttp's multipart parser reports a malformed body (no boundary, truncated part) this way
         raise BadRequest("the multipart body is malformed", code="malformed_multipart") from None
-    # the parts, not the raw body: a client's retry may frame the same form with another boundary
-    form = {"file": [file_field, hashlib.sha256(data).hexdigest()], "fields": fields}
-    await _body_read(request, orjson.dumps(form, option=orjson.OPT_SORT_KEYS))
-    return data, fields
-
-
-async def _body_read(request: web.Request, canonical: bytes) -> None:
-    """Hand the body just read, in a canonical form, to the request's Idempotency-Key claim (`run_once`)."""
     claim = request.get(BODY_READ)
-    if claim is not None:
-        await claim(canonical)
+    if claim is not None:  # an Idempotency-Key request: its fingerprint
+        # the parts, not the raw body: a client's retry may frame the same form with another boundary;
+        # the file (megabytes) is hashed in a thread, off the event loop (hashlib releases the GIL)
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+        form = {"file": [file_field, digest], "fields": fields}
+        await claim(orjson.dumps(form, option=orjson.OPT_SORT_KEYS))
+    return data, fields
 
 
 async def _read_form(request: web.Request, max_bytes: int, file_field: str, text_fields: tuple[str, ...]
@@ -222,10 +222,8 @@ async def charge_upload(request: web.Request, user_id: int, image: bytes) -> Non
     its header alone (not an image, too large) costs nothing."""
     settings = settings_of(request)
     pixels = header_pixels(image, settings.max_image_pixels)
-    limiter = request.app[LIMITER]
-    await limiter.hit("upload-pixels", str(user_id), settings.upload_pixels_per_user, cost=pixels)
-    await limiter.hit("upload-pixels-address", client_address(request), settings.upload_pixels_per_address,
-                      cost=pixels)
+    await limit_user_and_address(request, "upload-pixels", user_id, settings.upload_pixels_per_user,
+                                 settings.upload_pixels_per_address, cost=pixels)
 
 
 async def _read_limited(part: BodyPartReader, max_bytes: int, what: str) -> bytes:
