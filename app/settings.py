@@ -165,7 +165,8 @@ class Settings:
     notification_ticket_ttl_s: int = 60  # lifetime of the one-time WebSocket ticket
     notification_ticket_rate_per_user: int = 60  # tickets issued per rate window
     notification_ticket_rate_per_address: int = 600
-    notification_ws_max_per_user: int = 10  # a user's open sockets on one API process; more are refused (429)
+    notification_ws_max_per_user: int = 10  # a user's open sockets on all API processes; more are refused (429)
+    notification_ws_lease_s: float = 60.0  # a socket's place lasts this long past its process's last renewal
     notification_ws_max_per_process: int = 10_000  # open sockets on one API process; more are refused (429)
     notification_max_per_user: int = 1_000  # newest entries kept in a user's list (bounds `notifications`)
     notification_max_actors: int = 10_000  # distinct actors counted per aggregate (bounds `notification_groups`)

@@ -13,6 +13,9 @@ every channel it needs, and then sends every socket a `resync` message, because 
 published meanwhile is gone (pub/sub keeps nothing); the client then reads GET /v1/notifications.
 A silent, half-open connection is found by a PING after KEEPALIVE_S of quiet.
 
+Limits: a user's sockets across every API process are counted by leases in Redis
+(app/notifications/leases.py); this process's sockets, in all, by the hub itself.
+
 Revocation: each socket is registered with the hash of the token it was opened with (through its
 ticket or its bearer header). When a session is revoked on any API process, every process hears of it
 (app/storage/session_cache.py calls `revoke`) and closes that token's sockets with SESSION_REVOKED.
@@ -32,6 +35,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.errors import RateLimited
+from app.notifications.leases import SocketLeases
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,13 +105,13 @@ class Inbox:
 
 
 class NotificationHub:
-    def __init__(self, redis: Redis, namespace: str, max_queued: int, max_per_user: int = 0,
-                 max_per_process: int = 0) -> None:
+    def __init__(self, redis: Redis, namespace: str, max_queued: int, max_per_process: int = 0,
+                 leases: SocketLeases | None = None) -> None:
         self._redis = redis  # a client of its own: its one pub/sub connection is the hub's
         self._namespace = namespace
         self._max_queued = max_queued
-        self._max_per_user = max_per_user  # open sockets of one user in this process; 0: no limit
         self._max_per_process = max_per_process  # open sockets in this process; 0: no limit
+        self._leases = leases  # a user's open sockets on every process; None: not limited
         self._control_channel = f"{namespace}:notify:-"  # keeps the connection subscribed with no sockets
         self._inboxes: dict[str, set[Inbox]] = {}  # channel -> the inboxes of its user's sockets
         self._by_session: dict[bytes, set[Inbox]] = {}  # token hash -> the inboxes of the sockets it opened
@@ -115,19 +119,23 @@ class NotificationHub:
         self._pubsub: PubSub | None = None
         self._lock = asyncio.Lock()  # orders commands on the subscriber connection
         self._listener: asyncio.Task | None = None
+        self._renewer: asyncio.Task | None = None
         self.connected = False
 
     def start(self) -> None:
         self._listener = asyncio.create_task(self._listen_forever())
+        if self._leases is not None:
+            self._renewer = asyncio.create_task(self._leases.run())
 
     async def stop(self) -> None:
         self.close_all()
-        if self._listener is not None:
-            self._listener.cancel()
-            try:
-                await self._listener
-            except asyncio.CancelledError:
-                pass
+        for task in (self._listener, self._renewer):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         await self._redis.aclose()
 
     def close_all(self) -> None:
@@ -151,15 +159,20 @@ class NotificationHub:
         """An inbox for one socket of the user, subscribed to the user's channel while it is open; ended
         when the session of `token_hash` (the token the socket was opened with) is revoked."""
         channel = notification_channel(self._namespace, user_id)
-        self._admit(channel)  # RateLimited; checked and registered with no await between them
+        self._admit()  # RateLimited; checked and registered with no await between them
         inbox = Inbox(self._max_queued)
         self._inboxes.setdefault(channel, set()).add(inbox)
         if token_hash is not None:
             self._by_session.setdefault(token_hash, set()).add(inbox)
+        lease = None
         try:
+            if self._leases is not None:
+                lease = await self._leases.acquire(user_id)  # RateLimited: the user's sockets on every process
             await self._reconcile(channel)
             yield inbox
         finally:
+            if self._leases is not None:
+                await self._leases.release(user_id, lease)
             inboxes = self._inboxes.get(channel, set())
             inboxes.discard(inbox)
             if not inboxes:
@@ -171,11 +184,8 @@ class NotificationHub:
                     self._by_session.pop(token_hash, None)
             await self._reconcile(channel)
 
-    def _admit(self, channel: str) -> None:
-        """RateLimited (429) when the user, or this process, already holds as many sockets as allowed."""
-        if self._max_per_user and len(self._inboxes.get(channel, ())) >= self._max_per_user:
-            raise RateLimited(f"at most {self._max_per_user} notification streams may be open at once; close one "
-                              "or retry later", SOCKET_RETRY_AFTER_S)
+    def _admit(self) -> None:
+        """RateLimited (429) when this process already holds as many sockets as allowed."""
         if self._max_per_process and self.socket_count >= self._max_per_process:
             raise RateLimited("this server holds as many notification streams as it can; retry later",
                               SOCKET_RETRY_AFTER_S)

@@ -130,7 +130,7 @@ STREAM_SUMMARY = (
     "(fetch GET /v1/notifications). Pings every notification_ws_heartbeat_s (20 s). A client that leaves too "
     "many messages unread is closed with code 4008 and catches up with GET /v1/notifications. When the session "
     "the socket was opened with is revoked (logout), the socket is closed with code 4401. A user holding "
-    "notification_ws_max_per_user (10) sockets on the server, or a server holding notification_ws_max_per_process, "
+    "notification_ws_max_per_user (10) sockets on all servers, or a server holding notification_ws_max_per_process, "
     "answers 429 with Retry-After before the upgrade."
 )
 

@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 
 from app.cursors import CursorCodec, position_int
 from app.errors import BadRequest, Unauthorized
-from app.notifications.hub import NotificationHub, subscriber_client
+from app.notifications.hub import SOCKET_RETRY_AFTER_S, NotificationHub, subscriber_client
+from app.notifications.leases import SocketLeases
 from app.notifications.model import MAX_GROUP_KEY_LENGTH, Group, render
 from app.settings import Settings
 from app.storage.notifications import NotificationRepository
@@ -105,8 +106,10 @@ class NotificationService:
 def make_notification_service(settings: Settings, notifications: NotificationRepository, redis: Redis,
                               cursors: CursorCodec) -> NotificationService:
     """The service of one API process, its hub started (stop it with `service.hub.stop()`)."""
+    leases = SocketLeases(redis, settings.cassandra_keyspace, settings.notification_ws_max_per_user,
+                          settings.notification_ws_lease_s, SOCKET_RETRY_AFTER_S)
     hub = NotificationHub(subscriber_client(settings), settings.cassandra_keyspace, settings.notification_ws_max_queued,
-                          settings.notification_ws_max_per_user, settings.notification_ws_max_per_process)
+                          settings.notification_ws_max_per_process, leases)
     hub.start()
     return NotificationService(
         notifications=notifications,

@@ -19,11 +19,11 @@ from tests.e2e.client.common import expect_error
 from tests.e2e.client.posts import PHOTO, SMALL_PHOTO, form
 from tests.e2e.client.stories import story_form
 from tests.e2e.client.users import register
-from tests.e2e.processes import isolated_api_fixture
+from tests.e2e.processes import isolated_api_fixture, start_api
 from tests.support.polling import eventually
 
 PHOTO_PIXELS = 1600 * 1200  # PHOTO's size
-limited_api = isolated_api_fixture("abuse", {
+LIMITS = {
     "PHOTOS_TRUSTED_PROXIES": "127.0.0.1/32",
     "PHOTOS_RATE_WINDOW_S": "3600",
     "PHOTOS_UPLOAD_PIXELS_PER_USER": str(PHOTO_PIXELS + PHOTO_PIXELS // 2),  # one PHOTO, not two
@@ -36,7 +36,8 @@ limited_api = isolated_api_fixture("abuse", {
     "PHOTOS_NOTIFICATION_TICKET_RATE_PER_ADDRESS": "3",
     "PHOTOS_NOTIFICATION_WS_MAX_PER_USER": "2",
     "PHOTOS_NOTIFICATION_WS_MAX_PER_PROCESS": "3",
-})
+}
+limited_api = isolated_api_fixture("abuse", LIMITS)
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 
 
@@ -200,3 +201,39 @@ async def test_notification_sockets_are_limited_per_user_and_per_process(http, l
     finally:
         for ws in sockets:
             await ws.close()
+
+
+@pytest.fixture(scope="module")
+def other_api(limited_api):
+    """A second API process of the same limits, sharing the Redis that counts a user's sockets."""
+    process, url = start_api("api-abuse-other", LIMITS)
+    yield url
+    process.stop()
+
+
+async def test_a_users_sockets_are_counted_across_api_processes(http, limited_api, other_api):
+    me = await register(http, limited_api)
+    sockets = [await open_socket(http, limited_api, me), await open_socket(http, other_api, me)]
+    try:
+        await refused_upgrade(http, limited_api, me)  # each process holds one: the user holds two
+        await refused_upgrade(http, other_api, me)
+        await sockets.pop().close()
+        sockets.append(await eventually(lambda: try_socket(http, limited_api, me), lambda ws: ws is not None))
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def test_the_sockets_of_a_killed_api_process_stop_counting_when_their_leases_end(http, limited_api):
+    me = await register(http, limited_api)
+    process, doomed = start_api("api-abuse-doomed", {**LIMITS, "PHOTOS_NOTIFICATION_WS_LEASE_S": "2"})
+    try:
+        held = [await open_socket(http, doomed, me) for _ in range(2)]
+        await refused_upgrade(http, limited_api, me)
+        process.kill()  # SIGKILL: its sockets are never closed, their leases never released
+        for ws in held:
+            await ws.close()
+        survivor = await eventually(lambda: try_socket(http, limited_api, me), lambda ws: ws is not None, timeout=15)
+        await survivor.close()
+    finally:
+        process.stop()
