@@ -44,11 +44,20 @@ def two_apis(migrated):
 
 
 @pytest.fixture(scope="module")
-def tight_api(migrated):
-    """An API that pings every half second and drops a client after four unread notifications."""
+def pinging_api(migrated):
+    """An API that pings every half second."""
+    process, url = start_api("notifications-api-pinging", {"PHOTOS_NOTIFICATION_WS_HEARTBEAT_S": "0.5"})
+    yield url
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def small_inbox_api(migrated):
+    """An API that drops a client after four unread notifications, and pings too rarely to drop it for an
+    unanswered ping first (a client that does not read does not answer pings either)."""
     process, url = start_api(
-        "notifications-api-tight",
-        {"PHOTOS_NOTIFICATION_WS_HEARTBEAT_S": "0.5", "PHOTOS_NOTIFICATION_WS_MAX_QUEUED": "4"},
+        "notifications-api-small-inbox",
+        {"PHOTOS_NOTIFICATION_WS_HEARTBEAT_S": "600", "PHOTOS_NOTIFICATION_WS_MAX_QUEUED": "4"},
     )
     yield url
     process.stop()
@@ -260,9 +269,9 @@ async def test_a_plain_get_of_the_stream_is_a_400_and_leaves_the_ticket_usable(a
         assert await next_message(ws) == {"type": "ready"}
 
 
-async def test_the_server_pings_an_idle_socket(tight_api, http):
-    bob = await register(http, tight_api)
-    ws = await open_stream(http, tight_api, bob, autoping=False)
+async def test_the_server_pings_an_idle_socket(pinging_api, http):
+    bob = await register(http, pinging_api)
+    ws = await open_stream(http, pinging_api, bob, autoping=False)
     try:
         message = await ws.receive(timeout=10)
         assert message.type == aiohttp.WSMsgType.PING
@@ -270,10 +279,10 @@ async def test_the_server_pings_an_idle_socket(tight_api, http):
         await ws.close()
 
 
-async def test_a_client_that_does_not_read_is_closed_with_the_slow_client_code(tight_api, http, redis_client,
-                                                                                 settings):
-    bob = await register(http, tight_api)
-    ws = await open_stream(http, tight_api, bob)
+async def test_a_client_that_does_not_read_is_closed_with_the_slow_client_code(small_inbox_api, http,
+                                                                                 redis_client, settings):
+    bob = await register(http, small_inbox_api)
+    ws = await open_stream(http, small_inbox_api, bob)
     channel = notification_channel(settings.cassandra_keyspace, int(bob.id))
     try:
         big = orjson.dumps({"type": "notification", "notification": {"text": "x" * 256 * 1024}})
