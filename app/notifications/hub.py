@@ -11,7 +11,7 @@ GET /v1/notifications.
 Redis going away: the sockets stay open. The hub reconnects with back-off, subscribes again to
 every channel it needs, and then sends every socket a `resync` message, because whatever was
 published meanwhile is gone (pub/sub keeps nothing); the client then reads GET /v1/notifications.
-A silent, half-open connection is found by a PING after KEEPALIVE_S of quiet.
+A silent, half-open connection is found by a PING after 5 s of quiet (app/storage/subscriber.py).
 
 Limits: a user's sockets across every API process are counted by leases in Redis
 (app/notifications/leases.py); this process's sockets, in all, by the hub itself.
@@ -37,13 +37,11 @@ from redis.backoff import NoBackoff
 from app.errors import RateLimited
 from app.notifications.leases import SocketLeases
 from app.settings import Settings
+from app.storage.subscriber import each_message, listen_forever
 
 log = logging.getLogger(__name__)
 
 SOCKET_RETRY_AFTER_S = 30  # a refused stream's Retry-After: sockets are held for minutes, not seconds
-KEEPALIVE_S = 5.0  # quiet this long: PING the subscriber connection; twice this long: reconnect
-FIRST_RETRY_S = 0.2
-MAX_RETRY_S = 5.0
 
 # close codes (RFC 6455 leaves 4000-4999 to applications); reasons stay under the 123-byte limit
 SLOW_CLIENT = 4008
@@ -208,21 +206,11 @@ class NotificationHub:
                 log.warning("notification hub: (un)subscribing %s failed: %r", channel, exc)
 
     async def _listen_forever(self) -> None:
-        delay = FIRST_RETRY_S
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis down, restarted, timed out: reconnect, sockets stay open
-                if self.connected:
-                    log.warning("notification hub lost Redis (%r); reconnecting", exc)
-                    delay = FIRST_RETRY_S
-                else:
-                    log.warning("notification hub cannot reach Redis (%r); retrying in %.1f s", exc, delay)
-            self.connected = False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RETRY_S)
+        await listen_forever(self._listen, name="notification hub", meanwhile="reconnecting; sockets stay open",
+                             was_connected=lambda: self.connected, disconnected=self._disconnected)
+
+    def _disconnected(self) -> None:
+        self.connected = False
 
     async def _listen(self) -> None:
         pubsub = self._redis.pubsub()
@@ -243,19 +231,8 @@ class NotificationHub:
             await pubsub.aclose()
 
     async def _relay(self, pubsub: PubSub) -> None:
-        loop = asyncio.get_running_loop()
-        last_heard = loop.time()
-        while True:
-            message = await pubsub.get_message(timeout=KEEPALIVE_S)
-            if message is None:
-                if loop.time() - last_heard > 2 * KEEPALIVE_S:
-                    raise ConnectionError(f"Redis did not answer a PING within {KEEPALIVE_S:.0f} s")
-                async with self._lock:
-                    await pubsub.ping()
-                continue
-            last_heard = loop.time()
-            if message["type"] == "message":
-                self._deliver(message["channel"].decode(), message["data"].decode())
+        async for channel, message in each_message(pubsub, ping_lock=self._lock):
+            self._deliver(channel, message)
 
     def _deliver(self, channel: str, message: str) -> None:
         for inbox in self._inboxes.get(channel, ()):

@@ -42,6 +42,7 @@ from redis.exceptions import RedisError
 
 from app.redis_breaker import RedisBreaker
 from app.settings import Settings
+from app.storage.subscriber import each_message, listen_forever
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,6 @@ TOMBSTONE = b"-"
 # outlives that by far, and after it the key is simply absent (the row is gone, so a miss reads nothing)
 TOMBSTONE_TTL_S = 300
 ACK_WAIT_S = 1.0  # how long a revocation waits for the other processes to confirm they dropped the token
-KEEPALIVE_S = 5.0  # quiet this long: PING the subscriber connection; twice this long: reconnect
-FIRST_RETRY_S = 0.2
-MAX_RETRY_S = 5.0
 
 # KEYS: the session key; ARGV: the tombstone's TTL, the channel, the message. Returns the receivers.
 REVOKE = """
@@ -255,21 +253,8 @@ class SessionCache:
             self._subscriber = None
 
     async def _listen_forever(self) -> None:
-        delay = FIRST_RETRY_S
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis down, restarted, timed out: reconnect
-                if self.connected:
-                    log.warning("session revocations: lost Redis (%r); reading sessions from Cassandra", exc)
-                    delay = FIRST_RETRY_S
-                else:
-                    log.warning("session revocations: cannot reach Redis (%r); retrying in %.1f s", exc, delay)
-            self._disconnected()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RETRY_S)
+        await listen_forever(self._listen, name="session revocations", meanwhile="reading sessions from Cassandra",
+                             was_connected=lambda: self.connected, disconnected=self._disconnected)
 
     def _disconnected(self) -> None:
         self.connected = False
@@ -288,20 +273,8 @@ class SessionCache:
             await pubsub.aclose()
 
     async def _relay(self, pubsub: PubSub) -> None:
-        loop = asyncio.get_running_loop()
-        last_heard = loop.time()
-        while True:
-            message = await pubsub.get_message(timeout=KEEPALIVE_S)
-            if message is None:
-                if loop.time() - last_heard > 2 * KEEPALIVE_S:
-                    raise ConnectionError(f"Redis did not answer a PING within {KEEPALIVE_S:.0f} s")
-                await pubsub.ping()
-                continue
-            last_heard = loop.time()
-            if message["type"] != "message":
-                continue
-            data = message["data"].decode()
-            if message["channel"].decode() == self.channel:
+        async for channel, data in each_message(pubsub):
+            if channel == self.channel:
                 await self._heard_revocation(data)
             else:
                 acks = self._acks.get(data)
