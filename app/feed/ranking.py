@@ -21,20 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.ids import ID_EPOCH_MS, id_millis
-
-
-@dataclass(frozen=True)
-class Candidate:
-    post_id: int
-    author_id: int
-    like_count: int
-    comment_count: int
-    interactions: int  # the reader's recent likes and comments on this author's posts
-
-    @property
-    def created_ms(self) -> int:
-        return id_millis(self.post_id) + ID_EPOCH_MS
+from app.storage.feed_cache import Candidate  # what a ranker ranks: a post of the reader's candidate set
 
 
 class Ranker(Protocol):

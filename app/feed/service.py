@@ -31,15 +31,14 @@ from dataclasses import dataclass, field
 
 from app.cursors import CursorCodec, position_int
 from app.errors import BadRequest
-from app.feed.ranking import Candidate, Ranker
+from app.feed.ranking import Ranker
 from app.feed.writer import FeedWriter
 from app.ids import IdGenerator, month_bucket
 from app.metrics import BACKGROUND, ROUTE
 from app.posts.service import PostService
 from app.storage.affinity import AffinityRepository
 from app.storage.feed import Entry, FeedRepository, newest_first
-from app.storage.feed_cache import DOWN, Candidates, FeedCache, FeedView, Refill
-from app.storage.feed_cache import Candidate as Cached
+from app.storage.feed_cache import DOWN, Candidate, Candidates, FeedCache, FeedView, Refill
 from app.storage.follows import FollowRepository
 from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.posts import PostRepository
@@ -110,7 +109,7 @@ class FeedService:
         items, next_cursor = await self._snapshot_page(viewer, view, 0, limit)
         return Page(items, next_cursor, "hit" if view.state == "hit" else "miss")
 
-    def ranked_window(self, candidates: Candidates) -> tuple[list[Cached], int]:
+    def ranked_window(self, candidates: Candidates) -> tuple[list[Candidate], int]:
         """The snapshot's order (best first) and its boundary: the newest rank_window candidates at or
         above the set's boundary, ranked as of the snapshot's time. The same input gives the same order,
         so a later page ranks the frozen candidates again instead of storing the order."""
@@ -120,12 +119,7 @@ class FeedService:
         if len(pool) > self.rank_window:
             pool = pool[: self.rank_window]
             boundary = pool[-1].post_id
-        by_id = {c.post_id: c for c in pool}
-        ranked = self.ranker.rank(
-            [Candidate(c.post_id, c.author_id, c.like_count, c.comment_count, c.interactions) for c in pool],
-            candidates.ranked_at_ms,
-        )
-        return [by_id[c.post_id] for c in ranked], boundary
+        return self.ranker.rank(pool, candidates.ranked_at_ms), boundary
 
     async def _snapshot_page(
         self, viewer: int, view: FeedView, offset: int, limit: int
@@ -157,7 +151,7 @@ class FeedService:
         # once, so the followed celebrities' timelines are read too (one read each; none for most readers)
         pulled = await asyncio.gather(*(self._pull(a, before, limit) for a in candidates.celebrities))
         for entry in (e for posts in pulled for e in posts if e.post_id >= lowest):
-            rows.setdefault(entry.post_id, Cached(entry.post_id, entry.author_id, 0, 0, 0))
+            rows.setdefault(entry.post_id, Candidate(entry.post_id, entry.author_id, 0, 0, 0))
         newer = sorted(rows.values(), key=lambda c: c.post_id, reverse=True)
         if not newer:  # nothing left above the boundary: go on below it
             return await self._by_time_stored(viewer, min(before, candidates.boundary), limit)
@@ -278,7 +272,7 @@ class FeedService:
         rows, followed = await asyncio.gather(self.post_rows.get_many(e.post_id for e in pool),
                                               self._followed_among(viewer, authors))
         kept = [
-            Cached(e.post_id, e.author_id, rows[e.post_id].like_count or 0, rows[e.post_id].comment_count or 0, 0)
+            Candidate(e.post_id, e.author_id, rows[e.post_id].like_count or 0, rows[e.post_id].comment_count or 0, 0)
             for e in pool
             if e.post_id in rows and e.author_id in followed  # deleted posts and unfollowed authors drop out
         ]

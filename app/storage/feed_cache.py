@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import orjson
 from redis.asyncio import Redis
 
-from app.ids import id_millis
+from app.ids import ID_EPOCH_MS, id_millis
 from app.redis_breaker import RedisBreaker
 from app.settings import Settings
 
@@ -226,11 +226,17 @@ DOWN = "down"  # the state of a read Redis could not answer
 
 @dataclass(frozen=True)
 class Candidate:
+    """A post of a reader's candidate set, with the features a ranker reads (app/feed/ranking.py)."""
+
     post_id: int
     author_id: int
     like_count: int
     comment_count: int
-    interactions: int
+    interactions: int  # the reader's recent likes and comments on this author's posts
+
+    @property
+    def created_ms(self) -> int:
+        return id_millis(self.post_id) + ID_EPOCH_MS
 
 
 @dataclass(frozen=True)
