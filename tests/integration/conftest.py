@@ -1,5 +1,6 @@
-"""Fixtures of the integration tests: an event publisher on the test topics, and the media stores (a local
-directory, and S3 as moto's standalone server over real HTTP) that several modules run against."""
+"""Fixtures of the integration tests: an event publisher on the test topics, the repositories and like
+counts several modules use, and the media stores (a local directory, and S3 as moto's standalone server
+over real HTTP) that several modules run against."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from app.media.store import LocalMediaStore, MediaStore, S3MediaStore
+from app.storage.like_counts import LikeCounts
+from app.storage.likes import LikeRepository
+from app.storage.posts import PostRepository
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +31,21 @@ async def events(migrated):
     await publisher.wait_connected(30)
     yield publisher
     await publisher.stop()
+
+
+@pytest.fixture(scope="module")
+async def likes(cass):
+    return await LikeRepository(cass).prepare()
+
+
+@pytest.fixture(scope="module")
+async def posts(cass):
+    return await PostRepository(cass).prepare()
+
+
+@pytest.fixture(scope="module")
+async def counts(settings, redis_client):
+    return LikeCounts.for_settings(settings, redis_client)
 
 
 @pytest.fixture(scope="session")

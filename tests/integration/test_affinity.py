@@ -7,7 +7,6 @@ import pytest
 from app.events import CommentChanged, LikeChanged, new_event_fields
 from app.ids import IdGenerator
 from app.storage.affinity import AffinityRepository
-from app.storage.likes import LikeRepository
 from streams.affinity import AffinityUpdater
 
 ids = IdGenerator()
@@ -21,11 +20,6 @@ async def affinity(cass):
 @pytest.fixture(scope="module")
 async def updater(affinity):
     return AffinityUpdater(affinity)
-
-
-@pytest.fixture(scope="module")
-async def likes(cass):
-    return await LikeRepository(cass).prepare()
 
 
 def liked(user: int, author: int, post: int, yes: bool = True) -> LikeChanged:

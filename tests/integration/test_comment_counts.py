@@ -21,11 +21,6 @@ ids = IdGenerator()
 
 
 @pytest.fixture(scope="module")
-async def posts(cass):
-    return await PostRepository(cass).prepare()
-
-
-@pytest.fixture(scope="module")
 async def comments(cass):
     return await CommentRepository(cass).prepare()
 

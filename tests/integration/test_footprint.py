@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.ids import IdGenerator
-from app.storage.posts import PostRepository
 from app.storage.stories import StoryRepository
 from loadtest.footprint import ENTITY_TABLES, measure
 
@@ -32,11 +31,6 @@ async def test_size_is_the_objects_length_and_none_when_there_is_none(store):
     assert await store.size(key.rpartition("/")[0]) is None  # a "directory" is no object
     with pytest.raises(ValueError):
         await store.size("../escape.jpg")
-
-
-@pytest.fixture(scope="module")
-async def posts(cass):
-    return await PostRepository(cass).prepare()
 
 
 @pytest.fixture(scope="module")

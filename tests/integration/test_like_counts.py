@@ -14,27 +14,11 @@ from app.ids import IdGenerator
 from app.likes.service import LikeService
 from app.storage.counted_set import CountedSet, Placement
 from app.storage.feed_cache import FeedCache
-from app.storage.like_counts import LikeCounts
 from app.storage.likes import POST_LIKERS, LikeRepository
 from app.storage.posts import PostRepository
 from streams.like_counts import LikeCounter
 
 ids = IdGenerator()
-
-
-@pytest.fixture(scope="module")
-async def likes(cass):
-    return await LikeRepository(cass).prepare()
-
-
-@pytest.fixture(scope="module")
-async def posts(cass):
-    return await PostRepository(cass).prepare()
-
-
-@pytest.fixture(scope="module")
-async def counts(settings, redis_client):
-    return LikeCounts.for_settings(settings, redis_client)
 
 
 async def counter(cass, counts, likes_per_bucket=100_000) -> LikeCounter:

@@ -24,21 +24,6 @@ from streams.like_counts import LikeCounter
 ids = IdGenerator()
 
 
-@pytest.fixture(scope="module")
-async def likes(cass):
-    return await LikeRepository(cass).prepare()
-
-
-@pytest.fixture(scope="module")
-async def posts(cass):
-    return await PostRepository(cass).prepare()
-
-
-@pytest.fixture(scope="module")
-async def counts(settings, redis_client):
-    return LikeCounts.for_settings(settings, redis_client)
-
-
 @pytest.fixture
 async def dead_redis():
     client = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)

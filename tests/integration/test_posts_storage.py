@@ -20,11 +20,6 @@ ids = IdGenerator()
 
 
 @pytest.fixture(scope="module")
-async def posts(cass):
-    return await PostRepository(cass).prepare()
-
-
-@pytest.fixture(scope="module")
 async def sweep_log(cass):
     return await MediaSweepLog(cass).prepare()
 
