@@ -40,11 +40,11 @@ def looks_like_video(data: bytes) -> bool:
 
 async def create_story(request: web.Request) -> web.Response:
     me = await current_user(request)
-    await request.app[LIMITER].hit("story", str(me), settings_of(request).story_rate_per_user)
-    media, _ = await read_upload(request, "media", ())
+    media, _ = await read_upload(request, "media", ())  # a retry of an answered Idempotency-Key ends here
     if looks_like_video(media):
         raise UnsupportedMedia("video stories are not supported yet; upload a JPEG, PNG or WebP photo",
                                code="video_not_supported")
+    await request.app[LIMITER].hit("story", str(me), settings_of(request).story_rate_per_user)
     await charge_upload(request, me, media)  # 429 before the image pool is asked
     return json_response(await request.app[STORIES].create(me, media), status=201)
 

@@ -36,6 +36,7 @@ LIMITS = {
     "PHOTOS_NOTIFICATION_TICKET_RATE_PER_ADDRESS": "3",
     "PHOTOS_NOTIFICATION_WS_MAX_PER_USER": "2",
     "PHOTOS_NOTIFICATION_WS_MAX_PER_PROCESS": "3",
+    "PHOTOS_STORY_RATE_PER_USER": "2",
 }
 limited_api = isolated_api_fixture("abuse", LIMITS)
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
@@ -201,6 +202,23 @@ async def test_notification_sockets_are_limited_per_user_and_per_process(http, l
     finally:
         for ws in sockets:
             await ws.close()
+
+
+async def test_a_retried_story_gets_its_first_answer_not_the_story_limits_429(http, limited_api):
+    me = await register(http, limited_api)
+    client = some_client()
+
+    async def story(key: str):
+        return await http.post(f"{limited_api}/v1/stories", data=story_form(SMALL_PHOTO),
+                               headers={**headers(me, client), "Idempotency-Key": key})
+
+    first = await story("first")
+    assert first.status == 201, await first.text()
+    assert (await story("second")).status == 201  # the limit's two stories
+    await expect_rate_limited(await story("third"))
+    replay = await story("first")  # a retry of an answered story is not a new one
+    assert replay.status == 201
+    assert (await replay.json())["id"] == (await first.json())["id"]
 
 
 @pytest.fixture(scope="module")
