@@ -230,6 +230,12 @@ class Settings:
     kafka_heap: str = "512M"
     kafka_controller_port: int = 9093
     redis_port: int = 6379
+    # `photos-stack up --cassandra-nodes N --kafka-brokers N` (infra/cluster.py): heaps of each node, sized so
+    # that 3 + 3 fit beside the rest on a 2-core, 24 GiB machine, and the JMX port of Cassandra node 1 (node i
+    # uses this + i - 1, on 127.0.0.1; nodetool needs it). A single node keeps cassandra_heap and kafka_heap
+    cassandra_node_heap: str = "512M"
+    kafka_broker_heap: str = "384M"
+    cassandra_jmx_port: int = 7199
 
     def __post_init__(self) -> None:
         if self.cassandra_commitlog_sync not in COMMITLOG_SYNC_MODES:

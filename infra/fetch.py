@@ -123,6 +123,17 @@ def kafka_jars(settings: Settings) -> JarBundle:
     )
 
 
+def kafka_tools_jars(settings: Settings) -> JarBundle:
+    """Kafka's admin tools (MetadataQuorumCommand for a cluster's `photos-stack status`), which the broker's
+    artifacts do not pull in: a bundle of their own, so the brokers' lib dir is never rebuilt for them."""
+    return JarBundle(
+        name="kafka-tools",
+        version=settings.kafka_version,
+        artifacts=(("org.apache.kafka", "kafka-tools", settings.kafka_version),),
+        cache_dir=Path(settings.cache_dir),
+    )
+
+
 def is_installed(program: str) -> bool:
     """`program` is an absolute path that exists, or a name found on PATH."""
     return Path(program).is_file() if os.path.isabs(program) else shutil.which(program) is not None

@@ -68,6 +68,8 @@ class Service(ABC):
     is_server: bool  # Cassandra, Kafka, Redis; the app processes depend on them
     ready_timeout_s: float
     stop_timeout_s: float = 30.0
+    # several processes bind the port on purpose (SO_REUSEPORT): a listener there is no reason not to start
+    port_is_shared: bool = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -297,16 +299,25 @@ class Cassandra(JvmServer):
             "-Dio.netty.allocator.maxOrder=11",
             "-Dchronicle.analytics.disable=true",
             "-Dcassandra-foreground=yes",  # otherwise Cassandra closes stdout/stderr
-            # A one-node ring has no peers to wait for, or to tell about its shutdown.
-            "-Dcassandra.ring_delay_ms=0",
-            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-            "-Dcassandra.shutdown_announce_in_ms=0",
+            *self.ring_flags(),
             self.cmdline_marker,
             f"-Dcassandra.storagedir={self.data_dir}",
             f"-Dcassandra.logdir={self.logs_dir}",
             f"-Dlogback.configurationFile={self.logback_file}",
         ]
-        return self.java_command(self.settings.cassandra_heap, flags, "org.apache.cassandra.service.CassandraDaemon")
+        return self.java_command(self.heap, flags, "org.apache.cassandra.service.CassandraDaemon")
+
+    @property
+    def heap(self) -> str:
+        return self.settings.cassandra_heap
+
+    def ring_flags(self) -> list[str]:
+        """A one-node ring has no peers to wait for, or to tell about its shutdown."""
+        return [
+            "-Dcassandra.ring_delay_ms=0",
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            "-Dcassandra.shutdown_announce_in_ms=0",
+        ]
 
     async def answers(self) -> bool:
         return await probes.cql_answers(self.host, self.ports[0], self.settings.cassandra_local_dc)
@@ -358,7 +369,11 @@ class Kafka(JvmServer):
         ]
         if not (self.data_dir / "meta.properties").exists():
             self._format_storage(flags)
-        return self.java_command(self.settings.kafka_heap, flags, "kafka.Kafka", str(self.config_file))
+        return self.java_command(self.heap, flags, "kafka.Kafka", str(self.config_file))
+
+    @property
+    def heap(self) -> str:
+        return self.settings.kafka_heap
 
     async def answers(self) -> bool:
         return await probes.kafka_answers(self.host, self.ports[0])
@@ -367,11 +382,15 @@ class Kafka(JvmServer):
         """Give a fresh KRaft log dir its cluster id and this node's controller identity."""
         argv = self.java_command(
             "256M", flags, "kafka.tools.StorageTool",
-            "format", "-t", random_kafka_cluster_id(), "-c", str(self.config_file), "--standalone",
+            "format", "-c", str(self.config_file), *self.format_arguments(),
         )  # fmt: skip
         result = subprocess.run(argv, capture_output=True, text=True)
         if result.returncode != 0:
             raise StackError(f"Kafka storage format failed:\n{result.stdout}{result.stderr}")
+
+    def format_arguments(self) -> list[str]:
+        """A cluster of its own, with this node its only controller."""
+        return ["-t", random_kafka_cluster_id(), "--standalone"]
 
 
 def random_kafka_cluster_id() -> str:

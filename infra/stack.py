@@ -1,10 +1,14 @@
 """photos-stack: run the whole system on this machine, without Docker.
 
     photos-stack up     [--services cassandra,kafka,redis,api,streams]
+                        [--cassandra-nodes N] [--kafka-brokers N] [--api-processes N] [--stream-workers N]
     photos-stack status
     photos-stack down   [--services ...]
     photos-stack wipe
     photos-stack fetch  [--services ...]
+    photos-stack kill   NODE [--stay-down]
+    photos-stack stop   NODE
+    photos-stack start  NODE
 
 `up` fetches what is missing, starts the three servers concurrently, waits until each
 answers a real request, runs `photos-migrate`, then starts `photos-api` and
@@ -13,6 +17,11 @@ answers a real request, runs `photos-migrate`, then starts `photos-api` and
 configs and pid files live under settings.stack_dir, downloaded jars under settings.cache_dir.
 Running `up` again leaves healthy services alone, starts stopped ones, and restarts a server
 whose configuration the settings have changed (or one running without a supervisor).
+
+With counts above 1, `up` runs a cluster on this machine (infra/cluster.py, infra/nodes.py): Cassandra nodes
+cassandra-1.. on 127.0.0.2.., joining one at a time; Kafka brokers kafka-1.. in one KRaft quorum; API
+processes api-1.. on one port; stream workers streams-1.. in one consumer group. `kill`, `stop` and `start`
+act on one of them by name.
 """
 
 from __future__ import annotations
@@ -29,8 +38,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.settings import Settings
-from infra import StackError
-from infra.fetch import fetch
+from infra import StackError, ring
+from infra.cluster import (
+    MAX_COUNTS,
+    Topology,
+    app_environment,
+    available_memory_bytes,
+    build_stack,
+    check_bounds,
+    check_data_matches,
+    environment_file_text,
+    find_service,
+    memory_shortfall,
+    recorded_topology,
+    save_topology,
+)
+from infra.fetch import fetch, kafka_tools_jars
+from infra.nodes import CassandraNode, KafkaNode
 from infra.probes import tcp_accepts
 from infra.procs import (
     exclusive_lock,
@@ -42,7 +66,7 @@ from infra.procs import (
     tail,
     write_pid,
 )
-from infra.services import SERVER_NAMES, SERVICE_NAMES, Server, Service, build_services, project_script
+from infra.services import SERVER_NAMES, SERVICE_NAMES, Server, Service, project_script
 
 POLL_INTERVAL_S = 0.25
 KILL_GRACE_S = 5.0
@@ -56,7 +80,10 @@ def fetch_for(settings: Settings, services: list[Service]) -> None:
     """Install the programs and download the jars the selected servers need."""
     servers = [service for service in services if isinstance(service, Server)]
     programs = {program: package for server in servers for program, package in server.apt_programs.items()}
-    bundles = [server.jar_bundle for server in servers if server.jar_bundle is not None]
+    bundles = list({server.jar_bundle.home: server.jar_bundle for server in servers if server.jar_bundle is not None}
+                   .values())
+    if any(isinstance(server, KafkaNode) for server in servers):
+        bundles.append(kafka_tools_jars(settings))  # `status` shows the quorum with them
     fetch(programs, bundles, settings.java_home)
 
 
@@ -64,12 +91,22 @@ def fetch_for(settings: Settings, services: list[Service]) -> None:
 
 
 async def start_all(services: list[Service]) -> list[StackError]:
-    """Start the services concurrently and wait for each to answer; return the failures."""
-    results = await asyncio.gather(*(start(service) for service in services), return_exceptions=True)
+    """Start the services concurrently and wait for each to answer; return the failures. Those that join a
+    cluster one at a time (Cassandra nodes) start in order, each once the one before answers."""
+    in_turn = [service for service in services if getattr(service, "joins_one_at_a_time", False)]
+    together = [service for service in services if service not in in_turn]
+    chains = [[service] for service in together] + ([in_turn] if in_turn else [])
+    results = await asyncio.gather(*(start_in_turn(chain) for chain in chains), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, StackError):
             raise result
     return [result for result in results if isinstance(result, StackError)]
+
+
+async def start_in_turn(services: list[Service]) -> None:
+    """Start each service once the one before it answers; a failure leaves the rest unstarted."""
+    for service in services:
+        await start(service)
 
 
 async def start(service: Service) -> None:
@@ -112,7 +149,7 @@ async def launch(service: Service) -> int:
     """Start `service` under its supervisor; returns the supervisor's pid."""
     service.pid_file.unlink(missing_ok=True)  # stale: its process is gone
     service.state_file.unlink(missing_ok=True)
-    for port in service.ports:
+    for port in () if service.port_is_shared else service.ports:
         if await tcp_accepts(service.host, port):
             raise StackError(
                 f"{service.name}: port {port} is taken by a process photos-stack did not start"
@@ -168,9 +205,17 @@ def run_migrations(settings: Settings) -> None:
     print(f"migrate   done in {time.monotonic() - began:5.1f} s")
 
 
-def cmd_up(settings: Settings, names: list[str]) -> int:
-    services = build_services(settings, names)
+def cmd_up(settings: Settings, names: list[str], topology: Topology | None = None) -> int:
+    stack_dir = Path(settings.stack_dir)
+    previous = recorded_topology(stack_dir)
+    topology = topology or previous
+    services = build_stack(settings, topology, names)
+    if topology != Topology():
+        check_memory(services)
     fetch_for(settings, services)
+    stop_apps_left_over(settings, previous, topology, names)
+    save_topology(stack_dir, topology)
+    write_cluster_environment(settings, topology)
     began = time.monotonic()
     servers = [service for service in services if service.is_server]
     apps = [service for service in services if not service.is_server]
@@ -187,6 +232,34 @@ def cmd_up(settings: Settings, names: list[str]) -> int:
         return 1
     print(f"stack     ready in {time.monotonic() - began:5.1f} s")
     return 0
+
+
+def check_memory(services: list[Service]) -> None:
+    """StackError when the services not running yet would not fit in the memory available now."""
+    starting = [service for service in services if service.running_pid() is None and service.unsupervised_pid() is None]
+    shortfall = memory_shortfall(starting, available_memory_bytes())
+    if shortfall:
+        raise StackError(shortfall)
+
+
+def stop_apps_left_over(settings: Settings, previous: Topology, topology: Topology, names: list[str]) -> None:
+    """Stop the API processes and stream workers of the previous count when the count changes: `api` gives
+    way to `api-1`, `api-2`, ... and the reverse."""
+    for kind in ("api", "streams"):
+        if kind in names and previous.count(kind) != topology.count(kind):
+            kept = {service.name for service in build_stack(settings, topology, [kind])}
+            left_over = [service for service in build_stack(settings, previous, [kind]) if service.name not in kept]
+            stop_all([service for service in left_over if service.running_pid() or service.unsupervised_pid()])
+
+
+def write_cluster_environment(settings: Settings, topology: Topology) -> None:
+    """<stack_dir>/cluster.env: the settings the launcher gives the app processes of a cluster."""
+    path = Path(settings.stack_dir) / "cluster.env"
+    env = app_environment(settings, topology)
+    if env:
+        path.write_text(environment_file_text(env))
+    else:
+        path.unlink(missing_ok=True)
 
 
 # --- status ------------------------------------------------------------------------
@@ -247,12 +320,26 @@ async def describe_all(services: list[Service]) -> list[tuple[str, bool]]:
 
 
 def cmd_status(settings: Settings, names: list[str]) -> int:
-    services = build_services(settings, names)
+    services = build_stack(settings, recorded_topology(Path(settings.stack_dir)), names)
     healthy = True
     for service, (line, up) in zip(services, asyncio.run(describe_all(services)), strict=True):
         print(line)
         healthy &= up or not service.is_server
+    for line in asyncio.run(cluster_views(settings, services)):
+        print(line)
     return 0 if healthy else 1
+
+
+async def cluster_views(settings: Settings, services: list[Service]) -> list[str]:
+    """The ring of a Cassandra cluster and the quorum of a Kafka cluster, as they see themselves."""
+    nodes = [service for service in services if isinstance(service, CassandraNode)]
+    brokers = [service for service in services if isinstance(service, KafkaNode)]
+    views = []
+    if nodes:
+        views.append(ring.cassandra_ring(nodes))
+    if brokers:
+        views.append(ring.kafka_quorum(brokers, kafka_tools_jars(settings)))
+    return [line for lines in await asyncio.gather(*views) for line in lines]
 
 
 # --- down / wipe -------------------------------------------------------------------
@@ -290,7 +377,7 @@ def stop_all(services: list[Service], groups: dict[Service, int] | None = None, 
 
 
 def cmd_down(settings: Settings, names: list[str]) -> int:
-    services = build_services(settings, names)
+    services = build_stack(settings, recorded_topology(Path(settings.stack_dir)), names)
     # The apps first, so that they do not spend their last seconds failing to reach a server.
     stop_all([service for service in services if not service.is_server])
     stop_all([service for service in services if service.is_server])
@@ -316,9 +403,47 @@ def cmd_wipe(settings: Settings, names: list[str]) -> int:
 
 
 def cmd_fetch(settings: Settings, names: list[str]) -> int:
-    fetch_for(settings, build_services(settings, names))
+    fetch_for(settings, build_stack(settings, recorded_topology(Path(settings.stack_dir)), names))
     print("fetch     everything is in place")
     return 0
+
+
+# --- one node ----------------------------------------------------------------------
+
+
+def stack_node(settings: Settings, name: str) -> Service:
+    return find_service(build_stack(settings, recorded_topology(Path(settings.stack_dir)), SERVICE_NAMES), name)
+
+
+def cmd_kill(settings: Settings, name: str, stay_down: bool = False) -> int:
+    """SIGKILL a node's process, as a crash would: its supervisor starts it again, unless `stay_down`, which
+    kills the supervisor too (`photos-stack start NODE` brings it back)."""
+    service = stack_node(settings, name)
+    supervisor, pid = service.running_pid(), service.service_pid()
+    if stay_down and supervisor is not None:
+        signal_group(supervisor, signal.SIGKILL)
+        print(f"{service.name:<9} killed with its supervisor (SIGKILL to process group {supervisor}); "
+              f"`photos-stack start {service.name}` brings it back")
+        return 0
+    if pid is None:
+        raise StackError(f"{service.name} is not running (`photos-stack status` shows the stack)")
+    os.kill(pid, signal.SIGKILL)
+    print(f"{service.name:<9} killed (SIGKILL to pid {pid}); its supervisor starts it again")
+    return 0
+
+
+def cmd_stop(settings: Settings, name: str) -> int:
+    stop_all([stack_node(settings, name)])
+    return 0
+
+
+def cmd_start(settings: Settings, name: str) -> int:
+    service = stack_node(settings, name)
+    fetch_for(settings, [service])
+    failures = asyncio.run(start_all([service]))
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 # --- command line ------------------------------------------------------------------
@@ -331,8 +456,9 @@ COMMANDS: dict[str, Callable[[Settings, list[str]], int]] = {
     "fetch": cmd_fetch,
 }
 COMMANDS_WITH_SERVICES = ("up", "down", "fetch")
-# Two of these at once could start a server twice on the same data dir: they take turns.
-COMMANDS_THAT_CHANGE_STATE = ("up", "down", "wipe")
+NODE_COMMANDS: dict[str, Callable[..., int]] = {"kill": cmd_kill, "stop": cmd_stop, "start": cmd_start}
+# Two of these at once could start a server twice on the same data dir: they take turns (a kill does not wait).
+COMMANDS_THAT_CHANGE_STATE = ("up", "down", "wipe", "stop", "start")
 
 COMMAND_HELP = {
     "up": "start the services (fetching what is missing) and wait until they answer",
@@ -340,6 +466,15 @@ COMMAND_HELP = {
     "down": "stop the services (SIGTERM, then SIGKILL after a grace period)",
     "wipe": "stop everything and delete all data, logs and configs (keeps downloaded jars)",
     "fetch": "download the jars and install the programs that are missing",
+    "kill": "SIGKILL one node (cassandra-2, kafka-3, redis, api-2, streams-1, ...); its supervisor restarts it",
+    "stop": "stop one node (SIGTERM, then SIGKILL after a grace period)",
+    "start": "start one node and wait until it answers",
+}
+COUNT_HELP = {
+    "cassandra": "Cassandra nodes, on 127.0.0.2.. (default: what the stack dir holds, else 1)",
+    "kafka": "Kafka brokers in one KRaft quorum, on 127.0.0.2.. (default: what the stack dir holds, else 1)",
+    "api": "API processes sharing the API port (default: as last started, else 1)",
+    "streams": "stream workers in one consumer group (default: as last started, else 1)",
 }
 
 
@@ -370,7 +505,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 default=list(SERVICE_NAMES),
                 help=f"comma-separated subset of {','.join(SERVICE_NAMES)} (default: all)",
             )
+        if name == "up":
+            for kind, flag in (("cassandra", "--cassandra-nodes"), ("kafka", "--kafka-brokers"),
+                               ("api", "--api-processes"), ("streams", "--stream-workers")):
+                sub.add_argument(flag, type=int, metavar="N", help=f"{COUNT_HELP[kind]}; at most {MAX_COUNTS[kind]}")
+    for name, command in NODE_COMMANDS.items():
+        sub = commands.add_parser(name, help=COMMAND_HELP[name])
+        sub.add_argument("node", help="a node's name, as `photos-stack status` shows it")
+        if command is cmd_kill:
+            sub.add_argument("--stay-down", action="store_true",
+                             help="kill its supervisor too, so that it stays down until `photos-stack start`")
     return parser.parse_args(argv)
+
+
+def wanted_topology(settings: Settings, args: argparse.Namespace) -> Topology:
+    """The topology the command acts on: what the stack dir holds, with the counts `up` was given. StackError
+    (one line) for a count this machine cannot hold or one the stack dir's data is not of."""
+    stack_dir = Path(settings.stack_dir)
+    topology = recorded_topology(stack_dir)
+    if args.command != "up":
+        return topology
+    topology = topology.with_counts(cassandra_nodes=args.cassandra_nodes, kafka_brokers=args.kafka_brokers,
+                                    api_processes=args.api_processes, stream_workers=args.stream_workers)
+    check_bounds(topology)
+    check_data_matches(stack_dir, topology)
+    return topology
+
+
+def export_topology(settings: Settings, topology: Topology) -> Settings:
+    """Point this process, and so every process it starts, at the cluster of `topology`; its settings then."""
+    env = app_environment(settings, topology)
+    if not env:
+        return settings
+    os.environ.update(env)
+    return Settings.from_env()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -382,10 +550,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
+        topology = wanted_topology(settings, args)
+        settings = export_topology(settings, topology)
         if args.command not in COMMANDS_THAT_CHANGE_STATE:
-            return COMMANDS[args.command](settings, args.services)
+            return run_command(settings, args, topology)
         with exclusive_lock(Path(settings.stack_dir) / "run" / "photos-stack.lock"):
-            return COMMANDS[args.command](settings, args.services)
+            return run_command(settings, args, topology)
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -393,6 +563,16 @@ def main(argv: list[str] | None = None) -> int:
         # Services already started keep running; an interrupted download is redone next time.
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def run_command(settings: Settings, args: argparse.Namespace, topology: Topology) -> int:
+    if args.command == "up":
+        return cmd_up(settings, args.services, topology)
+    if args.command == "kill":
+        return cmd_kill(settings, args.node, args.stay_down)
+    if args.command in NODE_COMMANDS:
+        return NODE_COMMANDS[args.command](settings, args.node)
+    return COMMANDS[args.command](settings, args.services)
 
 
 if __name__ == "__main__":
