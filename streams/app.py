@@ -33,6 +33,9 @@ def create_app(settings: Settings) -> faust.App:
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",  # no agent keeps state in Faust tables: all state lives in Cassandra
         topic_partitions=settings.kafka_topic_partitions,
+        # the topics faust declares itself (the leader election's) replicated as photos-migrate's are: on a
+        # cluster a broker's loss must not take the trending and sweep timers' leader with it
+        topic_replication_factor=settings.kafka_replication_factor,
         web_enabled=False,
         autodiscover=False,
         producer_acks=-1,
