@@ -78,8 +78,8 @@ class CassandraNode(Cassandra):
         return files
 
     def ring_flags(self) -> list[str]:
-        """A ring of several: ring_delay_ms=0 makes joiners give up on the seed and the seed evict them
-        (INFRA-FACTS); 5 s is what Cassandra needs here. JMX on for nodetool."""
+        """A ring of several: with ring_delay_ms=0 joiners give up ("Unable to contact any seeds") and the seed
+        evicts them as silent fat clients (seen here); 5 s was clean. JMX on, for nodetool."""
         return [
             "-Dcassandra.ring_delay_ms=5000",
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",

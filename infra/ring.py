@@ -21,8 +21,7 @@ async def cassandra_ring(nodes: list[CassandraNode]) -> list[str]:
             continue
         ok, output = await run_tool(node.nodetool_command("status"))
         if ok:
-            lines = [line for line in output.splitlines() if line.strip() and not line.startswith("=")]
-            return [f"ring as {node.name} sees it (nodetool status):", *(f"  {line}" for line in lines)]
+            return [f"ring as {node.name} sees it (nodetool status):", *ring_lines(output)]
         return [f"ring: nodetool on {node.name} failed: {last_line(output)}"]
     return ["ring: no Cassandra node answers on its JMX port"]
 
@@ -37,12 +36,24 @@ async def kafka_quorum(brokers: list[KafkaNode], tools: JarBundle) -> list[str]:
     ok, output = await run_tool(argv)
     if not ok:
         return [f"quorum: MetadataQuorumCommand failed: {last_line(output)}"]
-    names = {str(broker.index): broker.name for broker in brokers}
-    lines = ["KRaft quorum (MetadataQuorumCommand describe --replication):"]
-    for line in output.splitlines():
+    names = {broker.index: broker.name for broker in brokers}
+    return ["KRaft quorum (MetadataQuorumCommand describe --replication):", *quorum_lines(output, names)]
+
+
+def ring_lines(nodetool_status: str) -> list[str]:
+    """nodetool's table, indented, without its blank and underlining lines."""
+    return [f"  {line}" for line in nodetool_status.splitlines() if line.strip() and not line.startswith("=")]
+
+
+def quorum_lines(replication: str, names: dict[int, str]) -> list[str]:
+    """One line per voter of `describe --replication` (NodeId DirectoryId LogEndOffset Lag LastFetchTimestamp
+    LastCaughtUpTimestamp Status): its node's name, id, role and lag."""
+    lines = []
+    for line in replication.splitlines():
         fields = line.split()
-        if fields and fields[0].isdigit():  # NodeId DirectoryId LogEndOffset Lag LastFetch LastCaughtUp Status
-            lines.append(f"  {names.get(fields[0], fields[0]):<9} node {fields[0]}  {fields[-1]:<9} lag {fields[3]}")
+        if len(fields) >= 7 and fields[0].isdigit():
+            node_id = int(fields[0])
+            lines.append(f"  {names.get(node_id, '?'):<9} node {node_id}  {fields[-1]:<9} lag {fields[3]}")
     return lines
 
 

@@ -23,6 +23,7 @@ from infra.cluster import (
     save_topology,
 )
 from infra.nodes import ApiProcess, CassandraNode, StreamsWorker, quorum_identity
+from infra.ring import quorum_lines
 from infra.services import SERVICE_NAMES, build_services
 from infra.stack import main
 
@@ -178,3 +179,18 @@ def test_the_command_line_refuses_misuse_with_one_line_and_a_failing_exit(tmp_pa
         assert err.startswith(message) and err.count("\n") == 1, err
     assert not (tmp_path / "topology.json").exists()  # nothing was started or recorded
     assert not list(tmp_path.glob("cassandra-*"))
+
+
+def test_status_shows_each_voter_by_name_with_its_role_and_lag():
+    output = (
+        "NodeId\tDirectoryId           \tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus  \t\n"
+        "2     \tq7i9wB1aTZ6nYc5rH8kP0A\t1180        \t0  \t1765123456789     \t1765123456789        \tLeader  \t\n"
+        "1     \tx4M2cV9bN7lK1jH5gF3dSa\t1180        \t0  \t1765123456701     \t1765123456701        \tFollower\t\n"
+        "3     \tz8P6oI4uY2tR0eW7qA5sDf\t1175        \t5  \t1765123456650     \t1765123456650        \tFollower\t\n"
+    )
+    lines = quorum_lines(output, {1: "kafka-1", 2: "kafka-2", 3: "kafka-3"})
+    assert [line.split() for line in lines] == [
+        ["kafka-2", "node", "2", "Leader", "lag", "0"],
+        ["kafka-1", "node", "1", "Follower", "lag", "0"],
+        ["kafka-3", "node", "3", "Follower", "lag", "5"],
+    ]
