@@ -4,8 +4,11 @@ holding another topology's data)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+import infra.stack
 from app.settings import Settings
 from infra import StackError
 from infra.cluster import (
@@ -194,3 +197,23 @@ def test_status_shows_each_voter_by_name_with_its_role_and_lag():
         ["kafka-1", "node", "1", "Follower", "lag", "0"],
         ["kafka-3", "node", "3", "Follower", "lag", "5"],
     ]
+
+
+async def test_cassandra_nodes_start_one_after_the_other_and_the_rest_together(settings, monkeypatch):
+    """Cassandra refuses two bootstraps at once; the Kafka brokers must start together (no quorum, no answer)."""
+    events: list[str] = []
+
+    async def fake_start(service) -> None:
+        events.append(f"begin {service.name}")
+        await asyncio.sleep(0.01)
+        if service.name == "cassandra-2":
+            raise StackError("cassandra-2 did not answer")
+        events.append(f"end {service.name}")
+
+    monkeypatch.setattr(infra.stack, "start", fake_start)
+    services = build_stack(settings, Topology(3, 3), ["cassandra", "kafka"])
+    failures = await infra.stack.start_all(services)
+    assert [str(failure) for failure in failures] == ["cassandra-2 did not answer"]
+    assert events[:3] == ["begin kafka-1", "begin kafka-2", "begin kafka-3"]  # together, before any ends
+    cassandra = [event for event in events if "cassandra" in event]
+    assert cassandra == ["begin cassandra-1", "end cassandra-1", "begin cassandra-2"]  # cassandra-3 never begun
