@@ -52,6 +52,8 @@ EXPECTED_RSS_BYTES = {
 }
 MEMORY_RESERVE_BYTES = 2 * GIB  # for the system, the shell, the tests and whatever else the machine runs
 
+CLUSTER_APP_READY_TIMEOUT_S = 120.0
+
 COUNT_FIELDS = {"cassandra": "cassandra_nodes", "kafka": "kafka_brokers", "api": "api_processes",
                 "streams": "stream_workers"}
 NODE_NAME = re.compile(r"^(?P<kind>[a-z]+)-(?P<index>[0-9]+)$")
@@ -101,6 +103,10 @@ def build_stack(settings: Settings, topology: Topology, names: list[str] | tuple
             services += [ApiProcess(settings, i) for i in range(1, count + 1)]
         elif kind == "streams":
             services += [StreamsWorker(settings, i) for i in range(1, count + 1)]
+    if topology.cassandra_nodes > 1 or topology.kafka_brokers > 1:
+        for service in services:
+            if not service.is_server:  # 25-40 s measured here beside a cluster (statements prepared on every node)
+                service.ready_timeout_s = max(service.ready_timeout_s, CLUSTER_APP_READY_TIMEOUT_S)
     return services
 
 
