@@ -2,7 +2,7 @@
 # and `make test` (install what is missing, start the servers, run the whole test suite).
 VENV := .venv/bin
 
-.PHONY: install up down status test lint bench capacity check-scylla-driver
+.PHONY: install up down status test lint bench capacity check-scylla-driver cluster-test
 
 install:
 	@infra/install.sh
@@ -44,6 +44,11 @@ capacity: up
 	@$(VENV)/python -m loadtest.run --shape step --host http://127.0.0.1:8080 --out $(CAPACITY_OUT) \
 		--start-users 2 --step-users 3 --step-seconds 20 --warmup 5 --profile-seconds 5
 	@$(VENV)/photos-capacity --profile $(CAPACITY_OUT)/profile.json
+
+# a 3-node Cassandra and a 3-broker Kafka of the test's own (docs/reliability.md#a-cluster-on-this-machine):
+# one node of each killed under a write load, every acknowledged write audited
+cluster-test: install
+	PHOTOS_TEST_CLUSTER_FULL=1 $(VENV)/python -m pytest -m cluster -s
 
 # the driver-level tests again, in a second virtualenv where scylla-driver replaces cassandra-driver
 check-scylla-driver: install

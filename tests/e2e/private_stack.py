@@ -43,6 +43,8 @@ class PrivateStack:
             "PHOTOS_REDIS_PORT": str(redis_port),
             "PHOTOS_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "PHOTOS_API_PORT": str(free_port()),
+            # photos-stack and the services it starts run this checkout's code, not the installed one's
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
             **settings,
         }
         self.settings = Settings.from_env({**os.environ, **self.env})
@@ -51,21 +53,22 @@ class PrivateStack:
     def api_url(self) -> str:
         return self.settings.public_url
 
-    def photos_stack(self, *args: str) -> str:
+    def photos_stack(self, *args: str, timeout: float = UP_TIMEOUT_S) -> str:
         """Run photos-stack on this stack; its output, or AssertionError with it when it fails."""
         result = subprocess.run(
             [str(PHOTOS_STACK), *args], env={**os.environ, **self.env}, capture_output=True, text=True,
-            timeout=UP_TIMEOUT_S,
+            timeout=timeout,
         )
         output = result.stdout + result.stderr
         assert result.returncode == 0, f"photos-stack {' '.join(args)} failed:\n{output}"
         return output
 
-    def up(self) -> None:
+    def up(self, *args: str, timeout: float = UP_TIMEOUT_S) -> str:
+        """`photos-stack up ARGS` on a fresh directory; its output."""
         if self.dir.exists():  # an earlier run that was itself killed may have left its stack running
             self.photos_stack("down")
             shutil.rmtree(self.dir, ignore_errors=True)
-        self.photos_stack("up")
+        return self.photos_stack("up", *args, timeout=timeout)
 
     def down(self) -> None:
         self.photos_stack("down")
