@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from app.client_security import kafka_options
 from app.errors import Unavailable
 from app.metrics import count_kafka
 from app.settings import Settings
@@ -154,7 +155,7 @@ def new_event_fields(actor_id: int) -> dict:
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the project's topics, and their dead-letter topics, that do not exist yet (the broker does not
     auto-create)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **kafka_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -204,6 +205,7 @@ class EventPublisher:
                 enable_idempotence=True,
                 linger_ms=2,
                 request_timeout_ms=int(self._settings.kafka_send_timeout_s * 1000),
+                **kafka_options(self._settings),
             )
             try:
                 await producer.start()

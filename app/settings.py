@@ -15,6 +15,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMMITLOG_SYNC_MODES = ("batch", "group", "periodic")
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 DEV_SECRET_KEY = "local-development-secret"
 
 
@@ -85,6 +87,39 @@ class Settings:
     streams_max_attempts: int = 5
     # per-agent limits instead of streams_max_attempts, `agent=attempts` comma-separated (`feed_fanout=10`)
     streams_max_attempts_by_agent: tuple[str, ...] = ()
+
+    # --- Credentials and TLS (docs/operations.md#credentials-and-tls) ------
+    # Every default is "none": the local stack runs without authentication unless stack_auth says so.
+    # Passwords are left out of the settings' repr, so a logged Settings never shows one.
+    # Cassandra: PasswordAuthenticator credentials (empty username: no authentication), TLS to every node
+    # when cassandra_tls is on, verified against cassandra_tls_ca_file (empty: the system's CAs)
+    cassandra_username: str = ""
+    cassandra_password: str = field(default="", repr=False)
+    cassandra_tls: bool = False
+    cassandra_tls_ca_file: str = ""
+    cassandra_tls_cert_file: str = ""  # a client certificate, for nodes with require_client_auth
+    cassandra_tls_key_file: str = ""
+    cassandra_tls_verify_hostname: bool = True  # the node's certificate must name the address connected to
+    # Redis: an ACL user (empty username with a password: the default user, requirepass). TLS comes with a
+    # rediss:// redis_url; the files below are only allowed with one
+    redis_username: str = ""
+    redis_password: str = field(default="", repr=False)
+    redis_tls_ca_file: str = ""
+    redis_tls_cert_file: str = ""
+    redis_tls_key_file: str = ""
+    redis_tls_verify_hostname: bool = True
+    # Kafka: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL with SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: str = field(default="", repr=False)
+    kafka_tls_ca_file: str = ""  # SSL and SASL_SSL; empty: the system's CAs
+    kafka_tls_cert_file: str = ""  # a client certificate (SSL client authentication)
+    kafka_tls_key_file: str = ""
+    kafka_tls_verify_hostname: bool = True
+    # photos-stack runs Cassandra, Redis and Kafka with authentication on, with the credentials above
+    # (docs/operations.md#credentials-and-tls)
+    stack_auth: bool = False
 
     # --- Accounts, sessions, rate limits ----------------------------------
     session_ttl_s: int = 30 * 24 * 3600
@@ -247,6 +282,41 @@ class Settings:
         if self.streams_max_attempts < 1:
             raise ValueError("PHOTOS_STREAMS_MAX_ATTEMPTS must be at least 1")
         self.streams_attempts_by_agent()  # raises on a malformed entry
+        self.check_credentials()
+
+    def check_credentials(self) -> None:
+        """ValueError for credential and TLS settings that cannot work together (checked at start-up, not at
+        the first connection)."""
+        if self.cassandra_password and not self.cassandra_username:
+            raise ValueError("PHOTOS_CASSANDRA_PASSWORD is set without PHOTOS_CASSANDRA_USERNAME")
+        cassandra_files = (self.cassandra_tls_ca_file, self.cassandra_tls_cert_file, self.cassandra_tls_key_file)
+        if any(cassandra_files) and not self.cassandra_tls:
+            raise ValueError("PHOTOS_CASSANDRA_TLS_* files are set but PHOTOS_CASSANDRA_TLS is off")
+        if self.redis_username and not self.redis_password:
+            raise ValueError("PHOTOS_REDIS_USERNAME is set without PHOTOS_REDIS_PASSWORD")
+        redis_files = (self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
+        if any(redis_files) and not self.redis_url.startswith("rediss://"):
+            raise ValueError("PHOTOS_REDIS_TLS_* files are set but PHOTOS_REDIS_URL is not rediss://")
+        if self.kafka_security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise ValueError(f"PHOTOS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol!r}: "
+                             f"choose one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}")
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and self.kafka_sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise ValueError(f"PHOTOS_KAFKA_SASL_MECHANISM={self.kafka_sasl_mechanism!r}: "
+                             f"choose one of {', '.join(KAFKA_SASL_MECHANISMS)}")
+        if sasl and not (self.kafka_username and self.kafka_password):
+            raise ValueError(f"PHOTOS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                             "PHOTOS_KAFKA_USERNAME and PHOTOS_KAFKA_PASSWORD")
+        if not sasl and (self.kafka_username or self.kafka_password):
+            raise ValueError("PHOTOS_KAFKA_USERNAME/PASSWORD are set but PHOTOS_KAFKA_SECURITY_PROTOCOL "
+                             f"is {self.kafka_security_protocol} (SASL_SSL sends them)")
+        kafka_files = (self.kafka_tls_ca_file, self.kafka_tls_cert_file, self.kafka_tls_key_file)
+        if any(kafka_files) and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(f"PHOTOS_KAFKA_TLS_* files are set but PHOTOS_KAFKA_SECURITY_PROTOCOL is "
+                             f"{self.kafka_security_protocol}")
+        if self.stack_auth and not (self.cassandra_password and self.redis_password):
+            raise ValueError("PHOTOS_STACK_AUTH=1 needs the credentials it sets up: PHOTOS_CASSANDRA_USERNAME "
+                             "and _PASSWORD, PHOTOS_REDIS_PASSWORD (and PHOTOS_REDIS_USERNAME for an ACL user)")
 
     def require_own_secret(self) -> None:
         """ValueError unless cursors are signed with a secret of this deployment's own, or a development

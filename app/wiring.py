@@ -19,6 +19,7 @@ from cassandra.cluster import Cluster
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app.auth import Passwords, SessionStore
+from app.client_security import redis_options
 from app.comments.service import CommentService
 from app.cursors import CursorCodec
 from app.events import EventPublisher
@@ -148,6 +149,7 @@ def redis_client(settings: Settings) -> Redis:
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections, timeout=settings.redis_timeout_s,
         socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s,
+        **redis_options(settings),
     )
     return CountingRedis.from_pool(pool)  # closing the client closes its pool
 

@@ -68,6 +68,7 @@ import psutil
 import uvloop
 from redis.asyncio import Redis
 
+from app.client_security import redis_options
 from app.feed.writer import for_each
 from app.settings import REPO_ROOT, Settings
 from app.storage.cassandra import CassandraSession, make_cluster
@@ -599,7 +600,7 @@ async def measure(settings: Settings, args: argparse.Namespace, procs: dict[str,
         cpu.add(name, process)
     levels = [int(x) for x in args.levels.split(",")]
     cluster = make_cluster(settings)
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url, **redis_options(settings))
     try:
         session = cluster.connect(KEYSPACE)
         prepare_ceiling_tables(session, settings)

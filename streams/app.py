@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import faust
 
+from app.client_security import faust_credentials
 from app.settings import Settings
 from app.wiring import Wiring
 from streams import (
@@ -31,6 +32,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.streams_app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),  # SASL and/or TLS (app/client_security.py)
         store="memory://",  # no agent keeps state in Faust tables: all state lives in Cassandra
         topic_partitions=settings.kafka_topic_partitions,
         web_enabled=False,

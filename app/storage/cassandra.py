@@ -22,6 +22,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, SimpleStatement
 
+from app.client_security import cassandra_options
 from app.metrics import count_cassandra, remember_prepared
 from app.settings import Settings
 
@@ -58,7 +59,8 @@ cassandra.query.namedtuple = _cached_namedtuple  # the name named_tuple_factory 
 
 
 def make_cluster(settings: Settings, **profile_overrides: Any) -> Cluster:
-    """A driver Cluster configured from settings (token-aware, local-DC round robin)."""
+    """A driver Cluster configured from settings (token-aware, local-DC round robin), with the settings'
+    credentials and TLS (app/client_security.py)."""
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)),
         consistency_level=ConsistencyLevel.name_to_value[settings.cassandra_consistency],
@@ -76,6 +78,7 @@ def make_cluster(settings: Settings, **profile_overrides: Any) -> Cluster:
         # go unused that long; capped, every process is serving again within seconds of its return
         reconnection_policy=ExponentialReconnectionPolicy(0.5, settings.cassandra_reconnect_max_delay_s),
         protocol_version=5,
+        **cassandra_options(settings),
     )
 
 

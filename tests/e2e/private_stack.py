@@ -43,6 +43,9 @@ class PrivateStack:
             "PHOTOS_REDIS_PORT": str(redis_port),
             "PHOTOS_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "PHOTOS_API_PORT": str(free_port()),
+            # the stack's processes run this checkout's code, also where the virtualenv's editable install
+            # points at another one (a git worktree)
+            "PYTHONPATH": str(REPO_ROOT),
             **settings,
         }
         self.settings = Settings.from_env({**os.environ, **self.env})
