@@ -43,6 +43,7 @@ class PrivateStack:
             "PHOTOS_REDIS_PORT": str(redis_port),
             "PHOTOS_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "PHOTOS_API_PORT": str(free_port()),
+            "PHOTOS_OPS_PORT": str(free_port()),
             **settings,
         }
         self.settings = Settings.from_env({**os.environ, **self.env})
