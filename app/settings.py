@@ -32,6 +32,17 @@ class Settings:
     api_port: int = 8080
     api_workers: int = 0  # processes sharing the port (SO_REUSEPORT); 0: one per core
     max_json_body_bytes: int = 64 * 1024
+    # a request body (JSON or an upload) is cut off with 408 and its connection closed when the client sends
+    # nothing for this long, or has not finished it within body_read_deadline_s: a client that trickles or
+    # stalls a body holds a connection, not the process. Per read, so a large upload on a slow link goes on
+    # as long as bytes keep coming
+    body_read_idle_timeout_s: float = 15.0
+    body_read_deadline_s: float = 300.0
+    # the ops listener: GET /metrics (every worker process summed) and the detailed GET /readyz, for
+    # Prometheus and operators; keep it off the public network (the public port serves /healthz and a
+    # detail-free /readyz only). Shared by the processes of `photos-api --workers N`; 0: not served
+    ops_host: str = "127.0.0.1"
+    ops_port: int = 8081
     public_base_url: str = ""  # how clients reach the API; empty: http://<api_host>:<api_port>
     # the 13-bit shard of this process's ids (app/ids.py). -1: derived from host name and pid, which
     # is fine on one host; with many hosts give every process its own (photos-api --workers N takes
@@ -58,6 +69,9 @@ class Settings:
     cassandra_consistency: str = "LOCAL_QUORUM"
     cassandra_request_timeout_s: float = 10.0
     cassandra_max_in_flight: int = 256  # per process, bounds the driver queue
+    # how long a request waits for one of those slots before it is shed with 503 + Retry-After (the query
+    # itself then has cassandra_request_timeout_s): under overload a client hears at once instead of queueing
+    cassandra_slot_wait_s: float = 1.0
     cassandra_connect_timeout_s: float = 30.0
     cassandra_reconnect_max_delay_s: float = 5.0  # longest wait between attempts to reach a node that went away
 
@@ -76,7 +90,7 @@ class Settings:
     kafka_send_timeout_s: float = 10.0
     streams_app_id: str = "photos-streams"
     streams_web_port: int = 0  # 0: the workers serve no HTTP; photos-stack then checks the process is alive
-    # photos-streams serves Prometheus metrics (docs/metrics.md) on this port of api_host; 0: not served.
+    # photos-streams serves Prometheus metrics (docs/metrics.md) on this port of ops_host; 0: not served.
     # photos-stack gives its worker 9464 (`photos-streams --metrics-port` overrides this setting)
     streams_metrics_port: int = 0
     # how long Kafka waits for a silent worker before giving its partitions to the others
@@ -153,6 +167,10 @@ class Settings:
     # argon2id cost; tests may lower it through the environment, never below the library minimum
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024
+    argon2_threads: int = 2  # hashes computed at once per API process
+    # hashes waiting for a thread per process; a login or registration beyond them is answered 503 +
+    # Retry-After without hashing, so a burst of logins cannot queue without bound (or past its clients' timeouts)
+    argon2_max_waiting: int = 16
 
     # --- Follow graph -------------------------------------------------------
     max_following: int = 7_500  # bounds the `following` partition (Instagram's own cap)
@@ -279,6 +297,10 @@ class Settings:
                 ipaddress.ip_network(network)
             except ValueError as exc:
                 raise ValueError(f"PHOTOS_TRUSTED_PROXIES: {network!r} is not an address or network ({exc})") from None
+        if self.body_read_idle_timeout_s <= 0 or self.body_read_deadline_s <= 0:
+            raise ValueError("PHOTOS_BODY_READ_IDLE_TIMEOUT_S and PHOTOS_BODY_READ_DEADLINE_S must be positive")
+        if self.argon2_threads < 1 or self.argon2_max_waiting < 0:
+            raise ValueError("PHOTOS_ARGON2_THREADS must be at least 1 and PHOTOS_ARGON2_MAX_WAITING at least 0")
         if self.streams_max_attempts < 1:
             raise ValueError("PHOTOS_STREAMS_MAX_ATTEMPTS must be at least 1")
         self.streams_attempts_by_agent()  # raises on a malformed entry

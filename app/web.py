@@ -20,7 +20,7 @@ import orjson
 from aiohttp import BodyPartReader, web
 
 from app.context import IDEMPOTENCY, current_user, limit_user_and_address, settings_of
-from app.errors import BadRequest, Invalid, NotFound, TooLarge, UnsupportedMedia
+from app.errors import BadRequest, Invalid, NotFound, RequestTimeout, TooLarge, UnsupportedMedia
 from app.idempotency import Claim, Stored, check_key, fingerprint
 from app.ids import parse_id
 from app.media.processing import header_pixels
@@ -44,13 +44,41 @@ def page_response(items: list, next_cursor: str | None) -> web.Response:
     return json_response({"items": items, "next_cursor": next_cursor})
 
 
+class BodyClock:
+    """The time limits of reading one request's body: each read waits at most `body_read_idle_timeout_s`
+    for bytes, and the whole body must be in within `body_read_deadline_s`; past either, RequestTimeout
+    (408, connection closed). A client that trickles or stalls a body then holds its connection for a bounded
+    time, while a large upload on a slow link goes on as long as it keeps sending."""
+
+    def __init__(self, request: web.Request) -> None:
+        settings = settings_of(request)
+        self._loop = asyncio.get_running_loop()
+        self._idle_s = settings.body_read_idle_timeout_s
+        self._deadline = self._loop.time() + settings.body_read_deadline_s
+
+    async def read(self, reading: Awaitable[Any]) -> Any:
+        """The result of one read of the body, within the limits."""
+        left = self._deadline - self._loop.time()
+        try:
+            return await asyncio.wait_for(reading, min(self._idle_s, max(left, 0.0)))
+        except TimeoutError:
+            what = "stopped arriving" if left > self._idle_s else "took too long"
+            raise RequestTimeout(f"the request body {what}; send it again") from None
+
+
 async def read_json(request: web.Request, max_bytes: int) -> dict:
-    """The request's JSON object; 415 for another content type, 413 when larger than max_bytes."""
+    """The request's JSON object; 415 for another content type, 413 when larger than max_bytes, 408 when the
+    client stops sending it (BodyClock)."""
     if request.content_type != "application/json":
         raise UnsupportedMedia("send the body as application/json")
     if request.content_length is not None and request.content_length > max_bytes:
         raise TooLarge(f"the JSON body may be at most {max_bytes} bytes")
-    raw = await request.content.read(max_bytes + 1)
+    clock, raw = BodyClock(request), b""
+    while len(raw) <= max_bytes:  # a read returns what has arrived: a body sent in pieces takes several
+        chunk = await clock.read(request.content.read(max_bytes + 1 - len(raw)))
+        if not chunk:
+            break
+        raw += chunk
     if len(raw) > max_bytes:
         raise TooLarge(f"the JSON body may be at most {max_bytes} bytes")
     try:
@@ -165,7 +193,7 @@ def story_id_in_path(request: web.Request) -> int:
 
 async def read_upload(request: web.Request, file_field: str, text_fields: tuple[str, ...]) -> tuple[bytes, dict]:
     """A multipart upload: exactly one file part named `file_field` and at most one of each text
-    field, read within the size limits; anything else is refused."""
+    field, read within the size and time limits (BodyClock); anything else is refused."""
     if request.content_type != "multipart/form-data":
         raise UnsupportedMedia(f"send it as multipart/form-data with a `{file_field}` file part")
     max_bytes = settings_of(request).max_upload_bytes
@@ -190,18 +218,19 @@ async def _read_form(request: web.Request, max_bytes: int, file_field: str, text
                      ) -> tuple[bytes, dict]:
     data: bytes | None = None
     fields: dict[str, str] = {}
+    clock = BodyClock(request)
     reader = await request.multipart()
-    async for part in reader:
+    while (part := await clock.read(reader.next())) is not None:
         if not isinstance(part, BodyPartReader):
             raise Invalid("nested multipart bodies are not accepted")
         if part.name == file_field:
             if data is not None:
                 raise Invalid(f"send exactly one {file_field}", code="duplicate_field")
-            data = await _read_limited(part, max_bytes, f"the {file_field}")
+            data = await _read_limited(part, max_bytes, f"the {file_field}", clock)
         elif part.name in text_fields:
             if part.name in fields:
                 raise Invalid(f"{part.name} was sent twice", code="duplicate_field")
-            raw = await _read_limited(part, MAX_TEXT_FIELD_BYTES, part.name)
+            raw = await _read_limited(part, MAX_TEXT_FIELD_BYTES, part.name, clock)
             try:
                 fields[part.name] = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -226,9 +255,9 @@ async def charge_upload(request: web.Request, user_id: int, image: bytes) -> Non
                                  settings.upload_pixels_per_address, cost=pixels)
 
 
-async def _read_limited(part: BodyPartReader, max_bytes: int, what: str) -> bytes:
+async def _read_limited(part: BodyPartReader, max_bytes: int, what: str, clock: BodyClock) -> bytes:
     chunks, size = [], 0
-    while chunk := await part.read_chunk(UPLOAD_CHUNK):
+    while chunk := await clock.read(part.read_chunk(UPLOAD_CHUNK)):
         size += len(chunk)
         if size > max_bytes:
             raise TooLarge(f"{what} may be at most {max_bytes} bytes")

@@ -261,7 +261,8 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     s = storage
     ids = IdGenerator(shard=None if settings.id_shard < 0 else settings.id_shard)
     cursors = cursor_codec(settings)
-    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_threads,
+                          settings.argon2_max_waiting)
     sessions = SessionStore(s.sessions, settings.session_ttl_s, caches.sessions)
     idempotency = IdempotencyStore(s.idempotency, settings.idempotency_ttl_s, settings.idempotency_pending_ttl_s)
     users = UserService(

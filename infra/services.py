@@ -641,9 +641,11 @@ class Api(AppProcess):
 
     @property
     def ports(self) -> tuple[int, ...]:
-        return (self.settings.api_port,)
+        """The public port, and the ops listener's (/metrics, the detailed /readyz) when it has one."""
+        return (self.settings.api_port, self.settings.ops_port) if self.settings.ops_port else (self.settings.api_port,)
 
     async def answers(self) -> bool:
+        """The public port answers /healthz: it opens only once the API has reached Cassandra."""
         return await probes.http_status(self.host, self.ports[0], "/healthz") == 200
 
     def environment(self) -> dict[str, str]:

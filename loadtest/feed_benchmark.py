@@ -185,11 +185,14 @@ def cpu_note(cores: dict[str, float]) -> str:
 
 
 def start_api(name: str, workers: int, extra: dict[str, str]) -> BenchProcess:
-    port = free_port()
+    """An API on free ports: `url` its public one, `ops_url` its ops listener (/metrics)."""
+    port, ops_port = free_port(), free_port()
     process = BenchProcess(
-        name, ["-m", "app.main", "--workers", str(workers)], {**BENCH_ENV, **extra, "PHOTOS_API_PORT": str(port)}
+        name, ["-m", "app.main", "--workers", str(workers)],
+        {**BENCH_ENV, **extra, "PHOTOS_API_PORT": str(port), "PHOTOS_OPS_PORT": str(ops_port)},
     )
     process.url = f"http://127.0.0.1:{port}"
+    process.ops_url = f"http://127.0.0.1:{ops_port}"
     return process
 
 

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics_port = settings.streams_metrics_port if args.metrics_port is None else args.metrics_port
     asyncio.run(wait_for_kafka(settings))
     app = create_app(settings)
-    if metrics_port > 0 and metrics.serve(metrics_port, settings.api_host):
+    if metrics_port > 0 and metrics.serve(metrics_port, settings.ops_host):  # an ops endpoint, like the API's
         metrics.instrument(app)
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()

@@ -46,6 +46,7 @@ class PrivateStack:
             # the stack's processes run this checkout's code, also where the virtualenv's editable install
             # points at another one (a git worktree)
             "PYTHONPATH": str(REPO_ROOT),
+            "PHOTOS_OPS_PORT": str(free_port()),
             **settings,
         }
         self.settings = Settings.from_env({**os.environ, **self.env})

@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.client.feed import active_reader, read_feed
 from tests.e2e.client.posts import post
 from tests.e2e.client.users import follow, register
+from tests.e2e.processes import metrics_url
 from tests.e2e.test_metrics import change, scrape
 from tests.support.polling import eventually
 
@@ -32,7 +33,7 @@ def tables(before, after) -> dict[str, float]:
 async def measured(http, api_url, reader, **params):
     """One counted page, read on a single connection (so one API process) right after a request that leaves
     the reader's session in that process's memory: the session lookup has its own budget (test_sessions.py)."""
-    metrics = f"{api_url}/metrics"
+    metrics = metrics_url(api_url)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as one:
         async with one.get(f"{api_url}/v1/me", headers=reader.auth) as response:
             assert response.status == 200

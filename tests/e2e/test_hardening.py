@@ -11,6 +11,7 @@ from app.storage import cassandra
 from app.storage.sessions import SessionTable
 from tests.e2e.client.common import expect_error
 from tests.e2e.client.users import register, unique_username, username_exists
+from tests.e2e.processes import metrics_url
 from tests.support.polling import eventually
 
 # bidirectional controls and zero-width characters: text that reads otherwise than it is (app/text.py)
@@ -242,6 +243,7 @@ async def test_json_answers_are_not_sniffed_and_no_answer_names_the_server_softw
         ("GET", "/v1/nope", {}),  # 404 from the router
         ("GET", "/healthz", {}),
         ("GET", "/openapi.json", {}),
+        ("GET", "/metrics", {}),  # 404: the metrics are the ops listener's
     ]
     for method, path, headers in requests:
         async with http.request(method, f"{api_url}{path}", headers=headers) as response:
@@ -249,5 +251,5 @@ async def test_json_answers_are_not_sniffed_and_no_answer_names_the_server_softw
             assert response.headers.get("X-Content-Type-Options") == "nosniff", (method, path, response.status)
             assert response.headers.get("Cache-Control") == "no-store", (method, path, response.status)
             assert "Server" not in response.headers, (path, response.headers["Server"])
-    async with http.get(f"{api_url}/metrics") as response:  # Prometheus text
+    async with http.get(metrics_url(api_url)) as response:  # Prometheus text, on the ops listener
         assert response.status == 200 and "Server" not in response.headers
