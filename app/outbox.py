@@ -87,8 +87,9 @@ class Reconciler:
     published twice, which the agents apply as once."""
 
     def __init__(self, table: OutboxTable, events: EventPublisher, grace_s: float,
-                 on_published: Callable[[str], None] | None = None) -> None:
+                 on_published: Callable[[str], None] | None = None, clock: Callable[[], float] = time.time) -> None:
         self._table = table
+        self._clock = clock
         self._events = events
         self._grace_s = grace_s
         self._on_published = on_published  # called with the topic suffix of each record published (metrics)
@@ -96,7 +97,7 @@ class Reconciler:
 
     async def run(self) -> ReconcileReport:
         report = ReconcileReport()
-        last = bucket_at(time.time() - self._grace_s) - 1  # the newest bucket wholly older than the grace period
+        last = bucket_at(self._clock() - self._grace_s) - 1  # the newest bucket wholly older than the grace period
         settled = await self._table.settled_bucket()
         first = last - FIRST_RUN_BUCKETS + 1 if settled is None else settled + 1
         first = max(first, last - LOOKBACK_BUCKETS + 1)
