@@ -84,7 +84,8 @@ class Reconciler:
     Each bucket is read once whole after its last second is older than the grace period, then recorded in
     `outbox_progress` and never read again; a run whose publish fails (Kafka down) stops there and the next
     run starts from that bucket. Several reconcilers may run at once: a record two of them read is
-    published twice, which the agents apply as once."""
+    published twice, which the agents apply as once. `grace_s` must be at least the API's outbox_grace_s:
+    a shorter one could take back a comment still on its way to its 201 (tests use 0 with nothing in flight)."""
 
     def __init__(self, table: OutboxTable, events: EventPublisher, grace_s: float,
                  on_published: Callable[[str], None] | None = None, clock: Callable[[], float] = time.time) -> None:
