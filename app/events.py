@@ -237,6 +237,10 @@ class EventPublisher:
 
     async def publish(self, suffix: str, key: int, event: Event) -> None:
         """Send one event and wait until Kafka has it; Unavailable (503) when it cannot."""
+        await self.publish_encoded(suffix, key, event.dumps())
+
+    async def publish_encoded(self, suffix: str, key: int, payload: bytes) -> None:
+        """`publish` for an event already encoded (the outbox keeps events as bytes: app/outbox.py)."""
         producer = self._producer
         if producer is None:
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
@@ -244,7 +248,7 @@ class EventPublisher:
         count_kafka(topic)  # for the current route (app/metrics.py)
         try:
             await asyncio.wait_for(
-                producer.send_and_wait(topic, event.dumps(), key=str(key).encode()),
+                producer.send_and_wait(topic, payload, key=str(key).encode()),
                 timeout=self._settings.kafka_send_timeout_s,
             )
         except (TimeoutError, KafkaError) as exc:

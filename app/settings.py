@@ -245,6 +245,14 @@ class Settings:
     # how often a stream worker checks the index: rebuilt from Cassandra when it was lost or a write failed
     search_repair_s: float = 30.0
 
+    # --- Outbox (docs/reliability.md#the-outbox) ----------------------------------
+    # a follow, unfollow or comment records the event it owes before its write and clears the record once the
+    # event is out; a stream worker publishes the records older than this (app/outbox.py). A comment is
+    # answered 201 only if its record was cleared within half of it: keep it well above twice the Cassandra
+    # and Kafka timeouts plus the clock skew between hosts
+    outbox_grace_s: float = 60.0
+    outbox_sweep_interval_s: float = 10.0  # how often a stream worker runs the outbox reconciler
+
     # --- Media ---------------------------------------------------------------
     media_store: str = "local"  # "local" (a directory served by GET /v1/media/{key}) or "s3"
     media_dir: str = str(REPO_ROOT / ".stack" / "media")

@@ -34,6 +34,7 @@ from app.media.processor import ImageProcessor
 from app.media.store import MediaStore, make_media_store
 from app.metrics import CountingRedis
 from app.notifications.service import NotificationService, make_notification_service
+from app.outbox import Outbox
 from app.posts.service import PostService
 from app.ratelimit import RateLimiter
 from app.redis_breaker import RedisBreaker
@@ -52,6 +53,7 @@ from app.storage.like_counts import LikeCounts
 from app.storage.likes import LikeRepository
 from app.storage.media_sweep import MediaSweepLog
 from app.storage.notifications import NotificationRepository
+from app.storage.outbox import OutboxTable
 from app.storage.post_cache import PostCache
 from app.storage.posts import PostRepository
 from app.storage.search_index import SearchIndex
@@ -85,6 +87,7 @@ class Storage:
     stories: StoryRepository
     story_media: StoryMediaLog
     idempotency: IdempotencyTable
+    outbox: OutboxTable
 
     @classmethod
     async def prepare(cls, cass: CassandraSession) -> Storage:
@@ -103,6 +106,7 @@ class Storage:
             "stories": StoryRepository(cass),
             "story_media": StoryMediaLog(cass),
             "idempotency": IdempotencyTable(cass),
+            "outbox": OutboxTable(cass),
         }
         assert owners.keys() == {f.name for f in fields(cls)} - {"cass"}, "every owner is prepared here"
         await asyncio.gather(*(owner.prepare() for owner in owners.values()))
@@ -261,6 +265,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     s = storage
     ids = IdGenerator(shard=None if settings.id_shard < 0 else settings.id_shard)
     cursors = cursor_codec(settings)
+    outbox = Outbox(s.outbox, settings.outbox_grace_s)  # what follows and comments owe the workers (app/outbox.py)
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_threads,
                           settings.argon2_max_waiting)
     sessions = SessionStore(s.sessions, settings.session_ttl_s, caches.sessions)
@@ -268,6 +273,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     users = UserService(
         users=s.users, follows=s.follows, sessions=sessions, passwords=passwords, events=events,
         feed_cache=caches.feed, profiles=caches.users, ids=ids, cursors=cursors, max_following=settings.max_following,
+        outbox=outbox,
     )
     posts = PostService(
         posts=s.posts, sweep=s.media_sweep, users=s.users, store=media_store, processor=processor, events=events,
@@ -299,7 +305,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
         notifications=notifications,
         comments=CommentService(
             comments=s.comments, posts=s.posts, users=s.users, events=events, ids=ids, cursors=cursors,
-            max_comment_length=settings.max_comment_length,
+            max_comment_length=settings.max_comment_length, outbox=outbox,
         ),
         hashtags=HashtagService(hashtags=s.hashtags, posts=posts),
         stories=StoryService(

@@ -18,6 +18,7 @@ from streams import (
     follow_graph,
     like_counts,
     media_sweep,
+    outbox,
     post_counts,
     story_tray,
     story_views,
@@ -47,7 +48,7 @@ def create_app(settings: Settings) -> faust.App:
     search_agents.register(app, settings, wiring, search)
     follow_graph.register(app, settings, wiring, search)
     hashtag_count_agent.register(app, settings, wiring, search)
-    for agent in (post_counts, fanout, media_sweep, like_counts, affinity, comment_counts, notification_agent,
+    for agent in (post_counts, fanout, media_sweep, outbox, like_counts, affinity, comment_counts, notification_agent,
                   trending, story_tray, story_views):
         agent.register(app, settings, wiring)
     unknown = sorted(set(settings.streams_attempts_by_agent()) - set(app.agents))
