@@ -232,6 +232,8 @@ SCHEMAS: dict[str, dict] = {
         },
     },
     "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
+    "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths", "components"],
+                "properties": {"openapi": {"type": "string", "enum": ["3.0.3"]}}},
     "Ready": {
         "type": "object",
         "required": ["status", "checks"],
@@ -400,7 +402,7 @@ ROUTES = [
         openapi_json,
         "This document",
         public=True,
-        responses={200: "The OpenAPI 3 document"},
+        responses={200: "OpenAPI"},
         tag="ops",
     ),
 ]
