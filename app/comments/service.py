@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.cursors import CursorCodec
-from app.errors import Forbidden, Invalid, NotFound, Unavailable
+from app.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.events import CommentChanged, EventPublisher, new_event_fields
 from app.ids import IdGenerator, hour_bucket
 from app.posts.text import mentions
@@ -124,16 +124,16 @@ class CommentService:
         """The top-level comment a reply to `parent_id` attaches to."""
         target = await self.comments.get(parent_id)
         if target is None:
-            raise Invalid("parent_id names no comment", code="parent_not_found")
+            raise NotFound("parent_id names no comment", code="parent_not_found")
         if target.post_id != post_id:
-            raise Invalid("parent_id is a comment on another post", code="parent_on_other_post")
+            raise NotFound("parent_id is a comment on another post", code="parent_on_other_post")
         if target.deleted:
-            raise Invalid("the comment replied to was deleted", code="parent_deleted")
+            raise Conflict("the comment replied to was deleted", code="parent_deleted")
         if target.parent_id is None:
             return target
         top = await self.comments.get(target.parent_id)  # a reply to a reply joins its thread
         if top is None:
-            raise Invalid("parent_id names no comment", code="parent_not_found")
+            raise NotFound("parent_id names no comment", code="parent_not_found")
         return top
 
     async def _take_back(self, actor_id: int, post, row: CommentRow, parent) -> None:
