@@ -9,9 +9,10 @@ hides a check.
 - Cursors: a cursor is opaque and signed, valid only as a `next_cursor` the API issued (the document says
   so); a drawn one can only be 400 invalid_cursor. Drawn cursors are dropped (an empty one, "the first
   page", is kept); the stateful phase still pages with the cursors the API hands out.
-- Logging out: DELETE /v1/sessions/current revokes the token it is sent with, and the run's every other
-  request carries the one token of its account; so each logout is sent with a token of its own, logged
-  in for it with the account's credentials (PHOTOS_FUZZ_USERNAME, PHOTOS_FUZZ_PASSWORD).
+- Auth: the run is one logged-in user, an account the provider below registers on first use, whose
+  bearer token every request carries (the coverage phase still drops it to check for 401). Logging out
+  (DELETE /v1/sessions/current) revokes the token it is sent with, so each logout gets a token of its
+  own, logged in for it.
 - Idempotency-Key: the key is the client's promise that a retry is the same request, and the draft
   standard answers a key reused for another request 422. Hypothesis reuses drawn values across different
   requests, so each valid drawn key is made unique per request (an invalid one is sent as drawn).
@@ -22,11 +23,10 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import re
 import urllib.error
-import urllib.parse
 import urllib.request
+import uuid
 
 import schemathesis
 from hypothesis import strategies as st
@@ -58,23 +58,50 @@ def map_query(context, query):
     return query
 
 
-def log_in(base_url: str) -> str:
-    """A new bearer token of the run's account (POST /v1/sessions); a revoked-looking one when refused."""
-    credentials = {"username": os.environ["PHOTOS_FUZZ_USERNAME"], "password": os.environ["PHOTOS_FUZZ_PASSWORD"]}
-    request = urllib.request.Request(f"{base_url}/v1/sessions", data=json.dumps(credentials).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+PASSWORD = "fuzzing-password"
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def log_in(base_url: str, username: str) -> str:
+    """A new bearer token of the run's account (POST /v1/sessions); one no session has when refused (429)."""
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)["token"]
-    except urllib.error.HTTPError:  # 429: this logout is then sent with a token no session has (401)
+        return _post(f"{base_url}/v1/sessions", {"username": username, "password": PASSWORD})["token"]
+    except urllib.error.HTTPError:
         return "not-a-live-token"
 
 
+def base_url_of(case) -> str:
+    return case.operation.schema.get_base_url().rstrip("/")
+
+
+@schemathesis.auth()
+class FuzzUser:
+    """The run's user: registered and logged in on first use; a logout is sent with a token of its own."""
+
+    username = ""
+
+    def get(self, case, context):
+        if not FuzzUser.username:
+            username = f"fz{uuid.uuid4().hex[:12]}"
+            _post(f"{base_url_of(case)}/v1/accounts", {"username": username, "password": PASSWORD})
+            FuzzUser.username = username
+        return log_in(base_url_of(case), FuzzUser.username)
+
+    def set(self, case, data, context):
+        if case.method.upper() == "DELETE" and case.path == "/v1/sessions/current":
+            data = log_in(base_url_of(case), FuzzUser.username)
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
 @schemathesis.hook
-def before_call(context, case, kwargs):
-    if case.method.upper() == "DELETE" and case.path == "/v1/sessions/current":
-        base_url = case.operation.schema.get_base_url()
-        kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"Bearer {log_in(base_url)}"}
-    key = (case.headers or {}).get("Idempotency-Key")
+def map_headers(context, headers):
+    key = (headers or {}).get("Idempotency-Key")
     if isinstance(key, str) and _VALID_KEY.fullmatch(key):
-        case.headers["Idempotency-Key"] = f"{next(_KEY_NUMBERS)}-{key}"[:255].rstrip()
+        headers["Idempotency-Key"] = f"{next(_KEY_NUMBERS)}-{key}"[:255].rstrip()
+    return headers
