@@ -171,9 +171,10 @@ class CommentService:
         return await self._json(rows), next_cursor
 
     async def replies(self, comment_id: int, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-        """A page of a comment's live replies, newest first (a reply has none: one level of nesting)."""
+        """A page of a comment's live replies, newest first (a reply has none: one level of nesting). A deleted
+        comment's replies are there as long as it is listed (it has live replies), 404 like the comment after."""
         comment = await self.comments.get(comment_id)
-        if comment is None or await self.posts.get(comment.post_id) is None:
+        if comment is None or not listed_at_top_level(comment) or await self.posts.get(comment.post_id) is None:
             raise NotFound("no such comment", code="comment_not_found")
         rows, next_cursor = await self._page(
             self.comments.replies, comment_id, f"replies:{comment_id}", cursor, limit, listed_as_reply
