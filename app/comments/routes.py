@@ -6,7 +6,7 @@ from aiohttp import web
 
 from app.comments.service import CommentService
 from app.context import LIMITER, current_user, service_key, settings_of
-from app.errors import NotFound
+from app.errors import Conflict
 from app.ids import parse_id
 from app.web import (
     ID_PATTERN,
@@ -42,7 +42,7 @@ async def create_comment(request: web.Request) -> web.Response:
     if body.get("parent_id") is not None:
         parent_id = parse_id(body["parent_id"])
         if parent_id is None:
-            raise NotFound("parent_id names no comment", code="parent_not_found")
+            raise Conflict("parent_id names no comment", code="parent_not_found")
     await request.app[LIMITER].hit("comment", str(me), settings.comment_rate_per_user)
     comment = await request.app[COMMENTS].create(me, post_id, body["text"], parent_id)
     return json_response(comment, status=201)
@@ -74,8 +74,8 @@ ROUTES = [
     Route("POST", "/v1/posts/{post_id}/comments", create_comment,
           "Comment on a post, or reply to a comment with parent_id (a reply to a reply joins its thread)",
           body=NEW_COMMENT, idempotency_key=True, idempotency_scope="comment", responses={201: "Comment"},
-          errors={404: "post_not_found; parent_not_found, parent_on_other_post: no comment of this post has the"
-                       " parent_id", 409: "parent_deleted: the comment replied to was deleted; idempotency_key_in_use",
+          errors={409: "parent_not_found, parent_on_other_post, parent_deleted: the post has no live comment with"
+                       " the parent_id; idempotency_key_in_use",
                   429: "Too many comments (see Retry-After)"},
           tag="comments"),
     Route("GET", "/v1/posts/{post_id}/comments", list_comments,

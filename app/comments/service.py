@@ -124,16 +124,16 @@ class CommentService:
         """The top-level comment a reply to `parent_id` attaches to."""
         target = await self.comments.get(parent_id)
         if target is None:
-            raise NotFound("parent_id names no comment", code="parent_not_found")
+            raise Conflict("parent_id names no comment", code="parent_not_found")
         if target.post_id != post_id:
-            raise NotFound("parent_id is a comment on another post", code="parent_on_other_post")
+            raise Conflict("parent_id is a comment on another post", code="parent_on_other_post")
         if target.deleted:
             raise Conflict("the comment replied to was deleted", code="parent_deleted")
         if target.parent_id is None:
             return target
         top = await self.comments.get(target.parent_id)  # a reply to a reply joins its thread
         if top is None:
-            raise NotFound("parent_id names no comment", code="parent_not_found")
+            raise Conflict("parent_id names no comment", code="parent_not_found")
         return top
 
     async def _take_back(self, actor_id: int, post, row: CommentRow, parent) -> None:

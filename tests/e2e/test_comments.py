@@ -164,8 +164,8 @@ async def test_a_deleted_comment_with_replies_stays_as_deleted_until_its_last_re
         ({"text": "hi", "author_id": "1"}, 422, "unknown_field"),
         ({"text": "hi", "parent_id": 12}, 422, "wrong_type"),
         ({"text": "hi", "parent_id": "not-an-id"}, 422, "validation_failed"),
-        ({"text": "hi", "parent_id": "123456789"}, 404, "parent_not_found"),
-        ({"text": "hi", "parent_id": "0"}, 404, "parent_not_found"),
+        ({"text": "hi", "parent_id": "123456789"}, 409, "parent_not_found"),
+        ({"text": "hi", "parent_id": "0"}, 409, "parent_not_found"),
     ],
 )
 async def test_bad_comments_are_refused_and_change_nothing(http, api_url, settings, body, status, code):
@@ -197,7 +197,7 @@ async def test_a_parent_on_another_post_is_refused(http, api_url):
     post_id, other_post = await post(http, api_url, author), await post(http, api_url, author)
     elsewhere = await comment(http, api_url, author, other_post, "over there")
     status, body = await try_comment(http, api_url, author, post_id, "hi", parent_id=elsewhere["id"])
-    assert (status, body["error"]["code"]) == (404, "parent_on_other_post")
+    assert (status, body["error"]["code"]) == (409, "parent_on_other_post")
     await assert_only_this_comment_lands(http, api_url, author, post_id)
     assert await replies(http, api_url, author, elsewhere["id"]) == []
 

@@ -206,8 +206,8 @@ async def test_a_delete_refused_by_the_event_log_deletes_nothing():
 
 
 @pytest.mark.parametrize(
-    ("parent", "status_and_code"), [("missing", (404, "parent_not_found")),
-                                    ("elsewhere", (404, "parent_on_other_post")), ("deleted", (409, "parent_deleted"))],
+    ("parent", "status_and_code"), [("missing", (409, "parent_not_found")),
+                                    ("elsewhere", (409, "parent_on_other_post")), ("deleted", (409, "parent_deleted"))],
 )
 async def test_bad_parents_are_refused_before_anything_is_written(parent, status_and_code):
     comments = service()
