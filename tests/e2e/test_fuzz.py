@@ -1,8 +1,8 @@
 """Schemathesis against the test API, as a logged-in user: every operation of /openapi.json, stateless
 (examples, coverage and fuzzing phases, valid and invalid data) and stateful (sequences chained through the
 document's links), with a fixed seed and a bounded number of examples, so a run is the same run each time
-and takes about two minutes on two cores. Marked `fuzz` (`pytest -m fuzz` runs only this file); it runs in
-the default suite too.
+and takes about a minute and a half on two cores, API start included. Marked `fuzz` (`pytest -m fuzz` runs
+only this file); it runs in the default suite too.
 
 It fails on any failure of schemathesis's default checks: a server error, a status the document does not
 list for the operation, a body that does not match the documented schema or content type, a schema-valid
