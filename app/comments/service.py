@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.cursors import CursorCodec
-from app.errors import Forbidden, Invalid, NotFound, Unavailable
+from app.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.events import CommentChanged, EventPublisher, new_event_fields
 from app.ids import IdGenerator, hour_bucket
 from app.outbox import Outbox
@@ -155,16 +155,16 @@ class CommentService:
         """The top-level comment a reply to `parent_id` attaches to."""
         target = await self.comments.get(parent_id)
         if target is None:
-            raise Invalid("parent_id names no comment", code="parent_not_found")
+            raise Conflict("parent_id names no comment", code="parent_not_found")
         if target.post_id != post_id:
-            raise Invalid("parent_id is a comment on another post", code="parent_on_other_post")
+            raise Conflict("parent_id is a comment on another post", code="parent_on_other_post")
         if target.deleted:
-            raise Invalid("the comment replied to was deleted", code="parent_deleted")
+            raise Conflict("the comment replied to was deleted", code="parent_deleted")
         if target.parent_id is None:
             return target
         top = await self.comments.get(target.parent_id)  # a reply to a reply joins its thread
         if top is None:
-            raise Invalid("parent_id names no comment", code="parent_not_found")
+            raise Conflict("parent_id names no comment", code="parent_not_found")
         return top
 
     async def _take_back(self, actor_id: int, post, row: CommentRow, parent, intent: Intent | None) -> None:
@@ -213,9 +213,10 @@ class CommentService:
         return await self._json(rows), next_cursor
 
     async def replies(self, comment_id: int, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-        """A page of a comment's live replies, newest first (a reply has none: one level of nesting)."""
+        """A page of a comment's live replies, newest first (a reply has none: one level of nesting). A deleted
+        comment's replies are there as long as it is listed (it has live replies), 404 like the comment after."""
         comment = await self.comments.get(comment_id)
-        if comment is None or await self.posts.get(comment.post_id) is None:
+        if comment is None or not listed_at_top_level(comment) or await self.posts.get(comment.post_id) is None:
             raise NotFound("no such comment", code="comment_not_found")
         rows, next_cursor = await self._page(
             self.comments.replies, comment_id, f"replies:{comment_id}", cursor, limit, listed_as_reply

@@ -8,6 +8,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from tests.e2e.client.contract import checked_session
 from tests.e2e.client.feed import active_reader, read_feed
 from tests.e2e.client.posts import post
 from tests.e2e.client.users import follow, register
@@ -34,7 +35,7 @@ async def measured(http, api_url, reader, **params):
     """One counted page, read on a single connection (so one API process) right after a request that leaves
     the reader's session in that process's memory: the session lookup has its own budget (test_sessions.py)."""
     metrics = metrics_url(api_url)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as one:
+    async with checked_session(connector=aiohttp.TCPConnector(limit=1)) as one:
         async with one.get(f"{api_url}/v1/me", headers=reader.auth) as response:
             assert response.status == 200
         before = await scrape(http, metrics)

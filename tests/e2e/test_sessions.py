@@ -16,6 +16,7 @@ import pytest
 
 from app.auth import token_hash
 from infra.procs import free_port
+from tests.e2e.client.contract import checked_session
 from tests.e2e.client.notifications import next_message, open_stream, ticket_for
 from tests.e2e.client.users import Account, register
 from tests.e2e.processes import metrics_url, start_api
@@ -46,7 +47,7 @@ def api_without_redis(migrated):
 async def fresh():
     """A client that opens a new connection for every request: the two workers behind one port each get
     some of them (a kept-alive connection would always reach the same one)."""
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+    async with checked_session(connector=aiohttp.TCPConnector(force_close=True)) as session:
         yield session
 
 

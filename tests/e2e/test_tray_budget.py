@@ -10,6 +10,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from tests.e2e.client.contract import checked_session
 from tests.e2e.client.feed import active_reader, read_feed
 from tests.e2e.client.likes import like
 from tests.e2e.client.posts import post
@@ -28,7 +29,7 @@ async def measured_tray(http, api_url, reader) -> tuple[list[dict], float, dict[
     """One counted tray page on one connection (one API process), right after a request that leaves the
     reader's session in that process's memory (the session lookup has its own budget, test_sessions.py)."""
     metrics = metrics_url(api_url)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as one:
+    async with checked_session(connector=aiohttp.TCPConnector(limit=1)) as one:
         async with one.get(f"{api_url}/v1/me", headers=reader.auth) as response:
             assert response.status == 200
         before = await scrape(http, metrics)

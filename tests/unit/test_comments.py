@@ -12,7 +12,7 @@ import pytest
 
 from app.comments.service import CommentService, clean_text, comment_json, listed_at_top_level
 from app.cursors import CursorCodec
-from app.errors import Forbidden, Invalid, NotFound, Unavailable
+from app.errors import AppError, Forbidden, Invalid, NotFound, Unavailable
 from app.events import CommentChanged, new_event_fields
 from app.ids import IdGenerator, hour_bucket
 from app.outbox import Outbox
@@ -231,10 +231,10 @@ async def test_a_delete_refused_by_the_event_log_deletes_nothing():
 
 
 @pytest.mark.parametrize(
-    ("parent", "code"), [("missing", "parent_not_found"), ("elsewhere", "parent_on_other_post"),
-                         ("deleted", "parent_deleted")],
+    ("parent", "status_and_code"), [("missing", (409, "parent_not_found")),
+                                    ("elsewhere", (409, "parent_on_other_post")), ("deleted", (409, "parent_deleted"))],
 )
-async def test_bad_parents_are_refused_before_anything_is_written(parent, code):
+async def test_bad_parents_are_refused_before_anything_is_written(parent, status_and_code):
     comments = service()
     comments.posts.posts[2] = Post(2, AUTHOR)
     elsewhere = await comments.create(FAN, 2, "there", None)
@@ -242,9 +242,9 @@ async def test_bad_parents_are_refused_before_anything_is_written(parent, code):
     await comments.delete(FAN, int(deleted["id"]))
     written = list(comments.comments.log)
     parent_id = {"missing": 12345, "elsewhere": int(elsewhere["id"]), "deleted": int(deleted["id"])}[parent]
-    with pytest.raises(Invalid) as caught:
+    with pytest.raises(AppError) as caught:
         await comments.create(FAN, POST, "reply", parent_id)
-    assert caught.value.code == code
+    assert (caught.value.status, caught.value.code) == status_and_code
     assert comments.comments.log == written
 
 
