@@ -189,7 +189,7 @@ ROUTES = [
         follow,
         "Follow a user (idempotent)",
         responses={204: "following"},
-        errors={403: "cannot_follow_self", 409: "following_limit: you follow the most accounts allowed"},
+        errors={409: "following_limit: you follow the most accounts allowed", 422: "cannot_follow_self"},
         tag="follows",
     ),
     Route(
@@ -198,7 +198,7 @@ ROUTES = [
         unfollow,
         "Unfollow a user (idempotent)",
         responses={204: "not following"},
-        errors={403: "cannot_follow_self"},
+        errors={422: "cannot_follow_self"},
         tag="follows",
     ),
     Route(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from app.auth import Passwords, SessionStore
 from app.cursors import CursorCodec
-from app.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
+from app.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from app.events import EventPublisher, FollowChanged, ProfileChanged, new_event_fields
 from app.ids import IdGenerator
 from app.outbox import Outbox
@@ -131,7 +131,7 @@ class UserService:
     # --- follows ------------------------------------------------------------
     async def follow(self, follower_id: int, followee_id: int) -> None:
         if follower_id == followee_id:
-            raise Forbidden("you cannot follow yourself", code="cannot_follow_self")
+            raise Invalid("you cannot follow yourself", code="cannot_follow_self")
         if not self.events.connected:  # refuse before writing an edge no worker would hear of
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
         followee = await self.users.get(followee_id)
@@ -159,7 +159,7 @@ class UserService:
 
     async def unfollow(self, follower_id: int, followee_id: int) -> None:
         if follower_id == followee_id:
-            raise Forbidden("you cannot unfollow yourself", code="cannot_follow_self")
+            raise Invalid("you cannot unfollow yourself", code="cannot_follow_self")
         edge = await self.follows.edge(follower_id, followee_id)
         if edge is None:
             if await self.users.get(followee_id) is None:

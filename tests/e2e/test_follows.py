@@ -55,7 +55,7 @@ async def test_unfollow_is_idempotent(http, api_url, account):
 
 async def test_following_yourself_is_refused(http, api_url, account):
     async with http.put(f"{api_url}/v1/users/{account.id}/follow", headers=account.auth) as response:
-        assert response.status == 403
+        assert response.status == 422
         assert (await response.json())["error"]["code"] == "cannot_follow_self"
 
 
