@@ -32,16 +32,23 @@ async def test_the_public_port_serves_no_metrics_and_the_ops_listener_does(http,
     async with http.get(metrics_url(api_url)) as response:
         assert response.status == 200
         assert "photos_http_requests_total" in await response.text()
-    async with http.get(f"{ops_url(api_url)}/v1/me") as response:  # and the ops listener serves no API
+    # and the ops listener serves no API (asked without the response check: /openapi.json describes the
+    # public port, where GET /v1/me is never a 404)
+    async with aiohttp.ClientSession() as plain, plain.get(f"{ops_url(api_url)}/v1/me") as response:
         assert response.status == 404
 
 
 async def test_the_ops_readiness_reports_every_dependency(http, api_url):
-    for path in ("/healthz", "/readyz"):
-        async with http.get(f"{ops_url(api_url)}{path}") as response:
-            assert response.status == 200
-            body = await response.json()
-    assert body == {"status": "ok", "checks": {"cassandra": "ok", "redis": "ok", "kafka": "ok"}}
+    async with http.get(f"{ops_url(api_url)}/healthz") as response:
+        assert response.status == 200
+
+    async def readiness() -> tuple[int, dict]:
+        async with http.get(f"{ops_url(api_url)}/readyz") as response:
+            return response.status, await response.json()
+
+    # a process that has just started may still be connecting its Kafka producer (readiness says so: 503)
+    everything_ok = (200, {"status": "ok", "checks": {"cassandra": "ok", "redis": "ok", "kafka": "ok"}})
+    await eventually(readiness, lambda answer: answer == everything_ok, timeout=30)
 
 
 async def test_the_ops_metrics_count_the_requests_of_every_worker_process(http, api_url, account):
