@@ -6,7 +6,7 @@ from aiohttp import web
 
 from app.auth import bearer_token
 from app.context import LIMITER, client_address, current_user, limit_user_and_address, service_key, settings_of
-from app.text import USERNAME_AS_TYPED
+from app.text import USERNAME, USERNAME_AS_TYPED, normalize_username
 from app.users.service import UserService
 from app.web import (
     Field,
@@ -61,7 +61,9 @@ async def create_session(request: web.Request) -> web.Response:
     body = await read_body(request)
     limiter = request.app[LIMITER]
     await limiter.hit("login-address", client_address(request), settings.login_rate_per_address)
-    await limiter.hit("login-username", body["username"].strip().lower(), settings.login_rate_per_username)
+    name = normalize_username(body["username"])
+    if USERNAME.fullmatch(name):  # a name no account can hold has no password to guess: only its address counts
+        await limiter.hit("login-username", name, settings.login_rate_per_username)
     return json_response(await request.app[USERS].login(body["username"], body["password"]), status=201)
 
 

@@ -55,6 +55,11 @@ class PrivateStack:
     def api_url(self) -> str:
         return self.settings.public_url
 
+    @property
+    def ops_url(self) -> str:
+        """The API's ops listener: /metrics and the detailed /readyz."""
+        return f"http://{self.settings.ops_host}:{self.settings.ops_port}"
+
     def photos_stack(self, *args: str) -> str:
         """Run photos-stack on this stack; its output, or AssertionError with it when it fails."""
         result = subprocess.run(

@@ -1,6 +1,7 @@
 """One test per kind of bad input: each gets the right 4xx JSON error and changes nothing."""
 
 import re
+import secrets
 
 import pytest
 
@@ -80,6 +81,15 @@ async def test_invalid_passwords_are_422(http, api_url, account, password):
 async def test_a_login_with_a_name_no_account_can_hold_is_401_like_a_wrong_password(http, api_url, username):
     async with http.post(f"{api_url}/v1/sessions", json={"username": username, "password": "x"}) as response:
         await expect_error(response, 401, "invalid_credentials")
+
+
+async def test_a_name_no_account_can_hold_is_not_counted_per_username(http, api_url, settings):
+    """It has no password to guess (its address is still counted): so a fuzzer or a stranger trying it
+    cannot make it 429 for the next caller."""
+    impossible = f"no-such-{secrets.token_hex(4)}"  # '-' is no username character
+    for _ in range(settings.login_rate_per_username + 2):
+        async with http.post(f"{api_url}/v1/sessions", json={"username": impossible, "password": "x"}) as r:
+            await expect_error(r, 401, "invalid_credentials")
 
 
 @pytest.mark.parametrize("field", ["display_name", "bio"])

@@ -73,7 +73,7 @@ def client_settings(stack: PrivateStack, **changes) -> Settings:
 
 async def test_a_post_reaches_a_followers_feed_through_every_authenticated_server(stack, stack_http):
     await stack.until_api_ready(stack_http)
-    async with stack_http.get(f"{stack.api_url}/readyz") as response:
+    async with stack_http.get(f"{stack.ops_url}/readyz") as response:
         assert response.status == 200, await response.text()
         assert (await response.json())["checks"] == {"cassandra": "ok", "redis": "ok", "kafka": "ok"}
     author = await register(stack_http, stack.api_url)
