@@ -24,7 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import aiohttp
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, Timeout
+from cassandra.protocol import ErrorMessage
 
 from app.ids import month_bucket
 from app.storage.media_sweep import SWEEP_SHARDS, current_hour_bucket
@@ -35,6 +36,7 @@ from tests.support.polling import eventually
 UPLOAD = SMALL_PHOTO
 WEIGHTS = {"like": 45, "follow": 20, "comment": 20, "upload": 15}
 SETTLE_TIMEOUT_S = 120.0
+SERIAL_READ_ATTEMPTS = 6
 
 
 @dataclass
@@ -171,8 +173,19 @@ class Audit:
         await self.uploads()
 
     async def _rows(self, cql: str, params: tuple, serial: bool = False) -> list:
-        consistency = ConsistencyLevel.LOCAL_SERIAL if serial else None
-        return await self.cass.rows(cql, params, consistency=consistency)
+        """The rows; a SERIAL read is a Paxos round, and the audit's own concurrent rounds on one partition can
+        defeat each other or time out (on several replicas, or one busy node: "CAS operation result is unknown",
+        a ReadTimeout at LOCAL_SERIAL): such a read changes nothing, so it is tried again after a random pause."""
+        if not serial:
+            return await self.cass.rows(cql, params)
+        for attempt in range(SERIAL_READ_ATTEMPTS):
+            try:
+                return await self.cass.rows(cql, params, consistency=ConsistencyLevel.LOCAL_SERIAL)
+            except (ErrorMessage, Timeout):
+                if attempt == SERIAL_READ_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(random.uniform(0.05, 0.2) * 2**attempt)
+        raise AssertionError("unreachable")
 
     async def likes(self) -> None:
         """Acknowledged like states hold, and counts and likers settle on the edges.
