@@ -5,6 +5,7 @@ tests/e2e/client/, the processes in tests/e2e/processes.py."""
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from app.settings import Settings
@@ -35,6 +36,13 @@ def streams_worker(migrated: Settings):
 @pytest.fixture(scope="session")
 async def http():
     async with checked_session() as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+async def stack_http():
+    """A plain session with a generous timeout, for the modules that run a private stack (private_stack.py)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         yield session
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-import aiohttp
 import pytest
 from cassandra.cluster import NoHostAvailable
 from redis.asyncio import Redis
@@ -49,12 +48,6 @@ def stack():
     stack.up()
     yield stack
     stack.down()
-
-
-@pytest.fixture(scope="module")
-async def stack_http():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        yield session
 
 
 def cassandra_query(settings: Settings) -> str:
