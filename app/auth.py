@@ -1,10 +1,13 @@
 """Passwords, bearer tokens and the sessions behind them.
 
 Passwords are hashed with argon2id in a worker thread (argon2 releases the GIL), so a
-login never stalls the event loop. A token is 32 random bytes; the server stores only
-its SHA-256, with a TTL (`sessions`). Requests find it in the session cache (each process's memory,
-then Redis: app/storage/session_cache.py) and read Cassandra only on a miss; logout deletes the row,
-tombstones the Redis entry and waits until every API process has dropped the token
+login never stalls the event loop; at most `max_waiting` hashes wait for a thread, and a login or
+registration beyond them is refused (503 + Retry-After) without hashing.
+
+A token is 32 random bytes; the server stores only its SHA-256, with a TTL (`sessions`). Requests find
+it in the session cache (each process's memory, then Redis: app/storage/session_cache.py) and read
+Cassandra only on a miss; logout deletes the row, tombstones the Redis entry and waits until every API
+process has dropped the token
 (docs/accounts.md).
 """
 
@@ -21,7 +24,7 @@ from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app.errors import Unauthorized
+from app.errors import Unauthorized, Unavailable
 from app.storage.session_cache import REVOKED, Session, SessionCache
 from app.storage.sessions import SessionTable
 
@@ -29,23 +32,41 @@ TOKEN_BYTES = 32
 _BEARER = "bearer "
 
 
+HASHING_BUSY_RETRY_AFTER_S = 1
+
+
 class Passwords:
-    def __init__(self, time_cost: int, memory_kib: int, threads: int = 2) -> None:
+    """argon2id on a few threads, with a bounded queue in front of them.
+
+    A hash costs tens of milliseconds of a core: an unbounded queue would let a burst of logins (or an
+    attacker's) queue for longer than any client waits, each still costing its hash when its turn came.
+    Past `threads + max_waiting` hashes in the process, `hash` and `verify` raise Unavailable at once."""
+
+    def __init__(self, time_cost: int, memory_kib: int, threads: int = 2, max_waiting: int = 16) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        self._capacity = threads + max_waiting
+        self._pending = 0  # running and waiting; only the event loop's thread changes it
         # verified against when the username does not exist, so timing does not reveal it
         self._decoy_hash = self._hasher.hash(secrets.token_hex(16))
 
     async def hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._hasher.hash, password)
+        return await self._run(self._hasher.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
-        return (
-            await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._verify_sync, password_hash or self._decoy_hash, password
-            )
-            and password_hash is not None
+        return await self._run(self._verify_sync, password_hash or self._decoy_hash, password) and (
+            password_hash is not None
         )
+
+    async def _run(self, work, *args):
+        if self._pending >= self._capacity:
+            raise Unavailable("too many password checks are waiting; retry shortly",
+                              retry_after_s=HASHING_BUSY_RETRY_AFTER_S)
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+        finally:
+            self._pending -= 1
 
     def _verify_sync(self, password_hash: str, password: str) -> bool:
         try:

@@ -51,6 +51,14 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class RequestTimeout(AppError):
+    """The client stopped sending its request body (or took too long over it): the answer closes the
+    connection, whose unread rest is abandoned."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class TooLarge(AppError):
     status = 413
     code = "payload_too_large"

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from app.client_security import kafka_options
 from app.errors import Unavailable
 from app.metrics import count_kafka
 from app.settings import Settings
@@ -154,7 +155,7 @@ def new_event_fields(actor_id: int) -> dict:
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the project's topics, and their dead-letter topics, that do not exist yet (the broker does not
     auto-create)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **kafka_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -204,6 +205,7 @@ class EventPublisher:
                 enable_idempotence=True,
                 linger_ms=2,
                 request_timeout_ms=int(self._settings.kafka_send_timeout_s * 1000),
+                **kafka_options(self._settings),
             )
             try:
                 await producer.start()
@@ -235,6 +237,10 @@ class EventPublisher:
 
     async def publish(self, suffix: str, key: int, event: Event) -> None:
         """Send one event and wait until Kafka has it; Unavailable (503) when it cannot."""
+        await self.publish_encoded(suffix, key, event.dumps())
+
+    async def publish_encoded(self, suffix: str, key: int, payload: bytes) -> None:
+        """`publish` for an event already encoded (the outbox keeps events as bytes: app/outbox.py)."""
         producer = self._producer
         if producer is None:
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
@@ -242,7 +248,7 @@ class EventPublisher:
         count_kafka(topic)  # for the current route (app/metrics.py)
         try:
             await asyncio.wait_for(
-                producer.send_and_wait(topic, event.dumps(), key=str(key).encode()),
+                producer.send_and_wait(topic, payload, key=str(key).encode()),
                 timeout=self._settings.kafka_send_timeout_s,
             )
         except (TimeoutError, KafkaError) as exc:

@@ -1,4 +1,6 @@
-"""Operations endpoints: liveness, readiness with each dependency named, Prometheus metrics."""
+"""Operations endpoints. On the public port: liveness (/healthz) and a detail-free readiness answer (/readyz),
+what a load balancer needs. On the ops listener (settings ops_host:ops_port, app/main.py): Prometheus metrics
+summed over every worker process, readiness with each dependency named, and liveness again."""
 
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ LATENCY = Histogram(
 )
 UNMATCHED = "unmatched"  # no route: 404, 405
 CPU_METER = web.AppKey("cpu_meter", CpuMeter)  # this process's, added at each scrape (app/main.py starts it)
+API_APP = web.AppKey("api_app", web.Application)  # the ops listener's: the API application it reports on
+# set once the process has reached Cassandra and built its services (app/main.py); until then only the ops
+# listener answers (its public port opens after)
+SERVING = web.AppKey("serving", asyncio.Event)
+NOT_READY_RETRY_AFTER = "5"
 
 
 class RouteLabels:
@@ -69,19 +76,31 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 while Cassandra answers (naming a degraded Redis or Kafka); 503 when it does not."""
-    cassandra, redis, kafka = await asyncio.gather(
-        _check_cassandra(request), _check_redis(request), request.app[EVENTS].is_healthy()
-    )
+    """The public readiness answer: 200 while this process can serve (Cassandra answers), 503 + Retry-After
+    while it cannot, or is still waiting for it at start. No detail: which dependency is down is the ops
+    listener's to tell (`readyz_detail`), not anyone's on the internet."""
+    if await _check_cassandra(request.app):
+        return json_response({"status": "ok"})
+    return json_response({"status": "unavailable"}, status=503, headers={"Retry-After": NOT_READY_RETRY_AFTER})
+
+
+async def readyz_detail(request: web.Request) -> web.Response:
+    """The ops listener's readiness: 200 while Cassandra answers (naming a degraded Redis or Kafka and what
+    that stops); 503 when it does not, or has not answered yet since the start ("starting": true)."""
+    app = request.app[API_APP]
+    cassandra, redis, kafka = await asyncio.gather(_check_cassandra(app), _check_redis(app), _check_kafka(app))
     checks = {
         "cassandra": "ok" if cassandra else "down",
         "redis": "ok" if redis else "degraded",
         "kafka": "ok" if kafka else "degraded",
     }
     if not cassandra:
-        return json_response({"status": "unavailable", "checks": checks}, status=503, headers={"Retry-After": "5"})
+        body: dict = {"status": "unavailable", "checks": checks}
+        if not _serving(app):
+            body["starting"] = True
+        return json_response(body, status=503, headers={"Retry-After": NOT_READY_RETRY_AFTER})
     degraded = [name for name, state in checks.items() if state != "ok"]
-    body: dict = {"status": "degraded" if degraded else "ok", "checks": checks}
+    body = {"status": "degraded" if degraded else "ok", "checks": checks}
     if degraded:
         body["effects"] = {name: DEGRADED_EFFECTS[name] for name in degraded}
     return json_response(body)
@@ -98,47 +117,64 @@ DEGRADED_EFFECTS = {
 }
 
 
-async def _check_cassandra(request: web.Request) -> bool:
+def _serving(app: web.Application) -> bool:
+    """Whether the API has reached Cassandra and built its services since it started (app/main.py)."""
+    serving = app.get(SERVING)
+    return serving is None or serving.is_set()
+
+
+async def _check_cassandra(app: web.Application) -> bool:
+    if not _serving(app):
+        return False
     try:
-        await request.app[CASSANDRA].ping(timeout=2.0)
+        await app[CASSANDRA].ping(timeout=2.0)
     except Exception:  # any failure means "cannot serve", whatever the driver raised
         return False
     return True
 
 
-async def _check_redis(request: web.Request) -> bool:
+async def _check_kafka(app: web.Application) -> bool:
+    events = app.get(EVENTS)  # not there in the first moments of a start
+    return events is not None and await events.is_healthy()
+
+
+async def _check_redis(app: web.Application) -> bool:
+    if REDIS not in app:
+        return False
     try:
-        return bool(await asyncio.wait_for(request.app[REDIS].ping(), timeout=1.0))
+        return bool(await asyncio.wait_for(app[REDIS].ping(), timeout=1.0))
     except Exception:  # a timeout, a refused connection, a protocol error: all mean degraded
         return False
 
 
 async def metrics(request: web.Request) -> web.Response:
-    # this process's CPU is added first; several API processes: their metric files are read and summed,
-    # off the event loop
-    cpu = request.app.get(CPU_METER)
+    """Prometheus text: this process's CPU is added first; with several API processes their metric files are
+    read and summed (off the event loop), so whichever process the scrape reaches answers for all of them."""
+    cpu = request.app[API_APP].get(CPU_METER)
     body = await asyncio.get_running_loop().run_in_executor(None, exposition, cpu)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-ROUTES = [
+ROUTES = [  # the public port's (and the OpenAPI document's)
     Route("GET", "/healthz", healthz, "The process is alive", public=True, responses={200: "Health"}, tag="ops"),
     Route(
         "GET",
         "/readyz",
         readyz,
-        "Whether the API can serve; each dependency reported",
+        "Whether this process can serve (no detail: the ops listener names each dependency)",
         public=True,
-        responses={200: "Ready", 503: "Ready"},
-        tag="ops",
-    ),
-    Route(
-        "GET",
-        "/metrics",
-        metrics,
-        "Prometheus metrics (text exposition format)",
-        public=True,
-        responses={200: "Prometheus text"},
+        responses={200: "Health", 503: "Health"},
         tag="ops",
     ),
 ]
+
+
+def ops_app(api: web.Application) -> web.Application:
+    """The ops listener's application, reporting on the API application `api` (app/main.py serves it on
+    ops_host:ops_port). Its requests are not counted in the request metrics: scrapes are not traffic."""
+    ops = web.Application()
+    ops[API_APP] = api
+    ops.router.add_get("/metrics", metrics)
+    ops.router.add_get("/readyz", readyz_detail)
+    ops.router.add_get("/healthz", healthz)
+    return ops

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
+from cassandra.cluster import Cluster
 
 from app import health, openapi
 from app.comments import routes as comment_routes
@@ -61,7 +62,8 @@ WORKER_STABLE_AFTER_S = 60.0
 WORKER_MAX_RESTART_DELAY_S = 30.0
 WORKER_POLL_S = 0.2
 
-MAX_UPLOAD_BYTES = 21 * 1024 * 1024  # routes that take JSON enforce their own, much smaller, limit
+MAX_UPLOAD_BYTES = 21 * 1024 * 1024
+MAX_LINGERING_S = 10.0  # aiohttp's default  # routes that take JSON enforce their own, much smaller, limit
 
 
 def all_routes() -> list[Route]:
@@ -71,24 +73,59 @@ def all_routes() -> list[Route]:
             *search_routes.ROUTES]
 
 
-async def cassandra_ctx(app: web.Application) -> AsyncIterator[None]:
+async def ops_listener_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The ops listener (app/health.py: /metrics, the detailed /readyz) on ops_host:ops_port, beside the public
+    port. The processes of `photos-api --workers N` share it as they share the public port (SO_REUSEPORT):
+    a scrape reaches any one of them, which answers with every process's metrics summed."""
     settings = app[SETTINGS]
-    cluster, session = await connect_when_up(settings)
-    app[CASSANDRA] = session
+    if not settings.ops_port:
+        yield
+        return
+    ops = health.ops_app(app)
+    ops.on_response_prepare.append(security_headers)
+    runner = web.AppRunner(ops, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.ops_host, settings.ops_port, reuse_port=True).start()
     yield
+    await runner.cleanup()
+
+
+async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cassandra, every table owner prepared on it, and the services built from them (app/wiring.py), each put
+    under its app key (app/context.py) for the routes.
+
+    While Cassandra cannot be reached this waits (connect_when_up), and the public port, which opens only once
+    the start-up is done, is not listening yet: the processes sharing it (SO_REUSEPORT) are only ones that can
+    serve, and a load balancer sees this one as down. The ops listener, started before, answers /healthz (alive)
+    and /readyz 503 ("starting") meanwhile."""
+    settings = app[SETTINGS]
+    cluster, storage = await connect_when_up(settings)
+    app[CASSANDRA] = storage.cass
+    caches = Caches.for_settings(settings, app[REDIS])
+    services = build_services(settings, storage, caches, app[EVENTS], app[MEDIA_STORE], app[IMAGE_PROCESSOR])
+    app[SESSIONS] = services.sessions
+    app[LIMITER] = services.limiter
+    app[IDEMPOTENCY] = services.idempotency
+    for service in services.domain():
+        app[service_key(type(service))] = service
+    app[health.SERVING].set()
+    log.info("Cassandra answers: serving")
+    yield
+    await services.close()
     await cassandra.shutdown(cluster)
 
 
-async def connect_when_up(settings: Settings):
-    """Connect to Cassandra, waiting (with back-off, a line in the log each time) while it cannot be reached:
-    an API started during an outage starts serving when Cassandra is back instead of exiting."""
+async def connect_when_up(settings: Settings) -> tuple[Cluster, Storage]:
+    """Connect to Cassandra and prepare every statement, waiting (with back-off, a line in the log each time)
+    while that fails: an API started during an outage starts serving when Cassandra is back instead of exiting."""
     delay = 0.5
     while True:
         cluster = None
         try:
-            cluster, session = await cassandra.connect(settings, settings.cassandra_keyspace)
+            cluster, session = await cassandra.connect(settings, settings.cassandra_keyspace,
+                                                       slot_wait_s=settings.cassandra_slot_wait_s)
             await session.ping(timeout=settings.cassandra_request_timeout_s)  # prepares the readiness check now
-            return cluster, session
+            return cluster, await Storage.prepare(session)
         except Exception as exc:  # NoHostAvailable and the like: nothing to serve without it yet
             if cluster is not None:
                 await cassandra.shutdown(cluster)
@@ -133,22 +170,6 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
-async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Every table owner prepared on the session, the services built from them (app/wiring.py), and each
-    put under its app key (app/context.py) for the routes."""
-    settings = app[SETTINGS]
-    storage = await Storage.prepare(app[CASSANDRA])
-    caches = Caches.for_settings(settings, app[REDIS])
-    services = build_services(settings, storage, caches, app[EVENTS], app[MEDIA_STORE], app[IMAGE_PROCESSOR])
-    app[SESSIONS] = services.sessions
-    app[LIMITER] = services.limiter
-    app[IDEMPOTENCY] = services.idempotency
-    for service in services.domain():
-        app[service_key(type(service))] = service
-    yield
-    await services.close()
-
-
 def init_app(settings: Settings | None = None) -> web.Application:
     """The aiohttp application, with every client created in a cleanup context (nothing at import)."""
     settings = settings or Settings.from_env()
@@ -157,10 +178,11 @@ def init_app(settings: Settings | None = None) -> web.Application:
     app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app[TRUSTED_PROXIES] = TrustedProxies(settings.trusted_proxies)
+    app[health.SERVING] = asyncio.Event()
     routes = all_routes()
     app[OPENAPI_DOCUMENT] = orjson.dumps(openapi.build_document(routes))
     add_routes(app, routes)
-    app.cleanup_ctx.extend([cpu_ctx, cassandra_ctx, redis_ctx, events_ctx, media_ctx, services_ctx])
+    app.cleanup_ctx.extend([cpu_ctx, ops_listener_ctx, redis_ctx, events_ctx, media_ctx, backend_ctx])
     app.on_shutdown.append(notification_routes.close_streams)  # open WebSockets would hold shutdown up
     return app
 
@@ -176,6 +198,9 @@ def run_worker(settings: Settings) -> None:
         host=settings.api_host,
         port=settings.api_port,
         reuse_port=True,
+        # after an answer given before the body was read (a 408 among them) the rest of the body is read and
+        # dropped for at most this long, then the connection is closed: no longer than a body may be silent
+        lingering_time=min(settings.body_read_idle_timeout_s, MAX_LINGERING_S),
         access_log=None,
         print=None,
         loop=uvloop.new_event_loop() if uvloop else None,
@@ -195,7 +220,8 @@ def run_workers(settings: Settings, count: int) -> int:
     workers = [start(i) for i in range(count)]
     started_at = [time.monotonic()] * count
     quick_exits = [0] * count
-    log.info("API on http://%s:%d with %d worker processes", settings.api_host, settings.api_port, count)
+    log.info("API on http://%s:%d with %d worker processes; ops listener (/metrics, /readyz) on %s", settings.api_host,
+             settings.api_port, count, f"{settings.ops_host}:{settings.ops_port}" if settings.ops_port else "none")
     stopping = False
 
     def stop(signum, frame):

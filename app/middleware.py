@@ -15,7 +15,7 @@ from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionException
 from redis.exceptions import RedisError
 
-from app.errors import AppError
+from app.errors import AppError, RequestTimeout
 from app.health import observe, route_labels
 from app.media.store import MediaStoreError
 from app.metrics import ROUTE
@@ -70,7 +70,10 @@ async def errors_as_json(request: web.Request, handler) -> web.StreamResponse:
         return response
     except AppError as exc:
         status = exc.status
-        return json_response(error_body(exc.code, exc.message), status=exc.status, headers=exc.headers)
+        response = json_response(error_body(exc.code, exc.message), status=exc.status, headers=exc.headers)
+        if isinstance(exc, RequestTimeout):
+            response.force_close()  # the rest of the body may never come: the connection is closed after it
+        return response
     except web.HTTPException as exc:
         status = exc.status
         if exc.status < 400:

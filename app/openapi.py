@@ -1,7 +1,11 @@
 """The OpenAPI 3 document of what this API serves, built from the same Route list that aiohttp routes.
 
-Paths, methods, parameters, security and paging come from the routes themselves, so the
-document cannot name a route that is not served or miss one that is.
+Paths, methods, security and paging come from the routes themselves, so the document cannot name a route
+that is not served or miss one that is; every request schema (path and query parameters, JSON bodies,
+multipart fields) is the JSON Schema of the Fields the route declares (app/web.py), the same ones that
+validate its requests, so the document cannot promise another input than the one accepted. The statuses
+each operation documents follow from what it takes (a body: 413, 415, 422; a path: 404) and from the
+errors it declares; the schemas of its answers are written here.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import re
 from aiohttp import web
 
 from app.context import OPENAPI_DOCUMENT
-from app.web import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Route
+from app.idempotency import MAX_KEY_LENGTH
+from app.web import Field, JsonBody, Route, Upload, object_schema
 
 _PARAM = re.compile(r"{(\w+)(?::[^}]*)?}")  # aiohttp placeholders, with or without a pattern
 
@@ -61,33 +66,6 @@ SCHEMAS: dict[str, dict] = {
         "required": ["token", "user"],
         "properties": {"token": {"type": "string"}, "user": {"$ref": "#/components/schemas/User"}},
     },
-    "NewAccount": {
-        "type": "object",
-        "required": ["username", "password"],
-        "additionalProperties": False,
-        "properties": {
-            "username": {"type": "string", "pattern": "^[A-Za-z0-9._]{3,30}$"},
-            "password": {"type": "string", "minLength": 8, "maxLength": 256},
-            "display_name": {"type": "string", "maxLength": 64},
-        },
-    },
-    "NewSession": {
-        "type": "object",
-        "required": ["username", "password"],
-        "additionalProperties": False,
-        "properties": {
-            "username": {"type": "string", "maxLength": 64},
-            "password": {"type": "string", "maxLength": 256},
-        },
-    },
-    "ProfilePatch": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "display_name": {"type": "string", "maxLength": 64},
-            "bio": {"type": "string", "maxLength": 500},
-        },
-    },
     "MediaVariant": {
         "type": "object",
         "required": ["url", "width", "height"],
@@ -134,15 +112,6 @@ SCHEMAS: dict[str, dict] = {
             "reply_count": {"type": "integer", "minimum": 0, "description": "live replies"},
             "deleted": {"type": "boolean", "description": "deleted, still listed because it has live replies"},
             "created_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "NewComment": {
-        "type": "object",
-        "required": ["text"],
-        "additionalProperties": False,
-        "properties": {
-            "text": {"type": "string", "minLength": 1, "maxLength": 2200},
-            "parent_id": {**ID, "nullable": True, "description": "reply to this comment (one level of nesting)"},
         },
     },
     "Notification": {
@@ -229,14 +198,6 @@ SCHEMAS: dict[str, dict] = {
                            "description": "distinct viewers; present only for the story's author"},
         },
     },
-    "NewStory": {
-        "type": "object",
-        "required": ["media"],
-        "properties": {
-            "media": {"type": "string", "format": "binary",
-                      "description": "a JPEG, PNG or WebP photo, at most 20 MB (video: 415)"},
-        },
-    },
     "TrayEntry": {
         "type": "object",
         "required": ["author", "story_count", "unseen_count", "unseen", "latest_story_id", "latest_at"],
@@ -257,16 +218,6 @@ SCHEMAS: dict[str, dict] = {
             "like_count": {"type": "integer", "minimum": 0, "description": "including this request's change"},
         },
     },
-    "NewPost": {
-        "type": "object",
-        "required": ["image"],
-        "properties": {
-            "image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP, at most 20 MB"},
-            "caption": {"type": "string", "maxLength": 2200},
-            "location": {"type": "string", "maxLength": 100},
-            "filter": {"type": "string", "description": "a name from GET /v1/filters"},
-        },
-    },
     "Filter": {
         "type": "object",
         "required": ["name", "description"],
@@ -281,6 +232,8 @@ SCHEMAS: dict[str, dict] = {
         },
     },
     "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
+    "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths", "components"],
+                "properties": {"openapi": {"type": "string", "enum": ["3.0.3"]}}},
     "Ready": {
         "type": "object",
         "required": ["status", "checks"],
@@ -291,21 +244,34 @@ SCHEMAS: dict[str, dict] = {
     },
 }
 
-_COMMON_ERRORS = {
-    "400": "Malformed input (bad JSON, limit or cursor)",
-    "404": "Not found",
-    "413": "Body too large",
-    "415": "Unsupported media type",
-    "422": "Invalid input",
-    "429": "Rate limited (see Retry-After)",
-    "503": "A dependency is down (see Retry-After)",
+# what each error status means when the route does not say more (its `errors` do)
+_ERROR_TEXT = {
+    400: "Malformed input: a query parameter (invalid_limit, invalid_cursor, ...), a body that is not JSON"
+         " (invalid_json) or a malformed multipart body, an invalid Idempotency-Key",
+    401: "Missing, invalid, expired or revoked token",
+    404: "Not found: nothing has the path's id or name",
+    409: "A request with this Idempotency-Key is still being processed (see Retry-After)",
+    413: "Body too large",
+    415: "Unsupported media type",
+    422: "Invalid input: a field missing, unknown, of the wrong type or refused (see the error's code)",
+    429: "Rate limited (see Retry-After)",
+    503: "A dependency is down (see Retry-After)",
+}
+# the operations routes answer from memory (or say themselves that a dependency is down)
+_NO_DEPENDENCY = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/filters"}
+IDEMPOTENCY_KEY_SCHEMA = {  # app/idempotency.py check_key: printable ASCII (a header's edges are never spaces)
+    "type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+    "pattern": f"^[!-~]([ -~]{{0,{MAX_KEY_LENGTH - 2}}}[!-~])?$",
 }
 
 
 def build_document(routes: list[Route]) -> dict:
     paths: dict[str, dict] = {}
+    schemas = dict(SCHEMAS)
     for route in routes:
         paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = _operation(route)
+        if route.body is not None:
+            schemas[route.body.name] = _body_schema(route.body)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -316,8 +282,12 @@ def build_document(routes: list[Route]) -> dict:
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "ticket": {"type": "apiKey", "in": "query", "name": "ticket",
+                           "description": "one-time ticket from POST /v1/notifications/ticket"},
+            },
         },
     }
 
@@ -332,45 +302,71 @@ def _operation(route: Route) -> dict:
         "operationId": f"{route.handler.__name__}",
         "summary": route.summary,
         "tags": [route.tag] if route.tag else [],
-        "parameters": [_path_parameter(name) for name in _PARAM.findall(route.path)],
+        "parameters": [_parameter(name, "path", rule) for name, rule in route.path_fields.items()],
         "responses": {},
     }
-    if route.paged:
-        operation["parameters"] += [
-            {
-                "name": "limit",
-                "in": "query",
-                "required": False,
-                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
-            },
-            {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
-        ]
-    operation["parameters"] += [
-        {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in route.query.items()
-    ]
+    operation["parameters"] += [_parameter(name, "query", rule) for name, rule in route.query_fields.items()]
     if route.idempotency_key:
         operation["parameters"].append(
             {"name": "Idempotency-Key", "in": "header", "required": False,
              "description": "The same key from the same user within 24 h returns the first result",
-             "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+             "schema": IDEMPOTENCY_KEY_SCHEMA}
         )
-    if route.request_body is not None:
-        operation["requestBody"] = {
-            "required": True, "content": {route.body_content_type: {"schema": route.request_body}}
-        }
+    if isinstance(route.body, JsonBody):
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{route.body.name}"}}}}
+    elif isinstance(route.body, Upload):
+        operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {
+            "schema": {"$ref": f"#/components/schemas/{route.body.name}"},
+            "encoding": {route.body.file_field: {"contentType": ", ".join(route.body.media_types)}},
+        }}}
     for status, what in route.responses.items():
         operation["responses"][str(status)] = _response(route, status, what)
-    for status, text in _COMMON_ERRORS.items():
-        operation["responses"].setdefault(status, _error_response(text))
-    if not route.public:
+    for status, text in _error_statuses(route).items():
+        operation["responses"].setdefault(str(status), _error_response(text))
+    if route.own_auth:
+        operation["security"] = [{"bearerAuth": []}, {"ticket": []}]
+    elif not route.public:
         operation["security"] = [{"bearerAuth": []}]
-        operation["responses"]["401"] = _error_response("Missing, invalid, expired or revoked token")
     return operation
 
 
-def _path_parameter(name: str) -> dict:
-    schema = ID if name.endswith("_id") else {"type": "string"}
-    return {"name": name, "in": "path", "required": True, "schema": schema}
+def _error_statuses(route: Route) -> dict[int, str]:
+    """Every error status the route can answer (500 aside): what its inputs imply, and its own `errors`."""
+    statuses: set[int] = set()
+    if route.query_fields or route.body is not None or route.idempotency_key:
+        statuses.add(400)
+    if not route.public:
+        statuses |= {401, 429}
+    if route.path_fields:
+        statuses.add(404)
+    if route.idempotency_key:
+        statuses |= {409, 422}  # in use; reused for another request
+    if route.body is not None:
+        statuses |= {413, 415, 422}
+    if route.path not in _NO_DEPENDENCY:
+        statuses.add(503)
+    texts = {status: _ERROR_TEXT[status] for status in statuses}
+    texts |= route.errors
+    return dict(sorted(texts.items()))
+
+
+def _parameter(name: str, location: str, rule: Field) -> dict:
+    parameter = {"name": name, "in": location, "required": location == "path" or rule.required,
+                 "schema": rule.schema()}
+    if rule.description:
+        parameter["description"] = rule.description
+    return parameter
+
+
+def _body_schema(body: JsonBody | Upload) -> dict:
+    if isinstance(body, JsonBody):
+        return object_schema(body.fields)
+    schema = object_schema(body.fields)
+    schema["required"] = [body.file_field, *schema.get("required", [])]
+    file_part = {"type": "string", "format": "binary", "description": body.file_description}
+    schema["properties"] = {body.file_field: file_part, **schema["properties"]}
+    return schema
 
 
 def _response(route: Route, status: int, what: str) -> dict:
@@ -406,7 +402,7 @@ ROUTES = [
         openapi_json,
         "This document",
         public=True,
-        responses={200: "The OpenAPI 3 document"},
+        responses={200: "OpenAPI"},
         tag="ops",
     ),
 ]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMMITLOG_SYNC_MODES = ("batch", "group", "periodic")
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 DEV_SECRET_KEY = "local-development-secret"
 
 
@@ -30,6 +32,17 @@ class Settings:
     api_port: int = 8080
     api_workers: int = 0  # processes sharing the port (SO_REUSEPORT); 0: one per core
     max_json_body_bytes: int = 64 * 1024
+    # a request body (JSON or an upload) is cut off with 408 and its connection closed when the client sends
+    # nothing for this long, or has not finished it within body_read_deadline_s: a client that trickles or
+    # stalls a body holds a connection, not the process. Per read, so a large upload on a slow link goes on
+    # as long as bytes keep coming
+    body_read_idle_timeout_s: float = 15.0
+    body_read_deadline_s: float = 300.0
+    # the ops listener: GET /metrics (every worker process summed) and the detailed GET /readyz, for
+    # Prometheus and operators; keep it off the public network (the public port serves /healthz and a
+    # detail-free /readyz only). Shared by the processes of `photos-api --workers N`; 0: not served
+    ops_host: str = "127.0.0.1"
+    ops_port: int = 8081
     public_base_url: str = ""  # how clients reach the API; empty: http://<api_host>:<api_port>
     # the 13-bit shard of this process's ids (app/ids.py). -1: derived from host name and pid, which
     # is fine on one host; with many hosts give every process its own (photos-api --workers N takes
@@ -56,6 +69,9 @@ class Settings:
     cassandra_consistency: str = "LOCAL_QUORUM"
     cassandra_request_timeout_s: float = 10.0
     cassandra_max_in_flight: int = 256  # per process, bounds the driver queue
+    # how long a request waits for one of those slots before it is shed with 503 + Retry-After (the query
+    # itself then has cassandra_request_timeout_s): under overload a client hears at once instead of queueing
+    cassandra_slot_wait_s: float = 1.0
     cassandra_connect_timeout_s: float = 30.0
     cassandra_reconnect_max_delay_s: float = 5.0  # longest wait between attempts to reach a node that went away
 
@@ -74,7 +90,7 @@ class Settings:
     kafka_send_timeout_s: float = 10.0
     streams_app_id: str = "photos-streams"
     streams_web_port: int = 0  # 0: the workers serve no HTTP; photos-stack then checks the process is alive
-    # photos-streams serves Prometheus metrics (docs/metrics.md) on this port of api_host; 0: not served.
+    # photos-streams serves Prometheus metrics (docs/metrics.md) on this port of ops_host; 0: not served.
     # photos-stack gives its worker 9464 (`photos-streams --metrics-port` overrides this setting)
     streams_metrics_port: int = 0
     # how long Kafka waits for a silent worker before giving its partitions to the others
@@ -85,6 +101,39 @@ class Settings:
     streams_max_attempts: int = 5
     # per-agent limits instead of streams_max_attempts, `agent=attempts` comma-separated (`feed_fanout=10`)
     streams_max_attempts_by_agent: tuple[str, ...] = ()
+
+    # --- Credentials and TLS (docs/operations.md#credentials-and-tls) ------
+    # Every default is "none": the local stack runs without authentication unless stack_auth says so.
+    # Passwords are left out of the settings' repr, so a logged Settings never shows one.
+    # Cassandra: PasswordAuthenticator credentials (empty username: no authentication), TLS to every node
+    # when cassandra_tls is on, verified against cassandra_tls_ca_file (empty: the system's CAs)
+    cassandra_username: str = ""
+    cassandra_password: str = field(default="", repr=False)
+    cassandra_tls: bool = False
+    cassandra_tls_ca_file: str = ""
+    cassandra_tls_cert_file: str = ""  # a client certificate, for nodes with require_client_auth
+    cassandra_tls_key_file: str = ""
+    cassandra_tls_verify_hostname: bool = True  # the node's certificate must name the address connected to
+    # Redis: an ACL user (empty username with a password: the default user, requirepass). TLS comes with a
+    # rediss:// redis_url; the files below are only allowed with one
+    redis_username: str = ""
+    redis_password: str = field(default="", repr=False)
+    redis_tls_ca_file: str = ""
+    redis_tls_cert_file: str = ""
+    redis_tls_key_file: str = ""
+    redis_tls_verify_hostname: bool = True
+    # Kafka: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL with SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: str = field(default="", repr=False)
+    kafka_tls_ca_file: str = ""  # SSL and SASL_SSL; empty: the system's CAs
+    kafka_tls_cert_file: str = ""  # a client certificate (SSL client authentication)
+    kafka_tls_key_file: str = ""
+    kafka_tls_verify_hostname: bool = True
+    # photos-stack runs Cassandra, Redis and Kafka with authentication on, with the credentials above
+    # (docs/operations.md#credentials-and-tls)
+    stack_auth: bool = False
 
     # --- Accounts, sessions, rate limits ----------------------------------
     session_ttl_s: int = 30 * 24 * 3600
@@ -118,6 +167,10 @@ class Settings:
     # argon2id cost; tests may lower it through the environment, never below the library minimum
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024
+    argon2_threads: int = 2  # hashes computed at once per API process
+    # hashes waiting for a thread per process; a login or registration beyond them is answered 503 +
+    # Retry-After without hashing, so a burst of logins cannot queue without bound (or past its clients' timeouts)
+    argon2_max_waiting: int = 16
 
     # --- Follow graph -------------------------------------------------------
     max_following: int = 7_500  # bounds the `following` partition (Instagram's own cap)
@@ -192,6 +245,14 @@ class Settings:
     # how often a stream worker checks the index: rebuilt from Cassandra when it was lost or a write failed
     search_repair_s: float = 30.0
 
+    # --- Outbox (docs/reliability.md#the-outbox) ----------------------------------
+    # a follow, unfollow or comment records the event it owes before its write and clears the record once the
+    # event is out; a stream worker publishes the records older than this (app/outbox.py). A comment is
+    # answered 201 only if its record was cleared within half of it: keep it well above twice the Cassandra
+    # and Kafka timeouts plus the clock skew between hosts
+    outbox_grace_s: float = 60.0
+    outbox_sweep_interval_s: float = 10.0  # how often a stream worker runs the outbox reconciler
+
     # --- Media ---------------------------------------------------------------
     media_store: str = "local"  # "local" (a directory served by GET /v1/media/{key}) or "s3"
     media_dir: str = str(REPO_ROOT / ".stack" / "media")
@@ -250,9 +311,48 @@ class Settings:
                 ipaddress.ip_network(network)
             except ValueError as exc:
                 raise ValueError(f"PHOTOS_TRUSTED_PROXIES: {network!r} is not an address or network ({exc})") from None
+        if self.body_read_idle_timeout_s <= 0 or self.body_read_deadline_s <= 0:
+            raise ValueError("PHOTOS_BODY_READ_IDLE_TIMEOUT_S and PHOTOS_BODY_READ_DEADLINE_S must be positive")
+        if self.argon2_threads < 1 or self.argon2_max_waiting < 0:
+            raise ValueError("PHOTOS_ARGON2_THREADS must be at least 1 and PHOTOS_ARGON2_MAX_WAITING at least 0")
         if self.streams_max_attempts < 1:
             raise ValueError("PHOTOS_STREAMS_MAX_ATTEMPTS must be at least 1")
         self.streams_attempts_by_agent()  # raises on a malformed entry
+        self.check_credentials()
+
+    def check_credentials(self) -> None:
+        """ValueError for credential and TLS settings that cannot work together (checked at start-up, not at
+        the first connection)."""
+        if self.cassandra_password and not self.cassandra_username:
+            raise ValueError("PHOTOS_CASSANDRA_PASSWORD is set without PHOTOS_CASSANDRA_USERNAME")
+        cassandra_files = (self.cassandra_tls_ca_file, self.cassandra_tls_cert_file, self.cassandra_tls_key_file)
+        if any(cassandra_files) and not self.cassandra_tls:
+            raise ValueError("PHOTOS_CASSANDRA_TLS_* files are set but PHOTOS_CASSANDRA_TLS is off")
+        if self.redis_username and not self.redis_password:
+            raise ValueError("PHOTOS_REDIS_USERNAME is set without PHOTOS_REDIS_PASSWORD")
+        redis_files = (self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
+        if any(redis_files) and not self.redis_url.startswith("rediss://"):
+            raise ValueError("PHOTOS_REDIS_TLS_* files are set but PHOTOS_REDIS_URL is not rediss://")
+        if self.kafka_security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise ValueError(f"PHOTOS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol!r}: "
+                             f"choose one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}")
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and self.kafka_sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise ValueError(f"PHOTOS_KAFKA_SASL_MECHANISM={self.kafka_sasl_mechanism!r}: "
+                             f"choose one of {', '.join(KAFKA_SASL_MECHANISMS)}")
+        if sasl and not (self.kafka_username and self.kafka_password):
+            raise ValueError(f"PHOTOS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                             "PHOTOS_KAFKA_USERNAME and PHOTOS_KAFKA_PASSWORD")
+        if not sasl and (self.kafka_username or self.kafka_password):
+            raise ValueError("PHOTOS_KAFKA_USERNAME/PASSWORD are set but PHOTOS_KAFKA_SECURITY_PROTOCOL "
+                             f"is {self.kafka_security_protocol} (SASL_SSL sends them)")
+        kafka_files = (self.kafka_tls_ca_file, self.kafka_tls_cert_file, self.kafka_tls_key_file)
+        if any(kafka_files) and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(f"PHOTOS_KAFKA_TLS_* files are set but PHOTOS_KAFKA_SECURITY_PROTOCOL is "
+                             f"{self.kafka_security_protocol}")
+        if self.stack_auth and not (self.cassandra_password and self.redis_password):
+            raise ValueError("PHOTOS_STACK_AUTH=1 needs the credentials it sets up: PHOTOS_CASSANDRA_USERNAME "
+                             "and _PASSWORD, PHOTOS_REDIS_PASSWORD (and PHOTOS_REDIS_USERNAME for an ACL user)")
 
     def require_own_secret(self) -> None:
         """ValueError unless cursors are signed with a secret of this deployment's own, or a development

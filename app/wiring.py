@@ -19,6 +19,7 @@ from cassandra.cluster import Cluster
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app.auth import Passwords, SessionStore
+from app.client_security import redis_options
 from app.comments.service import CommentService
 from app.cursors import CursorCodec
 from app.events import EventPublisher
@@ -33,6 +34,7 @@ from app.media.processor import ImageProcessor
 from app.media.store import MediaStore, make_media_store
 from app.metrics import CountingRedis
 from app.notifications.service import NotificationService, make_notification_service
+from app.outbox import Outbox
 from app.posts.service import PostService
 from app.ratelimit import RateLimiter
 from app.redis_breaker import RedisBreaker
@@ -51,6 +53,7 @@ from app.storage.like_counts import LikeCounts
 from app.storage.likes import LikeRepository
 from app.storage.media_sweep import MediaSweepLog
 from app.storage.notifications import NotificationRepository
+from app.storage.outbox import OutboxTable
 from app.storage.post_cache import PostCache
 from app.storage.posts import PostRepository
 from app.storage.search_index import SearchIndex
@@ -84,6 +87,7 @@ class Storage:
     stories: StoryRepository
     story_media: StoryMediaLog
     idempotency: IdempotencyTable
+    outbox: OutboxTable
 
     @classmethod
     async def prepare(cls, cass: CassandraSession) -> Storage:
@@ -102,6 +106,7 @@ class Storage:
             "stories": StoryRepository(cass),
             "story_media": StoryMediaLog(cass),
             "idempotency": IdempotencyTable(cass),
+            "outbox": OutboxTable(cass),
         }
         assert owners.keys() == {f.name for f in fields(cls)} - {"cass"}, "every owner is prepared here"
         await asyncio.gather(*(owner.prepare() for owner in owners.values()))
@@ -148,6 +153,7 @@ def redis_client(settings: Settings) -> Redis:
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections, timeout=settings.redis_timeout_s,
         socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s,
+        **redis_options(settings),
     )
     return CountingRedis.from_pool(pool)  # closing the client closes its pool
 
@@ -259,12 +265,15 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     s = storage
     ids = IdGenerator(shard=None if settings.id_shard < 0 else settings.id_shard)
     cursors = cursor_codec(settings)
-    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+    outbox = Outbox(s.outbox, settings.outbox_grace_s)  # what follows and comments owe the workers (app/outbox.py)
+    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_threads,
+                          settings.argon2_max_waiting)
     sessions = SessionStore(s.sessions, settings.session_ttl_s, caches.sessions)
     idempotency = IdempotencyStore(s.idempotency, settings.idempotency_ttl_s, settings.idempotency_pending_ttl_s)
     users = UserService(
         users=s.users, follows=s.follows, sessions=sessions, passwords=passwords, events=events,
         feed_cache=caches.feed, profiles=caches.users, ids=ids, cursors=cursors, max_following=settings.max_following,
+        outbox=outbox,
     )
     posts = PostService(
         posts=s.posts, sweep=s.media_sweep, users=s.users, store=media_store, processor=processor, events=events,
@@ -296,7 +305,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
         notifications=notifications,
         comments=CommentService(
             comments=s.comments, posts=s.posts, users=s.users, events=events, ids=ids, cursors=cursors,
-            max_comment_length=settings.max_comment_length,
+            max_comment_length=settings.max_comment_length, outbox=outbox,
         ),
         hashtags=HashtagService(hashtags=s.hashtags, posts=posts),
         stories=StoryService(

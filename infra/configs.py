@@ -51,7 +51,7 @@ default_secondary_index_enabled: true
 sasi_indexes_enabled: false
 materialized_views_enabled: false
 user_defined_functions_enabled: false
-batch_size_warn_threshold: 64KiB
+${auth}batch_size_warn_threshold: 64KiB
 batch_size_fail_threshold: 640KiB
 
 memtable:
@@ -73,6 +73,14 @@ default_compaction:
     target_sstable_size: 1GiB
     sstable_growth: 0.3333333333333333
     min_sstable_size: 100MiB
+"""
+
+# PHOTOS_STACK_AUTH=1: every login is checked against the roles in system_auth (the launcher creates the app's
+# role), and a role may do only what it was granted (infra/production/cassandra-node.yaml does the same).
+CASSANDRA_AUTH = """\
+authenticator: PasswordAuthenticator
+authorizer: CassandraAuthorizer
+role_manager: CassandraRoleManager
 """
 
 # Cassandra logs through logback; without a file it logs everything at DEBUG to the console.
@@ -104,11 +112,11 @@ KAFKA_SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$client_listener://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+listener.security.protocol.map=$client_listener:$client_listener,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-log.dirs=$data_dir
+inter.broker.listener.name=$client_listener
+${sasl}log.dirs=$data_dir
 
 # Topics are created by photos-migrate, never by a typo in a producer.
 auto.create.topics.enable=false
@@ -137,6 +145,16 @@ log.segment.bytes=67108864
 
 num.network.threads=2
 num.io.threads=4
+"""
+
+# PHOTOS_STACK_AUTH=1 with PHOTOS_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT: clients (and the broker itself, on the
+# same listener) log in with SCRAM; the credentials were put into the metadata log when the storage was formatted.
+# No authorizer here: production adds StandardAuthorizer and the ACLs of infra/production/kafka-acls.sh.
+KAFKA_SASL = """\
+sasl.enabled.mechanisms=$mechanism
+sasl.mechanism.inter.broker.protocol=$mechanism
+listener.name.sasl_plaintext.$mechanism_lower.sasl.jaas.config=\\
+  org.apache.kafka.common.security.scram.ScramLoginModule required username="$username" password="$password";
 """
 
 # Kafka 4 logs through log4j2; the jars come from the bundle because Kafka's pom leaves them out.
@@ -169,6 +187,18 @@ save ""
 appendonly no
 dir $data_dir
 logfile $log_file
+${auth}"""
+
+# PHOTOS_STACK_AUTH=1 with PHOTOS_REDIS_USERNAME: the default user is off, so a client must log in as the app's
+# ACL user, with the rules of production's (infra/production/redis-users.acl, which has an API user and a worker
+# user): no @dangerous or @admin command.
+REDIS_ACL_USER = """\
+user default off
+user $username on >$password ~* &* +@all -@dangerous -@admin
+"""
+# PHOTOS_STACK_AUTH=1 without a username: the default user needs the password.
+REDIS_REQUIREPASS = """\
+requirepass $password
 """
 
 

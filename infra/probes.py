@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
@@ -34,14 +35,15 @@ async def tcp_accepts(host: str, port: int) -> bool:
     return True
 
 
-async def cql_answers(host: str, port: int, local_dc: str) -> bool:
-    """`SELECT release_version FROM system.local` returns a row."""
+async def cql_answers(host: str, port: int, local_dc: str, **client_options: Any) -> bool:
+    """`SELECT release_version FROM system.local` returns a row. `client_options`: the Cluster's credentials
+    and TLS (app/client_security.py), when the node asks for them."""
     if not await tcp_accepts(host, port):  # cheap check first: a driver Cluster is costly to build
         return False
-    return await asyncio.to_thread(_cql_release_version, host, port, local_dc) is not None
+    return await asyncio.to_thread(_cql_release_version, host, port, local_dc, client_options) is not None
 
 
-def _cql_release_version(host: str, port: int, local_dc: str) -> str | None:
+def _cql_release_version(host: str, port: int, local_dc: str, client_options: dict[str, Any]) -> str | None:
     cluster = Cluster(
         [host],
         port=port,
@@ -49,6 +51,7 @@ def _cql_release_version(host: str, port: int, local_dc: str) -> str | None:
         load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=local_dc),
         connect_timeout=PROBE_TIMEOUT_S,
         control_connection_timeout=PROBE_TIMEOUT_S,
+        **client_options,
     )
     try:
         session = cluster.connect()
@@ -60,11 +63,12 @@ def _cql_release_version(host: str, port: int, local_dc: str) -> str | None:
         cluster.shutdown()
 
 
-async def kafka_answers(host: str, port: int) -> bool:
-    """A Metadata request lists at least one broker."""
+async def kafka_answers(host: str, port: int, **client_options: Any) -> bool:
+    """A Metadata request lists at least one broker. `client_options`: SASL and TLS (app/client_security.py)."""
     if not await tcp_accepts(host, port):
         return False
-    admin = AIOKafkaAdminClient(bootstrap_servers=f"{host}:{port}", request_timeout_ms=int(PROBE_TIMEOUT_S * 1000))
+    admin = AIOKafkaAdminClient(bootstrap_servers=f"{host}:{port}", request_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
+                                **client_options)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -75,9 +79,10 @@ async def kafka_answers(host: str, port: int) -> bool:
         await admin.close()
 
 
-async def redis_answers(host: str, port: int) -> bool:
-    """PING gets PONG."""
-    client = aioredis.Redis(host=host, port=port, socket_timeout=PROBE_TIMEOUT_S)
+async def redis_answers(host: str, port: int, username: str | None = None, password: str | None = None) -> bool:
+    """PING gets PONG (as `username`, or the default user, when the server asks for a password)."""
+    client = aioredis.Redis(host=host, port=port, socket_timeout=PROBE_TIMEOUT_S, username=username,
+                            password=password)
     try:
         return bool(await client.ping())
     except Exception:

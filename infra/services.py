@@ -9,21 +9,38 @@ supervisor, and the supervisor's state file names the service's process.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
+import re
+import secrets
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from cassandra import DriverException, Unauthorized
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import Cluster, NoHostAvailable
+from cassandra.policies import DCAwareRoundRobinPolicy
+
+from app.client_security import kafka_options
 from app.settings import Settings
+from app.storage.migrate import create_keyspace
 from infra import StackError, configs, probes
 from infra.fetch import JarBundle, cassandra_jars, kafka_jars
 from infra.procs import process_alive, process_cmdline, read_pid
 from infra.supervise import read_state
 
 LOOPBACK = "127.0.0.1"
+# the role every fresh Cassandra with PasswordAuthenticator has, and its well-known password
+SUPERUSER = "cassandra"
+DEFAULT_SUPERUSER_PASSWORD = "cassandra"
+PERMISSIONS_CACHE_WAIT_S = 10.0  # well past Cassandra's permissions_validity (2 s)
+KAFKA_BROKER_USER = "photos-broker"  # with PHOTOS_STACK_AUTH and SASL, the broker's own SCRAM user
 JAVA_PACKAGE = "openjdk-17-jre-headless"
 
 # Cassandra 5.0 on Java 17, from its conf/jvm17-server.options: without these module
@@ -139,10 +156,16 @@ class Service(ABC):
     def write_config_files(self) -> None:
         for path, text in self.config_files().items():
             path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)  # with PHOTOS_STACK_AUTH some hold passwords: readable by their owner only
             path.write_text(text)
 
     def missing_reason(self) -> str | None:
         """Why the service cannot be started at all on this machine, if it cannot."""
+        return None
+
+    async def provision(self) -> None:
+        """Once the service answers, at every `up`: set up what it must hold before the apps use it (the app's
+        role on a Cassandra with authentication). Idempotent."""
         return None
 
     def environment(self) -> dict[str, str]:
@@ -281,6 +304,7 @@ class Cassandra(JvmServer):
                 native_port=self.settings.cassandra_port,
                 commitlog=commitlog,
                 concurrent_writes=self.settings.cassandra_concurrent_writes,
+                auth=configs.CASSANDRA_AUTH if self.settings.stack_auth else "",
             ),
             self.logback_file: configs.fill(configs.CASSANDRA_LOGBACK_XML, log_file=self.main_log),
         }
@@ -305,6 +329,8 @@ class Cassandra(JvmServer):
             f"-Dcassandra.logdir={self.logs_dir}",
             f"-Dlogback.configurationFile={self.logback_file}",
         ]
+        if self.settings.stack_auth:  # the default superuser at once, not 10 s after start-up
+            flags.append("-Dcassandra.superuser_setup_delay_ms=0")
         return self.java_command(self.heap, flags, "org.apache.cassandra.service.CassandraDaemon")
 
     @property
@@ -320,7 +346,105 @@ class Cassandra(JvmServer):
         ]
 
     async def answers(self) -> bool:
-        return await probes.cql_answers(self.host, self.ports[0], self.settings.cassandra_local_dc)
+        """The node answers a query; with PHOTOS_STACK_AUTH, as the superuser (the app's role may not exist yet:
+        `provision` makes it)."""
+        if not self.settings.stack_auth:
+            return await probes.cql_answers(self.host, self.ports[0], self.settings.cassandra_local_dc)
+        for password in self.superuser_passwords():
+            options = {"auth_provider": PlainTextAuthProvider(SUPERUSER, password)}
+            if await probes.cql_answers(self.host, self.ports[0], self.settings.cassandra_local_dc, **options):
+                return True
+        return False
+
+    # --- PHOTOS_STACK_AUTH -----------------------------------------------------------------------------
+    @property
+    def superuser_password_file(self) -> Path:
+        """The password the launcher gave the default superuser in place of the well-known one."""
+        return self.conf_dir / "superuser-password"
+
+    def superuser_passwords(self) -> list[str]:
+        """What the superuser's password may be: the launcher's own, then the default of a fresh node."""
+        try:
+            return [self.superuser_password_file.read_text().strip(), DEFAULT_SUPERUSER_PASSWORD]
+        except FileNotFoundError:
+            return [DEFAULT_SUPERUSER_PASSWORD]
+
+    async def provision(self) -> None:
+        if self.settings.stack_auth:
+            await asyncio.to_thread(self.provision_roles)
+
+    def provision_roles(self) -> None:
+        """Give the default superuser a password of the launcher's own (kept in conf/, mode 0600), and make the
+        app's role with the password of the settings: it may log in and create keyspaces, and owns (so may do
+        anything in) the keyspaces and tables it creates; nothing else."""
+        role = self.settings.cassandra_username
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", role) or role == SUPERUSER:
+            raise StackError(f"PHOTOS_CASSANDRA_USERNAME={role!r}: photos-stack makes roles named in lower case "
+                             f"letters, digits and _, and not {SUPERUSER!r}")
+        session, cluster, password = self._superuser_session()
+        try:
+            if password == DEFAULT_SUPERUSER_PASSWORD:
+                own = secrets.token_urlsafe(24)
+                self.superuser_password_file.touch(mode=0o600)
+                self.superuser_password_file.write_text(own)  # first: a crash after the ALTER still finds it
+                session.execute(f"ALTER ROLE {SUPERUSER} WITH PASSWORD = %s", (own,))
+            session.execute(f"CREATE ROLE IF NOT EXISTS {role} WITH PASSWORD = %s AND LOGIN = true",
+                            (self.settings.cassandra_password,))
+            if not self._logs_in(role, self.settings.cassandra_password):  # the setting changed since
+                session.execute(f"ALTER ROLE {role} WITH PASSWORD = %s", (self.settings.cassandra_password,))
+            session.execute(f"GRANT CREATE ON ALL KEYSPACES TO {role}")
+        except DriverException as error:
+            raise StackError(f"cassandra: setting up the role {role!r} failed: {error}") from None
+        finally:
+            cluster.shutdown()
+        self._until_role_may_create_keyspaces(role)
+
+    def _until_role_may_create_keyspaces(self, role: str) -> None:
+        """Wait until the node's permission cache (permissions_validity, 2 s) shows the role its grant, by making
+        the app's keyspace as photos-migrate would (IF NOT EXISTS, the settings' replication): the migrations
+        that follow must not fail on a cache entry from before the grant."""
+        cluster = self._cluster(role, self.settings.cassandra_password)
+        deadline = time.monotonic() + PERMISSIONS_CACHE_WAIT_S
+        try:
+            session = cluster.connect()
+            while True:
+                try:
+                    create_keyspace(session, self.settings, self.settings.cassandra_keyspace)
+                    return
+                except Unauthorized:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.25)
+        except DriverException as error:
+            raise StackError(f"cassandra: the role {role!r} cannot create its keyspace: {error}") from None
+        finally:
+            cluster.shutdown()
+
+    def _logs_in(self, role: str, password: str) -> bool:
+        cluster = self._cluster(role, password)
+        try:
+            cluster.connect()
+            return True
+        except NoHostAvailable:
+            return False
+        finally:
+            cluster.shutdown()
+
+    def _cluster(self, role: str, password: str) -> Cluster:
+        return Cluster([self.host], port=self.ports[0], protocol_version=5,
+                       auth_provider=PlainTextAuthProvider(role, password),
+                       load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=self.settings.cassandra_local_dc))
+
+    def _superuser_session(self):
+        """(session, cluster, password) of a superuser login; StackError when no known password works."""
+        for password in self.superuser_passwords():
+            cluster = self._cluster(SUPERUSER, password)
+            try:
+                return cluster.connect(), cluster, password
+            except NoHostAvailable:
+                cluster.shutdown()
+        raise StackError(f"cassandra: the superuser {SUPERUSER!r} logs in with neither the default password nor "
+                         f"the one in {self.superuser_password_file}; `photos-stack wipe` starts afresh")
 
 
 class Kafka(JvmServer):
@@ -355,6 +479,8 @@ class Kafka(JvmServer):
                 controller_port=self.settings.kafka_controller_port,
                 data_dir=self.data_dir,
                 partitions=self.settings.kafka_topic_partitions,
+                client_listener="SASL_PLAINTEXT" if self.sasl else "PLAINTEXT",
+                sasl=self.sasl_lines(),
             ),
             self.log4j_file: configs.fill(configs.KAFKA_LOG4J2_XML, log_file=self.main_log),
         }
@@ -376,13 +502,54 @@ class Kafka(JvmServer):
         return self.settings.kafka_heap
 
     async def answers(self) -> bool:
-        return await probes.kafka_answers(self.host, self.ports[0])
+        """A Metadata request is answered, logged in as the app's user when the broker asks for SCRAM."""
+        options = kafka_options(self.settings) if self.sasl else {}
+        return await probes.kafka_answers(self.host, self.ports[0], **options)
+
+    # --- PHOTOS_STACK_AUTH -----------------------------------------------------------------------------
+    @property
+    def sasl(self) -> bool:
+        """Clients log in with SCRAM: PHOTOS_STACK_AUTH with PHOTOS_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT (TLS,
+        SASL_SSL, is for production: infra/production/kafka-broker.properties)."""
+        return self.settings.stack_auth and self.settings.kafka_security_protocol == "SASL_PLAINTEXT"
+
+    @property
+    def broker_password(self) -> str:
+        """The broker's own SCRAM password (it logs in to itself on the one listener), derived from the app's so
+        that the server.properties the settings make stay the same from one `up` to the next."""
+        return hashlib.sha256(f"photos-stack broker:{self.settings.kafka_password}".encode()).hexdigest()
+
+    def sasl_lines(self) -> str:
+        if not self.sasl:
+            return ""
+        mechanism = self.settings.kafka_sasl_mechanism
+        if not mechanism.startswith("SCRAM-"):
+            raise StackError(f"PHOTOS_KAFKA_SASL_MECHANISM={mechanism}: photos-stack sets up SCRAM only")
+        for value in (self.settings.kafka_username, self.settings.kafka_password):
+            if not re.fullmatch(r"[A-Za-z0-9_.:@%+-]+", value):
+                raise StackError("PHOTOS_KAFKA_USERNAME/PASSWORD: photos-stack writes them into Kafka's SCRAM and "
+                                 "JAAS settings, where = , ] \" or a space would end them; use letters, digits "
+                                 "and _.:@%+-")
+        return configs.fill(configs.KAFKA_SASL, mechanism=mechanism, mechanism_lower=mechanism.lower(),
+                            username=KAFKA_BROKER_USER, password=self.broker_password)
+
+    def scram_arguments(self) -> list[str]:
+        """StorageTool's --add-scram for the broker's user and the app's: KRaft keeps SCRAM credentials in the
+        metadata log, so a node that must authenticate its first clients gets them when it is formatted."""
+        if not self.sasl:
+            return []
+        mechanism = self.settings.kafka_sasl_mechanism
+        users = ((KAFKA_BROKER_USER, self.broker_password),
+                 (self.settings.kafka_username, self.settings.kafka_password))
+        return [argument for name, password in users
+                for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")]
 
     def _format_storage(self, flags: list[str]) -> None:
-        """Give a fresh KRaft log dir its cluster id and this node's controller identity."""
+        """Give a fresh KRaft log dir its cluster id and this node's controller identity (and, with SASL, its
+        users' SCRAM credentials)."""
         argv = self.java_command(
             "256M", flags, "kafka.tools.StorageTool",
-            "format", "-c", str(self.config_file), *self.format_arguments(),
+            "format", "-c", str(self.config_file), *self.format_arguments(), *self.scram_arguments(),
         )  # fmt: skip
         result = subprocess.run(argv, capture_output=True, text=True)
         if result.returncode != 0:
@@ -422,8 +589,20 @@ class Redis(Server):
 
     def config_files(self) -> dict[Path, str]:
         text = configs.fill(configs.REDIS_CONF, port=self.settings.redis_port, data_dir=self.data_dir,
-                            log_file=self.main_log)
+                            log_file=self.main_log, auth=self.auth_lines())
         return {self.config_file: text}
+
+    def auth_lines(self) -> str:
+        """With PHOTOS_STACK_AUTH: the app's ACL user (and the default user off), or the default user's password."""
+        if not self.settings.stack_auth:
+            return ""
+        username, password = self.settings.redis_username, self.settings.redis_password
+        if not re.fullmatch(r"[A-Za-z0-9_.:@%+=-]+", password) or (username and not re.fullmatch(r"\w+", username)):
+            raise StackError("PHOTOS_REDIS_USERNAME/PASSWORD: photos-stack writes them into redis.conf, where a "
+                             "space, quote or # would end them early; use letters, digits and _.:@%+=-")
+        if username:
+            return configs.fill(configs.REDIS_ACL_USER, username=username, password=password)
+        return configs.fill(configs.REDIS_REQUIREPASS, password=password)
 
     def prepare(self) -> list[str]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -431,7 +610,11 @@ class Redis(Server):
         return [shutil.which("redis-server") or "redis-server", str(self.config_file)]
 
     async def answers(self) -> bool:
-        return await probes.redis_answers(self.host, self.ports[0])
+        """PING is answered, as the app's user when the server was configured with one."""
+        if not self.settings.stack_auth:
+            return await probes.redis_answers(self.host, self.ports[0])
+        return await probes.redis_answers(self.host, self.ports[0], self.settings.redis_username or None,
+                                          self.settings.redis_password)
 
 
 STREAMS_METRICS_PORT = 9464  # the stack's stream worker's metrics (loadtest/run.py scrapes it there)
@@ -476,9 +659,11 @@ class Api(AppProcess):
 
     @property
     def ports(self) -> tuple[int, ...]:
-        return (self.settings.api_port,)
+        """The public port, and the ops listener's (/metrics, the detailed /readyz) when it has one."""
+        return (self.settings.api_port, self.settings.ops_port) if self.settings.ops_port else (self.settings.api_port,)
 
     async def answers(self) -> bool:
+        """The public port answers /healthz: it opens only once the API has reached Cassandra."""
         return await probes.http_status(self.host, self.ports[0], "/healthz") == 200
 
     def environment(self) -> dict[str, str]:

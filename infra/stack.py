@@ -140,6 +140,7 @@ async def start(service: Service) -> None:
     else:
         await wait_until_answering(service, pid, began + service.ready_timeout_s, log_marks)
         outcome = "running, answered in {:.1f} s"
+    await service.provision()  # e.g. the app's role on a Cassandra with authentication (PHOTOS_STACK_AUTH)
     ports = ",".join(map(str, service.ports)) or "-"
     print(f"{service.name:<9} {outcome.format(time.monotonic() - began)}  pid {service.service_pid() or pid}  "
           f"port {ports}")

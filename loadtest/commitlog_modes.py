@@ -22,6 +22,7 @@ from typing import TypeVar
 import uvloop
 from redis.asyncio import Redis
 
+from app.client_security import redis_options
 from app.settings import REPO_ROOT, Settings
 from app.storage.cassandra import CassandraSession, make_cluster
 from app.storage.migrate import prepare_storage
@@ -137,7 +138,7 @@ async def _measure(node: Node, procs: dict[str, BenchProcess], measure: Callable
     for name, process in procs.items():
         cpu.add(name, process)
     cluster = make_cluster(node.settings)
-    redis = Redis.from_url(node.settings.redis_url)
+    redis = Redis.from_url(node.settings.redis_url, **redis_options(node.settings))
     try:
         session = await asyncio.to_thread(cluster.connect, node.settings.cassandra_keyspace)
         cass = CassandraSession(session, node.settings.cassandra_max_in_flight)

@@ -68,6 +68,7 @@ import psutil
 import uvloop
 from redis.asyncio import Redis
 
+from app.client_security import redis_options
 from app.feed.writer import for_each
 from app.settings import REPO_ROOT, Settings
 from app.storage.cassandra import CassandraSession, make_cluster
@@ -184,11 +185,14 @@ def cpu_note(cores: dict[str, float]) -> str:
 
 
 def start_api(name: str, workers: int, extra: dict[str, str]) -> BenchProcess:
-    port = free_port()
+    """An API on free ports: `url` its public one, `ops_url` its ops listener (/metrics)."""
+    port, ops_port = free_port(), free_port()
     process = BenchProcess(
-        name, ["-m", "app.main", "--workers", str(workers)], {**BENCH_ENV, **extra, "PHOTOS_API_PORT": str(port)}
+        name, ["-m", "app.main", "--workers", str(workers)],
+        {**BENCH_ENV, **extra, "PHOTOS_API_PORT": str(port), "PHOTOS_OPS_PORT": str(ops_port)},
     )
     process.url = f"http://127.0.0.1:{port}"
+    process.ops_url = f"http://127.0.0.1:{ops_port}"
     return process
 
 
@@ -599,7 +603,7 @@ async def measure(settings: Settings, args: argparse.Namespace, procs: dict[str,
         cpu.add(name, process)
     levels = [int(x) for x in args.levels.split(",")]
     cluster = make_cluster(settings)
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url, **redis_options(settings))
     try:
         session = cluster.connect(KEYSPACE)
         prepare_ceiling_tables(session, settings)

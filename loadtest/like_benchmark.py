@@ -55,6 +55,7 @@ import aiohttp
 import uvloop
 from redis.asyncio import Redis
 
+from app.client_security import redis_options
 from app.feed.writer import for_each
 from app.settings import REPO_ROOT, Settings
 from app.storage.cassandra import CassandraSession, make_cluster
@@ -421,7 +422,7 @@ async def measure(settings: Settings, args: argparse.Namespace, procs: dict[str,
     for name, process in procs.items():
         cpu.add(name, process)
     cluster = make_cluster(settings)
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url, **redis_options(settings))
     try:
         cass = CassandraSession(cluster.connect(KEYSPACE), settings.cassandra_max_in_flight)
         seeder = await Seeder(settings, cass, redis).prepare()

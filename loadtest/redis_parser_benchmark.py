@@ -21,6 +21,7 @@ import orjson
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from app.client_security import redis_options
 from app.settings import Settings
 
 PREFIX = "photos-bench:parser:"
@@ -38,9 +39,10 @@ def sample_object(i: int) -> bytes:
     })
 
 
-async def one_round(url: str, parser: type, seconds: float, concurrency: int) -> tuple[float, float]:
+async def one_round(settings: Settings, parser: type, seconds: float, concurrency: int) -> tuple[float, float]:
     """(operations per second, client CPU microseconds per operation) of one parser for `seconds`."""
-    pool = BlockingConnectionPool.from_url(url, max_connections=concurrency, parser_class=parser)
+    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=concurrency, parser_class=parser,
+                                           **redis_options(settings))
     client = Redis.from_pool(pool)
     keys = [f"{PREFIX}{i}" for i in range(OBJECTS)]
     done = 0
@@ -67,14 +69,14 @@ async def one_round(url: str, parser: type, seconds: float, concurrency: int) ->
 
 
 async def run(args: argparse.Namespace) -> None:
-    url = Settings.from_env().redis_url
-    setup = Redis.from_url(url)
+    settings = Settings.from_env()
+    setup = Redis.from_url(settings.redis_url, **redis_options(settings))
     await setup.mset({f"{PREFIX}{i}": sample_object(i) for i in range(OBJECTS)})
     results: dict[str, list[tuple[float, float]]] = {"python": [], "hiredis": []}
     try:
         for _ in range(args.rounds):
             for name, parser in (("python", _AsyncRESP2Parser), ("hiredis", _AsyncHiredisParser)):
-                results[name].append(await one_round(url, parser, args.seconds, args.concurrency))
+                results[name].append(await one_round(settings, parser, args.seconds, args.concurrency))
     finally:
         await setup.delete(*(f"{PREFIX}{i}" for i in range(OBJECTS)))
         await setup.aclose()

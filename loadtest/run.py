@@ -495,7 +495,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-users", type=int, default=8)
     parser.add_argument("--profile-seconds", type=float, default=8)
     parser.add_argument("--metrics-url", action="append", default=None,
-                        help="API Prometheus endpoint(s); default <host>/metrics. Repeat for several hosts")
+                        help="API Prometheus endpoint(s), on each API host's ops listener (not the public port);"
+                             " default http://<host's name>:<PHOTOS_OPS_PORT>/metrics. Repeat for several hosts")
     parser.add_argument("--streams-metrics-url", default=None,
                         help=f"stream workers' metrics; default {DEFAULT_STREAMS_METRICS} for a local host")
     parser.add_argument("--no-storage", action="store_true", help="skip measuring bytes stored per entity")
@@ -527,6 +528,12 @@ def check_inputs(args: argparse.Namespace) -> traffic_model.Traffic:
         print(f"note: {len(credentials)} credentials for {args.start_users}+ users: some users share an account",
               file=sys.stderr)
     return traffic
+
+
+def default_metrics_url(host: str) -> str:
+    """The API's metrics when --metrics-url names none: the ops listener (PHOTOS_OPS_PORT) on the API's host,
+    where `photos-stack` and a single API host serve them; the public port serves none."""
+    return f"http://{urlparse(host).hostname}:{Settings.from_env().ops_port}/metrics"
 
 
 def local_processes(host: str) -> LocalProcesses | None:
@@ -595,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loadtest.run: cannot write to {out}: {error}", file=sys.stderr)
         return 2
     local = local_processes(args.host)
-    metrics_urls = args.metrics_url or [args.host.rstrip("/") + "/metrics"]
+    metrics_urls = args.metrics_url or [default_metrics_url(args.host)]
     streams_url = args.streams_metrics_url or (DEFAULT_STREAMS_METRICS if local and "streams" in local.kinds else None)
     sampler = Sampler(metrics_urls, streams_url, local).start()
     print(f"{args.shape} run of mix {args.mix!r} against {args.host} ({len(traffic.weights(args.mix))} tasks;"

@@ -50,6 +50,7 @@ import uvloop
 from redis.asyncio import Redis
 
 from app.auth import SessionStore
+from app.client_security import redis_options
 from app.search.query import prefixes
 from app.search.rebuild import rebuild
 from app.settings import Settings
@@ -218,7 +219,7 @@ async def measure(settings: Settings, args: argparse.Namespace, api: BenchProces
     rng = random.Random(11)
     user_names, tag_names = usernames(args.users, rng), hashtags(args.hashtags, rng)
     cluster = make_cluster(settings)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=60)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=60, **redis_options(settings))
     try:
         storage = await Storage.prepare(CassandraSession(cluster.connect(KEYSPACE), settings.cassandra_max_in_flight))
         seed_s = await seed(storage, user_names, tag_names, rng)

@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.auth import Passwords, SessionStore
+from app.client_security import redis_options
 from app.media.store import make_media_store
 from app.settings import Settings
 from app.storage import cassandra
@@ -124,7 +125,7 @@ async def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise SeedError(f"cannot write to --out {out_dir}: {exc.strerror or exc}") from None
     cluster, cass = await _connect(settings)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=30.0)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=30.0, **redis_options(settings))
     try:
         try:
             await redis.ping()

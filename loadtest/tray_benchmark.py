@@ -38,6 +38,7 @@ import aiohttp
 import uvloop
 from redis.asyncio import Redis
 
+from app.client_security import redis_options
 from app.feed.writer import for_each
 from app.ids import IdGenerator
 from app.settings import Settings
@@ -151,7 +152,7 @@ async def measure(settings: Settings, args: argparse.Namespace, api: BenchProces
     began = time.perf_counter()
     sizes = [int(x) for x in args.sizes.split(",")]
     cluster = make_cluster(settings)
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url, **redis_options(settings))
     try:
         cass = CassandraSession(cluster.connect(KEYSPACE), settings.cassandra_max_in_flight)
         seeder = await Seeder(settings, cass, redis).prepare()

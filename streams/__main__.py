@@ -10,6 +10,7 @@ import sys
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.client_security import kafka_options
 from app.settings import Settings
 from streams import metrics
 from streams.app import create_app
@@ -22,7 +23,8 @@ MAX_DELAY_S = 10.0
 
 async def kafka_answers(settings: Settings) -> bool:
     """The brokers answer a metadata request."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=5000,
+                                **kafka_options(settings))
     try:
         await admin.start()
         return bool((await admin.describe_cluster())["brokers"])
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics_port = settings.streams_metrics_port if args.metrics_port is None else args.metrics_port
     asyncio.run(wait_for_kafka(settings))
     app = create_app(settings)
-    if metrics_port > 0 and metrics.serve(metrics_port, settings.api_host):
+    if metrics_port > 0 and metrics.serve(metrics_port, settings.ops_host):  # an ops endpoint, like the API's
         metrics.instrument(app)
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import faust
 
+from app.client_security import faust_credentials
 from app.settings import Settings
 from app.wiring import Wiring
 from streams import (
@@ -17,6 +18,7 @@ from streams import (
     follow_graph,
     like_counts,
     media_sweep,
+    outbox,
     post_counts,
     story_tray,
     story_views,
@@ -31,6 +33,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.streams_app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),  # SASL and/or TLS (app/client_security.py)
         store="memory://",  # no agent keeps state in Faust tables: all state lives in Cassandra
         topic_partitions=settings.kafka_topic_partitions,
         # the topics faust declares itself (the leader election's) replicated as photos-migrate's are: on a
@@ -48,7 +51,7 @@ def create_app(settings: Settings) -> faust.App:
     search_agents.register(app, settings, wiring, search)
     follow_graph.register(app, settings, wiring, search)
     hashtag_count_agent.register(app, settings, wiring, search)
-    for agent in (post_counts, fanout, media_sweep, like_counts, affinity, comment_counts, notification_agent,
+    for agent in (post_counts, fanout, media_sweep, outbox, like_counts, affinity, comment_counts, notification_agent,
                   trending, story_tray, story_views):
         agent.register(app, settings, wiring)
     unknown = sorted(set(settings.streams_attempts_by_agent()) - set(app.agents))

@@ -31,6 +31,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.client_security import kafka_options
 from app.events import DEAD_LETTER_PARTITIONS, DEAD_LETTER_SUFFIX, TOPICS, dead_letter_topic, topic_name
 from app.settings import Settings
 from streams.metrics import DEAD_LETTERS
@@ -136,7 +137,7 @@ async def read_letters(settings: Settings, suffixes: list[str], replay: bool) ->
         return []
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.streams_app_id}{REPLAY_GROUP_SUFFIX}",
-        enable_auto_commit=False, auto_offset_reset="earliest",
+        enable_auto_commit=False, auto_offset_reset="earliest", **kafka_options(settings),
     )
     await consumer.start()
     try:
@@ -157,7 +158,7 @@ async def read_letters(settings: Settings, suffixes: list[str], replay: bool) ->
 
 async def dead_letter_partitions(settings: Settings, suffixes: list[str]) -> list[TopicPartition]:
     """The partitions of the dead-letter topics of `suffixes` that exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **kafka_options(settings))
     await admin.start()
     try:
         described = await admin.describe_topics([dead_letter_topic(topic_name(settings, s)) for s in suffixes])
@@ -173,7 +174,8 @@ async def dead_letter_partitions(settings: Settings, suffixes: list[str]) -> lis
 async def send_back(settings: Settings, letters: list[Letter]) -> int:
     """Send each event the letters hold to its topic, once (several agents may have dead-lettered one event);
     returns how many were sent."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+                                **kafka_options(settings))
     await producer.start()
     sent: set[tuple[str, int, int]] = set()
     try:

@@ -9,6 +9,7 @@ from app.posts.sweeper import MediaSweeper
 from app.settings import Settings
 from app.stories.sweeper import StorySweeper
 from app.wiring import Wiring
+from streams.metrics import RECONCILED
 from streams.retry import timer
 
 
@@ -24,7 +25,8 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
                 MediaSweeper(storage.media_sweep, storage.posts, wiring.media_store(), await wiring.events(),
                              settings.media_sweep_grace_s)
             )
-        await sweepers[0].run()
+        report = await sweepers[0].run()
+        RECONCILED.labels("uploads").inc(report.finished)
 
     story_sweepers: list[StorySweeper] = []
 

@@ -3,6 +3,7 @@
 - events each agent took (a faust sensor: every event entering an agent's stream),
 - how long each batch took (streams/batches.py, the one loop every agent runs),
 - the events each agent dead-lettered (streams/dead_letters.py),
+- the writes the reconcilers repaired (streams/outbox.py, streams/media_sweep.py),
 - each assigned partition's consumer lag, refreshed every LAG_REFRESH_S,
 - and, from app/metrics.py, the Cassandra requests, Redis commands and Kafka messages of each agent's
   batches (route "agent:<name>") and this process's CPU (kind "streams").
@@ -38,6 +39,12 @@ DEAD_LETTERS = Counter(
     "photos_stream_dead_letters_total",
     "Events an agent could not decode or apply and sent to the dead-letter topic of their topic",
     ["agent", "topic"],
+)
+RECONCILED = Counter(
+    "photos_reconciled_total",
+    "Writes whose event their request never published, repaired by a stream worker's reconciler: `follows` and"
+    " `comments` outbox records published (streams/outbox.py), `uploads` finished by the media sweeper",
+    ["kind"],
 )
 CONSUMER_LAG = Gauge(
     "photos_stream_consumer_lag",

@@ -1,6 +1,10 @@
-"""Post events -> `users.post_count`, recounted from `posts_by_user` (see app/storage/recount.py).
+"""Post events -> `users.post_count`, recounted from `posts_by_user` (see app/storage/recount.py), and deletes
+finished.
 
-`recount_timeline` serves this agent and streams/hashtag_counts.py (`hashtags.post_count`)."""
+`recount_timeline` serves this agent and streams/hashtag_counts.py (`hashtags.post_count`). A delete publishes
+PostDeleted before it removes anything, so a request that fails or dies after its event leaves the `posts`
+row while the feeds and counts drop the post; `finish_deletes` removes the row (and tombstones the cached
+post, as the request does first), so the post is gone however far its request got."""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ from collections.abc import Callable, Iterable
 
 import faust
 
+from app.errors import Unavailable
 from app.events import PostCreated, PostDeleted
 from app.ids import month_bucket
 from app.settings import Settings
+from app.storage.post_cache import PostCache
+from app.storage.posts import PostRepository
 from app.storage.recount import BucketRecounter
 from app.storage.timelines import BucketedTimeline
 from app.wiring import Wiring
@@ -44,6 +51,16 @@ async def recount_timeline(
     return dict(zip(keys, await asyncio.gather(*(recounter.save_total(key) for key in keys)), strict=True))
 
 
+async def finish_deletes(posts: PostRepository, cache: PostCache, events: list[PostCreated | PostDeleted]) -> None:
+    """Delete the rows of the deleted posts (idempotent), each cached post tombstoned first; raises while
+    Redis cannot be told, so the batch is retried then rather than a deleted post served from the cache."""
+    deleted = [e for e in events if isinstance(e, PostDeleted)]
+    for event in deleted:
+        if not await cache.note_deleted(event.post_id, event.actor_id):
+            raise Unavailable("the post cache (Redis) could not tombstone a deleted post")
+    await asyncio.gather(*(posts.delete_row(event.post_id) for event in deleted))
+
+
 def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     # two record types share the topic; faust finds each one's class by the name the record carries
     topic = event_topic(app, settings, "posts")
@@ -51,8 +68,11 @@ def register(app: faust.App, settings: Settings, wiring: Wiring) -> None:
     @app.agent(topic, name="post_counts")
     async def post_counts(stream) -> None:
         posts = (await until_ready("post_counts", wiring.storage)).posts
+        cache = wiring.caches().posts
         recounter, user_posts = posts.user_post_counts, posts.by_user
-        await each_batch(
-            stream, "post_counts", lambda batch: recount_timeline(recounter, user_posts, batch, author_month),
-            size=BATCH_SIZE, within=BATCH_SECONDS, settings=settings,
-        )
+
+        async def apply(batch: list[PostCreated | PostDeleted]) -> None:
+            await finish_deletes(posts, cache, batch)
+            await recount_timeline(recounter, user_posts, batch, author_month)
+
+        await each_batch(stream, "post_counts", apply, size=BATCH_SIZE, within=BATCH_SECONDS, settings=settings)

@@ -82,6 +82,8 @@ async def storage(cass):
 async def redis_client(settings: Settings):
     from redis.asyncio import Redis
 
-    client = Redis.from_url(settings.redis_url)
+    from app.client_security import redis_options
+
+    client = Redis.from_url(settings.redis_url, **redis_options(settings))
     yield client
     await client.aclose()

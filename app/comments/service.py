@@ -11,6 +11,11 @@ Creating, in order (the pattern of posts' `_create`):
      Kafka took the first one after all, so that the worker re-reads the missing row.
      If step 3 fails (Cassandra went away), the row may have landed: a "deleted" event goes out
      before the 503, and the worker marks the row deleted (if it exists) once Cassandra is back.
+  Before step 3 that "deleted" event is recorded in the outbox (app/outbox.py), and the record is
+  cleared after step 4 (or once the "deleted" event is out). A comment whose record cannot be cleared
+  in time is answered 503, and whatever could not be published or taken back (Kafka and then Cassandra
+  failing, or the process dying) the reconciler finishes by publishing the record: the comment ends
+  deleted, as the 503 said.
 Deleting, in order (the pattern of posts' `delete`): publish first, so with Kafka down nothing
 is deleted and the client gets 503; then mark the row deleted. The comment worker applies the
 same deletion when it reads the event, so a request that dies in between still ends deleted and
@@ -25,11 +30,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.cursors import CursorCodec
-from app.errors import Forbidden, Invalid, NotFound, Unavailable
+from app.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.events import CommentChanged, EventPublisher, new_event_fields
 from app.ids import IdGenerator, hour_bucket
+from app.outbox import Outbox
 from app.posts.text import mentions
 from app.storage.comments import CommentRepository, CommentRow
+from app.storage.outbox import Intent
 from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
 from app.storage.posts import PostRepository
 from app.storage.timelines import BucketedTimeline
@@ -89,6 +96,7 @@ class CommentService:
     ids: IdGenerator
     cursors: CursorCodec
     max_comment_length: int
+    outbox: Outbox | None = None  # None: no outbox records (tools and tests)
 
     # --- create -------------------------------------------------------------
     async def create(self, author_id: int, post_id: int, text: str, parent_id: int | None) -> dict:
@@ -106,60 +114,94 @@ class CommentService:
             comment_id=self.ids.next_id(), post_id=post_id, parent_id=parent.comment_id if parent else None,
             author_id=author_id, text=text, mentions=mentions(text), created_at=datetime.now(UTC),
         )
+        intent = await self._record(author_id, post, row, parent)
         try:
             await self.comments.insert(row)
         except Exception:
-            await self._announce_deleted(author_id, post, row, parent)
+            await self._announce_deleted(author_id, post, row, parent, intent)
             raise
         try:
             await self._publish(author_id, post, row, parent, created=True)
         except Exception as exc:
-            await self._take_back(author_id, post, row, parent)
+            await self._take_back(author_id, post, row, parent, intent)
             if isinstance(exc, Unavailable):
                 raise
             raise Unavailable("the comment could not be published; retry shortly") from exc
+        await self._commit(author_id, post, row, parent, intent)
         return comment_json(row, author)
+
+    async def _record(self, actor_id: int, post, row: CommentRow, parent) -> Intent | None:
+        """Before the row is written: its deletion, which the reconciler publishes unless this request clears
+        it (app/outbox.py). A failure here fails the request before anything is written."""
+        if self.outbox is None:
+            return None
+        return await self.outbox.record("comments", row.post_id, self._event(actor_id, post, row, parent,
+                                                                             created=False))
+
+    async def _commit(self, actor_id: int, post, row: CommentRow, parent, intent: Intent | None) -> None:
+        """Clear the outbox record of a published comment, the last step before its 201. If it cannot be
+        cleared (in time), the reconciler will publish the deletion: answer 503, and send that deletion now."""
+        if intent is None:
+            return
+        try:
+            await self.outbox.clear(intent)
+        except Exception as exc:
+            log.warning("comment %d: published, but its outbox record was not cleared (%r); taken back",
+                        row.comment_id, exc)
+            await self._announce_deleted(actor_id, post, row, parent, None)
+            raise Unavailable("the comment could not be confirmed; retry shortly") from exc
 
     async def _parent_for_reply(self, post_id: int, parent_id: int):
         """The top-level comment a reply to `parent_id` attaches to."""
         target = await self.comments.get(parent_id)
         if target is None:
-            raise Invalid("parent_id names no comment", code="parent_not_found")
+            raise Conflict("parent_id names no comment", code="parent_not_found")
         if target.post_id != post_id:
-            raise Invalid("parent_id is a comment on another post", code="parent_on_other_post")
+            raise Conflict("parent_id is a comment on another post", code="parent_on_other_post")
         if target.deleted:
-            raise Invalid("the comment replied to was deleted", code="parent_deleted")
+            raise Conflict("the comment replied to was deleted", code="parent_deleted")
         if target.parent_id is None:
             return target
         top = await self.comments.get(target.parent_id)  # a reply to a reply joins its thread
         if top is None:
-            raise Invalid("parent_id names no comment", code="parent_not_found")
+            raise Conflict("parent_id names no comment", code="parent_not_found")
         return top
 
-    async def _take_back(self, actor_id: int, post, row: CommentRow, parent) -> None:
+    async def _take_back(self, actor_id: int, post, row: CommentRow, parent, intent: Intent | None) -> None:
         try:
             await self.comments.remove(row)
         except Exception:
-            log.exception("comment %d: written but neither published nor taken back", row.comment_id)
+            log.exception("comment %d: written but neither published nor taken back; left to the outbox",
+                          row.comment_id)
             return
-        await self._announce_deleted(actor_id, post, row, parent)  # in case Kafka took the first event after all
+        # in case Kafka took the first event after all
+        await self._announce_deleted(actor_id, post, row, parent, intent)
 
-    async def _announce_deleted(self, actor_id: int, post, row: CommentRow, parent) -> None:
+    async def _announce_deleted(self, actor_id: int, post, row: CommentRow, parent, intent: Intent | None) -> None:
         """Tell the worker this comment is not to be: it marks the row deleted if some of it landed, and
-        re-reads it for the counts. Best effort."""
+        re-reads it for the counts. Best effort: the outbox record, if any, is the same deletion, cleared once
+        this one is out and otherwise published by the reconciler."""
         try:
             await self._publish(actor_id, post, row, parent, created=False)
         except Exception:
-            log.warning("comment %d: not created, but its deletion could not be published", row.comment_id)
+            log.warning("comment %d: not created, but its deletion could not be published; left to the outbox",
+                        row.comment_id)
+            return
+        if self.outbox is not None:
+            await self.outbox.clear_best_effort(intent, f"comment {row.comment_id}")
 
     async def _publish(self, actor_id: int, post, comment, parent, *, created: bool) -> None:
-        event = CommentChanged(
+        event = self._event(actor_id, post, comment, parent, created=created)
+        await self.events.publish("comments", comment.post_id, event)
+
+    @staticmethod
+    def _event(actor_id: int, post, comment, parent, *, created: bool) -> CommentChanged:
+        return CommentChanged(
             **new_event_fields(actor_id), post_id=comment.post_id, post_author_id=post.author_id,
             comment_id=comment.comment_id, parent_id=comment.parent_id,
             parent_author_id=parent.author_id if parent is not None else None,
             mentions=list(comment.mentions or ()), created=created,
         )
-        await self.events.publish("comments", comment.post_id, event)
 
     # --- read ---------------------------------------------------------------
     async def top_level(self, post_id: int, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
@@ -171,9 +213,10 @@ class CommentService:
         return await self._json(rows), next_cursor
 
     async def replies(self, comment_id: int, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-        """A page of a comment's live replies, newest first (a reply has none: one level of nesting)."""
+        """A page of a comment's live replies, newest first (a reply has none: one level of nesting). A deleted
+        comment's replies are there as long as it is listed (it has live replies), 404 like the comment after."""
         comment = await self.comments.get(comment_id)
-        if comment is None or await self.posts.get(comment.post_id) is None:
+        if comment is None or not listed_at_top_level(comment) or await self.posts.get(comment.post_id) is None:
             raise NotFound("no such comment", code="comment_not_found")
         rows, next_cursor = await self._page(
             self.comments.replies, comment_id, f"replies:{comment_id}", cursor, limit, listed_as_reply

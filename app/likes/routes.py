@@ -33,10 +33,10 @@ async def list_likers(request: web.Request) -> web.Response:
 ROUTES = [
     Route("PUT", "/v1/posts/{post_id}/like", like,
           "Like a post (idempotent); the reply's like_count already counts it",
-          responses={200: "LikeState"}, tag="likes"),
+          responses={200: "LikeState"}, errors={429: "Too many likes (see Retry-After)"}, tag="likes"),
     Route("DELETE", "/v1/posts/{post_id}/like", unlike,
           "Unlike a post (idempotent); the reply's like_count no longer counts it",
-          responses={200: "LikeState"}, tag="likes"),
+          responses={200: "LikeState"}, errors={429: "Too many likes (see Retry-After)"}, tag="likes"),
     Route("GET", "/v1/posts/{post_id}/likes", list_likers,
           "Who likes the post (newest likers bucket first, then by account id)",
           responses={200: "User"}, paged=True, tag="likes"),

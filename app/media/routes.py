@@ -20,9 +20,10 @@ from aiohttp import hdrs, web
 from app.context import MEDIA_STORE
 from app.errors import AppError, NotFound
 from app.media.store import IMMUTABLE_CACHE_CONTROL, LocalMediaStore, MediaFile, media_type_for
-from app.web import Route
+from app.web import Field, Route
 
 # 18 digits reach an exabyte; longer numbers would only feed int() a denial of service
+KEY = Field(str, opaque=True, description="a media key, as the URLs of posts and stories name it")
 _SINGLE_RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})", re.ASCII | re.IGNORECASE)
 
 
@@ -152,6 +153,7 @@ ROUTES = [
         "Media bytes from the local store (the CDN origin): ETag, immutable caching, byte ranges",
         public=True,
         responses={200: "The media", 206: "Part of the media", 304: "Not modified", 416: "Range not satisfiable"},
+        path_parameters={"key": KEY},
         tag="media",
     ),
     Route(
@@ -160,7 +162,9 @@ ROUTES = [
         head_media,
         "The headers GET /v1/media/{key} would answer",
         public=True,
-        responses={200: "The media's headers", 206: "Part of the media's headers", 304: "Not modified"},
+        responses={200: "The media's headers", 206: "Part of the media's headers", 304: "Not modified",
+                   416: "Range not satisfiable"},
+        path_parameters={"key": KEY},
         tag="media",
     ),
 ]

@@ -34,6 +34,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.client_security import redis_options
 from app.errors import RateLimited
 from app.notifications.leases import SocketLeases
 from app.settings import Settings
@@ -64,6 +65,7 @@ def subscriber_client(settings: Settings) -> Redis:
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         retry=Retry(NoBackoff(), 0),
+        **redis_options(settings),
     )
 
 

@@ -142,6 +142,8 @@ ROUTES = [
           "A one-time ticket for opening the notification stream (a browser cannot send a bearer header)",
           responses={201: "NotificationTicket"}, tag="notifications"),
     Route("GET", "/v1/notifications/stream", notification_stream, STREAM_SUMMARY,
-          responses={101: "Switching Protocols: the WebSocket is open"}, tag="notifications",
-          query={"ticket": {"type": "string", "description": "one-time ticket from POST /v1/notifications/ticket"}}),
+          responses={101: "Switching Protocols: the WebSocket is open"}, own_auth=True, tag="notifications",
+          errors={400: "websocket_required: not a WebSocket Upgrade request (checked once credentials are there)",
+                  401: "ticket_required (neither a ticket nor a token), invalid_ticket, invalid_token",
+                  429: "Too many open streams for this user or this server (see Retry-After)"}),
 ]

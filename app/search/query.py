@@ -42,13 +42,10 @@ def normalise_user_query(raw: str | None) -> str:
     return q
 
 
-def normalise_hashtag_query(raw: str | None) -> str:
-    """A hashtag prefix: lower-cased, without a leading '#'; BadRequest when no tag could start so."""
-    q = (raw or "").strip().removeprefix("#").lower()
-    if not _TAG_QUERY.fullmatch(q):
-        raise BadRequest(f"q must be 1 to {text.MAX_TAG_LENGTH} letters, digits or underscores"
-                         " (a leading '#' is ignored)", code="invalid_query")
-    return q
+def hashtag_prefix(raw: str) -> str | None:
+    """A hashtag prefix: lower-cased, without a leading '#'; None when no tag could start so (it finds nothing)."""
+    q = raw.strip().removeprefix("#").lower()
+    return q if _TAG_QUERY.fullmatch(q) else None
 
 
 def member(name: str, popularity: int) -> str:

@@ -9,7 +9,7 @@ import orjson
 from app.cursors import CursorCodec
 from app.errors import BadRequest, Unavailable
 from app.redis_breaker import RedisBreaker
-from app.search.query import HASHTAGS, USERS, Kind, Match, Page, normalise_hashtag_query, normalise_user_query
+from app.search.query import HASHTAGS, USERS, Kind, Match, Page, hashtag_prefix, normalise_user_query
 from app.storage.search_index import SearchIndex
 
 _MAX_MEMBER = 200  # a rank, ':' and the longest name, with room to spare
@@ -35,7 +35,10 @@ class SearchService:
         return await self._search(USERS, normalise_user_query(raw_q), limit, cursor, user_result)
 
     async def hashtags(self, raw_q: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-        return await self._search(HASHTAGS, normalise_hashtag_query(raw_q), limit, cursor, hashtag_result)
+        q = hashtag_prefix(raw_q or "")
+        if q is None:  # "no-dash", "#": no tag starts so
+            return [], None
+        return await self._search(HASHTAGS, q, limit, cursor, hashtag_result)
 
     async def _search(self, kind: Kind, q: str, limit: int, cursor: str | None, shape) -> tuple[list, str | None]:
         cursor_kind = f"search-{kind.name}:{q}"  # a cursor only continues the query it was issued for

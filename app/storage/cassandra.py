@@ -3,8 +3,10 @@
 The driver runs requests on its own I/O thread (libev reactor) and completes a
 ResponseFuture there; `CassandraSession.execute` hands the result to the event loop
 with `call_soon_threadsafe`, so no coroutine ever blocks on the driver. A semaphore
-bounds the requests in flight per process, which keeps the driver's queues short
-and turns overload into waiting instead of timeouts.
+bounds the requests in flight per process, which keeps the driver's queues short;
+a request waits for a slot at most `cassandra_slot_wait_s` and is then shed with
+`Unavailable` (503 + Retry-After), and the query itself has the driver's request
+timeout, so overload is answered within a bounded time instead of queueing forever.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, SimpleStatement
 
+from app.client_security import cassandra_options
+from app.errors import Unavailable
 from app.metrics import count_cassandra, remember_prepared
 from app.settings import Settings
 
@@ -58,7 +62,8 @@ cassandra.query.namedtuple = _cached_namedtuple  # the name named_tuple_factory 
 
 
 def make_cluster(settings: Settings, **profile_overrides: Any) -> Cluster:
-    """A driver Cluster configured from settings (token-aware, local-DC round robin)."""
+    """A driver Cluster configured from settings (token-aware, local-DC round robin), with the settings'
+    credentials and TLS (app/client_security.py)."""
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)),
         consistency_level=ConsistencyLevel.name_to_value[settings.cassandra_consistency],
@@ -76,18 +81,29 @@ def make_cluster(settings: Settings, **profile_overrides: Any) -> Cluster:
         # go unused that long; capped, every process is serving again within seconds of its return
         reconnection_policy=ExponentialReconnectionPolicy(0.5, settings.cassandra_reconnect_max_delay_s),
         protocol_version=5,
+        **cassandra_options(settings),
     )
 
 
 PING = "SELECT release_version FROM system.local"  # the cheapest query a node answers (readiness probes)
+SHED_RETRY_AFTER_S = 1
+
+
+class Overloaded(Unavailable):
+    """Every slot stayed taken for the whole wait: the request is shed before anything is sent (503)."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"too many requests are waiting for the database (none freed within {wait_s:g} s);"
+                         " retry shortly", retry_after_s=SHED_RETRY_AFTER_S)
 
 
 class CassandraSession:
     """An asyncio face on a driver Session: prepare once, execute without blocking."""
 
-    def __init__(self, session: Session, max_in_flight: int) -> None:
+    def __init__(self, session: Session, max_in_flight: int, slot_wait_s: float | None = None) -> None:
         self.session = session
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._slot_wait_s = slot_wait_s  # None: wait as long as it takes (tools, benchmarks)
         self._handoff: _Handoff | None = None
         self._ping: PreparedStatement | None = None
 
@@ -116,28 +132,45 @@ class CassandraSession:
         """Run one statement and return its first page (`current_rows`, `paging_state`).
 
         `consistency` overrides the profile's level for this request (e.g. LOCAL_SERIAL, to read
-        what a conditional write committed)."""
+        what a conditional write committed). Overloaded (503) when no slot frees up within the wait."""
+        await self._take_slot()
+        try:
+            return await self._send(statement, params, fetch_size, paging_state, timeout, consistency)
+        finally:
+            self._slots.release()
+
+    async def _take_slot(self) -> None:
+        if self._slot_wait_s is None or not self._slots.locked():
+            await self._slots.acquire()  # a free slot is taken at once, without a timer
+            return
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._slot_wait_s)
+        except TimeoutError:
+            raise Overloaded(self._slot_wait_s) from None
+
+    async def _send(self, statement: PreparedStatement | str, params: Sequence[Any] | None, fetch_size: int | None,
+                    paging_state: bytes | None, timeout: float | None, consistency: int | None) -> ResultSet:
+        """Send one statement (a slot held) and wait for its first page; the driver's request timeout bounds it."""
         loop = asyncio.get_running_loop()
-        async with self._slots:
-            count_cassandra(statement)  # sent now, for the current route (app/metrics.py)
-            kwargs: dict[str, Any] = {}
-            if paging_state is not None:
-                kwargs["paging_state"] = paging_state
-            if timeout is not None:
-                kwargs["timeout"] = timeout
-            if fetch_size is not None or consistency is not None:
-                if isinstance(statement, PreparedStatement):
-                    bound, values = statement.bind(params or ()), None
-                else:  # ad-hoc CQL (tests, tools): its values travel beside it
-                    bound, values = SimpleStatement(statement), params
-                if fetch_size is not None:
-                    bound.fetch_size = fetch_size
-                if consistency is not None:
-                    bound.consistency_level = consistency
-                future = self.session.execute_async(bound, values, **kwargs)
-            else:
-                future = self.session.execute_async(statement, params, **kwargs)
-            return await self._handoff_for(loop).track(future, ResultSet)
+        count_cassandra(statement)  # sent now, for the current route (app/metrics.py)
+        kwargs: dict[str, Any] = {}
+        if paging_state is not None:
+            kwargs["paging_state"] = paging_state
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        if fetch_size is not None or consistency is not None:
+            if isinstance(statement, PreparedStatement):
+                bound, values = statement.bind(params or ()), None
+            else:  # ad-hoc CQL (tests, tools): its values travel beside it
+                bound, values = SimpleStatement(statement), params
+            if fetch_size is not None:
+                bound.fetch_size = fetch_size
+            if consistency is not None:
+                bound.consistency_level = consistency
+            future = self.session.execute_async(bound, values, **kwargs)
+        else:
+            future = self.session.execute_async(statement, params, **kwargs)
+        return await self._handoff_for(loop).track(future, ResultSet)
 
     async def execute_many(self, statement: PreparedStatement, params: Sequence[Sequence[Any]], concurrency: int):
         """Run one statement for many parameter tuples, at most `concurrency` in flight; raise the first error.
@@ -158,10 +191,13 @@ class CassandraSession:
         )
 
     async def ping(self, timeout: float) -> None:
-        """One cheap round trip to a coordinator (readiness checks); prepared on first use, then reused."""
+        """One cheap round trip to a coordinator (readiness checks); prepared on first use, then reused.
+
+        It takes no slot: an overloaded process still answers its readiness probe from Cassandra's state (a
+        load balancer that pulled every busy process out would turn overload into an outage)."""
         if self._ping is None:
             self._ping = await self.prepare(PING)
-        await self.execute(self._ping, timeout=timeout)
+        await self._send(self._ping, None, None, None, timeout, None)
 
     async def rows(
         self, statement: PreparedStatement | str, params: Sequence[Any] | None = None, *, consistency: int | None = None
@@ -244,8 +280,10 @@ class _Handoff:
                 result.set_exception(value)
 
 
-async def connect(settings: Settings, keyspace: str | None = None) -> tuple[Cluster, CassandraSession]:
-    """Connect without blocking the loop (the driver's connect is synchronous).
+async def connect(settings: Settings, keyspace: str | None = None, *, slot_wait_s: float | None = None
+                  ) -> tuple[Cluster, CassandraSession]:
+    """Connect without blocking the loop (the driver's connect is synchronous). `slot_wait_s`: how long a
+    request may wait for an in-flight slot before it is shed (the API's requests); None waits (workers, tools).
 
     A failed connection shuts its Cluster down (its threads and sockets with it), so a caller that
     retries until Cassandra is back leaks nothing."""
@@ -256,7 +294,7 @@ async def connect(settings: Settings, keyspace: str | None = None) -> tuple[Clus
     except BaseException:
         await loop.run_in_executor(None, cluster.shutdown)
         raise
-    return cluster, CassandraSession(session, settings.cassandra_max_in_flight)
+    return cluster, CassandraSession(session, settings.cassandra_max_in_flight, slot_wait_s)
 
 
 async def shutdown(cluster: Cluster) -> None:

@@ -74,9 +74,14 @@ def split_statements(text: str) -> list[str]:
     return statements
 
 
+def create_keyspace(session: Session, settings: Settings, keyspace: str) -> None:
+    """The keyspace with the settings' replication, unless it exists."""
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {settings.cassandra_replication}")
+
+
 def migrate(session: Session, settings: Settings, keyspace: str, migrations: list[Migration]) -> list[int]:
     """Apply pending migrations; returns the versions applied now."""
-    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {settings.cassandra_replication}")
+    create_keyspace(session, settings, keyspace)
     session.set_keyspace(keyspace)
     session.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -102,6 +102,10 @@ class PostRepository:
         )
         await self._cass.execute(self._delete, (post.post_id,))
 
+    async def delete_row(self, post_id: int) -> None:
+        """The row alone (the post worker finishing a delete whose request failed after its event)."""
+        await self._cass.execute(self._delete, (post_id,))
+
     # --- written by the count agents (streams/like_counts.py, comment_counts.py) ---
     async def open_like_bucket(self, post_id: int, bucket: int) -> None:
         await self._cass.execute(self._open_like_bucket, (bucket, post_id))

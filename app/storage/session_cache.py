@@ -40,6 +40,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from app.client_security import redis_options
 from app.redis_breaker import RedisBreaker
 from app.settings import Settings
 from app.storage.subscriber import each_message, listen_forever
@@ -152,7 +153,8 @@ class SessionCache:
     def for_settings(cls, settings: Settings, redis: Redis) -> SessionCache:
         def subscriber() -> Redis:  # no retries inside the client: the listener reconnects itself
             return Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_s,
-                                  socket_connect_timeout=settings.redis_timeout_s, retry=Retry(NoBackoff(), 0))
+                                  socket_connect_timeout=settings.redis_timeout_s, retry=Retry(NoBackoff(), 0),
+                                  **redis_options(settings))
 
         local = LocalSessions(settings.session_local_max, settings.session_local_ttl_s)
         return cls(redis, settings.cassandra_keyspace, settings.session_cache_ttl_s, local, subscriber)

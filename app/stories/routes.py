@@ -10,11 +10,12 @@ from app.stories.service import StoryService
 from app.users.service import UserService
 from app.web import (
     Route,
+    Upload,
     charge_upload,
     json_response,
     page_request,
     page_response,
-    read_upload,
+    read_form,
     story_id_in_path,
     user_id_in_path,
 )
@@ -23,6 +24,7 @@ from app.web import (
 IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
 
 STORIES = service_key(StoryService)
+NEW_STORY = Upload("NewStory", "media", "a JPEG, PNG or WebP photo, at most 20 MB (video: 415)")
 USERS = service_key(UserService)
 
 
@@ -40,7 +42,7 @@ def looks_like_video(data: bytes) -> bool:
 
 async def create_story(request: web.Request) -> web.Response:
     me = await current_user(request)
-    media, _ = await read_upload(request, "media", ())  # a retry of an answered Idempotency-Key ends here
+    media, _ = await read_form(request)  # a retry of an answered Idempotency-Key ends here
     if looks_like_video(media):
         raise UnsupportedMedia("video stories are not supported yet; upload a JPEG, PNG or WebP photo",
                                code="video_not_supported")
@@ -82,8 +84,12 @@ async def list_viewers(request: web.Request) -> web.Response:
 ROUTES = [
     Route("POST", "/v1/stories", create_story,
           "Post a photo story (multipart: media); it expires after story_ttl_s (24 h). Video: 415",
-          request_body={"$ref": "#/components/schemas/NewStory"}, body_content_type="multipart/form-data",
-          idempotency_key=True, idempotency_scope="story", responses={201: "Story"}, tag="stories"),
+          body=NEW_STORY, idempotency_key=True, idempotency_scope="story", responses={201: "Story"},
+          errors={409: "too_many_stories: the most live stories allowed; idempotency_key_in_use",
+                  415: "Not a JPEG, PNG or WebP photo (video_not_supported)",
+                  422: "Invalid input: a field, invalid_image (empty, corrupt, too small)",
+                  429: "Too many stories or uploads (see Retry-After)"},
+          tag="stories"),
     Route("GET", "/v1/stories/tray", tray,
           "Followed accounts with live stories: unseen first, then by affinity, then the newest story",
           responses={200: "TrayEntry"}, paged=True, tag="stories"),
@@ -92,8 +98,8 @@ ROUTES = [
           responses={200: "Story"}, paged=True, tag="stories"),
     Route("PUT", "/v1/stories/{story_id}/view", view_story,
           "Mark a story viewed (idempotent; the author's own views are not counted)",
-          responses={204: "viewed"}, tag="stories"),
+          responses={204: "viewed"}, errors={429: "Too many views (see Retry-After)"}, tag="stories"),
     Route("GET", "/v1/stories/{story_id}/viewers", list_viewers,
           "Who viewed the story (its author only), newest viewers bucket first, then by account id",
-          responses={200: "User"}, paged=True, tag="stories"),
+          responses={200: "User"}, paged=True, errors={403: "not_story_author"}, tag="stories"),
 ]

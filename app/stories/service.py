@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from app.cursors import CursorCodec
-from app.errors import Forbidden, Invalid, NotFound, Unavailable
+from app.errors import Conflict, Forbidden, NotFound, Unavailable
 from app.events import EventPublisher, StoryPosted, StoryViewed, new_event_fields
 from app.ids import IdGenerator, id_time
 from app.media.processor import ImageProcessor
@@ -104,7 +104,7 @@ class StoryService:
         if not self.events.connected:  # refuse before doing anything that would need undoing
             raise Unavailable("the event log (Kafka) is unavailable; retry shortly")
         if await self.stories.live_count(author_id) >= self.max_live:
-            raise Invalid(f"at most {self.max_live} stories can be live at once", code="too_many_stories")
+            raise Conflict(f"at most {self.max_live} stories can be live at once", code="too_many_stories")
         processed = await self.processor.process(image, None)
         author = await self.users.get(author_id)  # before the writes: nothing after the publish may fail
         story_id = self.ids.next_id()

@@ -6,10 +6,19 @@ from aiohttp import web
 
 from app.auth import bearer_token
 from app.context import LIMITER, client_address, current_user, limit_user_and_address, service_key, settings_of
-from app.errors import NotFound
-from app.text import USERNAME, USERNAME_AS_TYPED
+from app.text import USERNAME, USERNAME_AS_TYPED, normalize_username
 from app.users.service import UserService
-from app.web import Field, Route, json_response, page_request, page_response, read_json, user_id_in_path, validate
+from app.web import (
+    Field,
+    JsonBody,
+    Route,
+    json_response,
+    page_request,
+    page_response,
+    path_of,
+    read_body,
+    user_id_in_path,
+)
 
 USERNAME_FIELD = Field(
     str,
@@ -24,19 +33,22 @@ PASSWORD_FIELD = Field(str, required=True, min_length=8, max_length=256, shown=F
 DISPLAY_NAME_FIELD = Field(str, max_length=64)
 BIO_FIELD = Field(str, max_length=500)
 
-NEW_ACCOUNT = {"username": USERNAME_FIELD, "password": PASSWORD_FIELD, "display_name": DISPLAY_NAME_FIELD}
-NEW_SESSION = {  # compared, never stored or shown: a name no account can hold is 401, whatever its characters
+NEW_ACCOUNT = JsonBody("NewAccount", {"username": USERNAME_FIELD, "password": PASSWORD_FIELD,
+                                       "display_name": DISPLAY_NAME_FIELD})
+NEW_SESSION = JsonBody("NewSession", {  # compared, never stored or shown: a name no account holds is 401
     "username": Field(str, required=True, max_length=64, shown=False),
     "password": Field(str, required=True, max_length=256, shown=False),
-}
-PROFILE_PATCH = {"display_name": DISPLAY_NAME_FIELD, "bio": BIO_FIELD}
+})
+PROFILE_PATCH = JsonBody("ProfilePatch", {"display_name": DISPLAY_NAME_FIELD, "bio": BIO_FIELD})
+USERNAME_IN_PATH = Field(str, pattern=USERNAME_AS_TYPED, convert=str.lower, not_found="no such user",
+                         code="user_not_found")
 
 USERS = service_key(UserService)
 
 
 async def create_account(request: web.Request) -> web.Response:
     settings = settings_of(request)
-    body = validate(await read_json(request, settings.max_json_body_bytes), NEW_ACCOUNT)
+    body = await read_body(request)
     await request.app[LIMITER].hit(
         "registration", client_address(request), settings.register_rate_per_address
     )
@@ -46,10 +58,12 @@ async def create_account(request: web.Request) -> web.Response:
 
 async def create_session(request: web.Request) -> web.Response:
     settings = settings_of(request)
-    body = validate(await read_json(request, settings.max_json_body_bytes), NEW_SESSION)
+    body = await read_body(request)
     limiter = request.app[LIMITER]
     await limiter.hit("login-address", client_address(request), settings.login_rate_per_address)
-    await limiter.hit("login-username", body["username"].strip().lower(), settings.login_rate_per_username)
+    name = normalize_username(body["username"])
+    if USERNAME.fullmatch(name):  # a name no account can hold has no password to guess: only its address counts
+        await limiter.hit("login-username", name, settings.login_rate_per_username)
     return json_response(await request.app[USERS].login(body["username"], body["password"]), status=201)
 
 
@@ -69,7 +83,7 @@ async def patch_me(request: web.Request) -> web.Response:
     settings = settings_of(request)
     await limit_user_and_address(request, "profile", me, settings.profile_rate_per_user,
                                  settings.profile_rate_per_address)
-    body = validate(await read_json(request, settings.max_json_body_bytes), PROFILE_PATCH)
+    body = await read_body(request)
     user = await request.app[USERS].update_profile(me, body.get("display_name"), body.get("bio"))
     return json_response(user)
 
@@ -81,9 +95,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 async def get_user_by_username(request: web.Request) -> web.Response:
     me = await current_user(request)
-    username = request.match_info["username"].lower()
-    if not USERNAME.fullmatch(username):
-        raise NotFound("no such user", code="user_not_found")
+    username = path_of(request)["username"]
     return json_response(await request.app[USERS].get_user_by_username(username, viewer_id=me))
 
 
@@ -128,8 +140,9 @@ ROUTES = [
         create_account,
         "Register an account",
         public=True,
-        request_body={"$ref": "#/components/schemas/NewAccount"},
+        body=NEW_ACCOUNT,
         responses={201: "User"},
+        errors={409: "username_taken", 429: "Too many registrations from this address (see Retry-After)"},
         tag="accounts",
     ),
     Route(
@@ -138,8 +151,10 @@ ROUTES = [
         create_session,
         "Log in: exchange username and password for a bearer token",
         public=True,
-        request_body={"$ref": "#/components/schemas/NewSession"},
+        body=NEW_SESSION,
         responses={201: "Session"},
+        errors={401: "invalid_credentials: wrong username or password",
+                429: "Too many attempts from this address or for this username (see Retry-After)"},
         tag="accounts",
     ),
     Route(
@@ -156,7 +171,7 @@ ROUTES = [
         "/v1/me",
         patch_me,
         "Change display name and/or bio",
-        request_body={"$ref": "#/components/schemas/ProfilePatch"},
+        body=PROFILE_PATCH,
         responses={200: "User"},
         tag="users",
     ),
@@ -167,6 +182,7 @@ ROUTES = [
         get_user_by_username,
         "A user by username",
         responses={200: "User"},
+        path_parameters={"username": USERNAME_IN_PATH},
         tag="users",
     ),
     Route(
@@ -175,6 +191,7 @@ ROUTES = [
         follow,
         "Follow a user (idempotent)",
         responses={204: "following"},
+        errors={409: "following_limit: you follow the most accounts allowed", 422: "cannot_follow_self"},
         tag="follows",
     ),
     Route(
@@ -183,6 +200,7 @@ ROUTES = [
         unfollow,
         "Unfollow a user (idempotent)",
         responses={204: "not following"},
+        errors={422: "cannot_follow_self"},
         tag="follows",
     ),
     Route(

@@ -11,8 +11,10 @@ from app.cursors import CursorCodec
 from app.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from app.events import EventPublisher, FollowChanged, ProfileChanged, new_event_fields
 from app.ids import IdGenerator
+from app.outbox import Outbox
 from app.storage.feed_cache import FeedCache
 from app.storage.follows import EdgeWriteContended, FollowRepository
+from app.storage.outbox import Intent
 from app.storage.user_cache import UserCache
 from app.storage.users import UserRepository
 from app.text import USERNAME, iso, normalize_username
@@ -52,6 +54,7 @@ class UserService:
     ids: IdGenerator
     cursors: CursorCodec
     max_following: int
+    outbox: Outbox | None = None  # None: no outbox records (tools and tests)
 
     # --- accounts and sessions -------------------------------------------
     async def register(self, username: str, password: str, display_name: str | None) -> dict:
@@ -136,19 +139,23 @@ class UserService:
             raise NotFound("no such user", code="user_not_found")
         now = datetime.now(UTC)
         bucket = followee.follower_bucket or 0
+        change = _FollowChange(follower_id, followee_id, bucket, following=True)
+        intent = await self._record(change)
         try:
             # the cap is checked against the edges themselves, in the edge's own conditional write
             claimed = await self.follows.claim_edge(follower_id, followee_id, now, bucket, self.max_following)
             if claimed is not None:
-                bucket = claimed
-                await self.follows.write_mirror(followee_id, bucket, follower_id, now)
+                change.bucket = claimed
+                await self.follows.write_mirror(followee_id, claimed, follower_id, now)
         except Exception as exc:
-            await self._recheck(follower_id, followee_id, bucket, following=True)
+            await self._recheck(change, intent)
             _raise_contended(exc)
             raise
         if claimed is None:
+            await self._clear(change, intent)  # nothing was written
             raise Conflict(f"you follow {self.max_following} accounts, the most allowed", code="following_limit")
-        await self._publish(follower_id, followee_id, bucket, following=True)
+        await self._publish(change)
+        await self._clear(change, intent)
 
     async def unfollow(self, follower_id: int, followee_id: int) -> None:
         if follower_id == followee_id:
@@ -157,37 +164,48 @@ class UserService:
         if edge is None:
             if await self.users.get(followee_id) is None:
                 raise NotFound("no such user", code="user_not_found")
-            bucket = 0
+            change, intent = _FollowChange(follower_id, followee_id, 0, following=False), None
         else:
-            bucket = edge.follower_bucket
+            change = _FollowChange(follower_id, followee_id, edge.follower_bucket, following=False)
+            intent = await self._record(change)
             try:
-                await self.follows.delete_mirror(followee_id, bucket, follower_id)
+                await self.follows.delete_mirror(followee_id, change.bucket, follower_id)
                 await self.follows.delete_edge(follower_id, followee_id, edge)
             except Exception as exc:
-                await self._recheck(follower_id, followee_id, bucket, following=False)
+                await self._recheck(change, intent)
                 _raise_contended(exc)
                 raise
             await self.feed_cache.forget_author(follower_id, followee_id)  # feed reads leave the author out at once
         # published even when nothing changed: a retry after a failed publish must reach the workers
-        await self._publish(follower_id, followee_id, bucket, following=False)
+        await self._publish(change)
+        await self._clear(change, intent)
 
-    async def _recheck(self, follower_id: int, followee_id: int, bucket: int, *, following: bool) -> None:
+    async def _record(self, change: _FollowChange) -> Intent | None:
+        """Before the edge is written: the recheck the reconciler publishes (app/outbox.py) if this request
+        never publishes its event (Kafka refuses it, or the process dies before). A failure here fails the
+        request before anything is written."""
+        if self.outbox is None:
+            return None
+        return await self.outbox.record("follows", change.followee_id, change.event(recheck=True))
+
+    async def _clear(self, change: _FollowChange, intent: Intent | None) -> None:
+        if self.outbox is not None:
+            await self.outbox.clear_best_effort(intent, f"follow {change.follower_id} -> {change.followee_id}")
+
+    async def _recheck(self, change: _FollowChange, intent: Intent | None) -> None:
         """The edge write failed midway (Cassandra went away), so it may have landed: ask the follow worker
-        to settle the mirror and counts from the edge as it is. Best effort: the client's retry (idempotent)
-        publishes again."""
+        to settle the mirror and counts from the edge as it is. If Kafka refuses that too, the outbox record
+        is left for the reconciler, which publishes the same recheck."""
         try:
-            await self._publish(follower_id, followee_id, bucket, following=following, recheck=True)
+            await self._publish(change, recheck=True)
         except Exception:
-            log.warning("follow %d -> %d may have changed unannounced", follower_id, followee_id)
+            log.warning("follow %d -> %d may have changed unannounced; left to the outbox", change.follower_id,
+                        change.followee_id)
+            return
+        await self._clear(change, intent)
 
-    async def _publish(
-        self, follower_id: int, followee_id: int, bucket: int, *, following: bool, recheck: bool = False
-    ) -> None:
-        event = FollowChanged(
-            **new_event_fields(follower_id), followee_id=followee_id, bucket=bucket, following=following,
-            recheck=recheck,
-        )
-        await self.events.publish("follows", followee_id, event)
+    async def _publish(self, change: _FollowChange, *, recheck: bool = False) -> None:
+        await self.events.publish("follows", change.followee_id, change.event(recheck=recheck))
 
     async def following(self, user_id: int, viewer_id: int, limit: int, cursor: str | None) -> tuple[list, str | None]:
         await self._require_user(user_id)
@@ -210,3 +228,18 @@ class UserService:
         if row is None or row.username is None:
             raise NotFound("no such user", code="user_not_found")
 
+
+class _FollowChange:
+    """One request's follow or unfollow: its event, with the same id and time however often it is built, so
+    the event published and the outbox record's recheck land in the same notification window."""
+
+    def __init__(self, follower_id: int, followee_id: int, bucket: int, *, following: bool) -> None:
+        self.follower_id = follower_id
+        self.followee_id = followee_id
+        self.bucket = bucket  # the followers bucket of the edge (the one claimed, once known)
+        self.following = following
+        self._fields = new_event_fields(follower_id)
+
+    def event(self, *, recheck: bool) -> FollowChanged:
+        return FollowChanged(**self._fields, followee_id=self.followee_id, bucket=self.bucket,
+                             following=self.following, recheck=recheck)

@@ -1,5 +1,6 @@
 """Fixtures of the e2e tests: the API (two worker processes) and the stream worker, started once for
-the run, an HTTP session and a fresh account. The helpers the tests call the API with are in
+the run, an HTTP session (each of its answers held to /openapi.json: tests/e2e/client/contract.py) and a
+fresh account. The helpers the tests call the API with are in
 tests/e2e/client/, the processes in tests/e2e/processes.py."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import pytest
 
 from app.settings import Settings
 from infra.procs import free_port
+from tests.e2e.client.contract import checked_session
 from tests.e2e.client.users import Account, register
 from tests.e2e.processes import start_api, start_worker
 
@@ -33,7 +35,14 @@ def streams_worker(migrated: Settings):
 
 @pytest.fixture(scope="session")
 async def http():
-    async with aiohttp.ClientSession() as session:
+    async with checked_session() as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+async def stack_http():
+    """A plain session with a generous timeout, for the modules that run a private stack (private_stack.py)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         yield session
 
 

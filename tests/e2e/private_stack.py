@@ -45,6 +45,7 @@ class PrivateStack:
             "PHOTOS_API_PORT": str(free_port()),
             # photos-stack and the services it starts run this checkout's code, not the installed one's
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+            "PHOTOS_OPS_PORT": str(free_port()),
             **settings,
         }
         self.settings = Settings.from_env({**os.environ, **self.env})
@@ -52,6 +53,11 @@ class PrivateStack:
     @property
     def api_url(self) -> str:
         return self.settings.public_url
+
+    @property
+    def ops_url(self) -> str:
+        """The API's ops listener: /metrics and the detailed /readyz."""
+        return f"http://{self.settings.ops_host}:{self.settings.ops_port}"
 
     def photos_stack(self, *args: str, timeout: float = UP_TIMEOUT_S) -> str:
         """Run photos-stack on this stack; its output, or AssertionError with it when it fails."""

@@ -29,6 +29,8 @@ GENEROUS_LIMITS = {
     "PHOTOS_FOLLOW_RATE_PER_ADDRESS": "1000000",
     "PHOTOS_PROFILE_RATE_PER_ADDRESS": "1000000",
     "PHOTOS_NOTIFICATION_TICKET_RATE_PER_ADDRESS": "1000000",
+    # tests register dozens of accounts at once; shedding a burst of password hashes is test_back_pressure's
+    "PHOTOS_ARGON2_MAX_WAITING": "100000",
 }
 
 
@@ -37,14 +39,28 @@ def start_process(name: str, args: list[str], env: dict[str, str]) -> ManagedPro
     return ManagedProcess(name, args, env, LOG_DIR)
 
 
+_ops_urls: dict[str, str] = {}  # an API's base URL -> its ops listener's
+
+
 def start_api(name: str, env: dict[str, str], workers: int = 1) -> tuple[ManagedProcess, str]:
-    """An API process on a free port, answering /healthz; returns it and its base URL."""
+    """An API process on a free port, and its ops listener on another, answering /healthz; returns it and its
+    base URL (`ops_url(base_url)` is its ops listener's)."""
     port = free_port()
-    env = {**GENEROUS_LIMITS, **env, "PHOTOS_API_PORT": str(port)}
+    env = {**GENEROUS_LIMITS, "PHOTOS_OPS_PORT": str(free_port()), **env, "PHOTOS_API_PORT": str(port)}
     process = start_process(name, ["-m", "app.main", "--workers", str(workers)], env)
     base_url = f"http://127.0.0.1:{port}"
     wait_http_ok(f"{base_url}/healthz", process)
+    _ops_urls[base_url] = f"http://127.0.0.1:{env['PHOTOS_OPS_PORT']}"
     return process, base_url
+
+
+def ops_url(base_url: str) -> str:
+    """The ops listener (/metrics, the detailed /readyz) of the API `start_api` started at `base_url`."""
+    return _ops_urls[base_url]
+
+
+def metrics_url(base_url: str) -> str:
+    return f"{ops_url(base_url)}/metrics"
 
 
 def start_worker(name: str, env: dict[str, str]) -> ManagedProcess:

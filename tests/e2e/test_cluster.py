@@ -16,7 +16,6 @@ import os
 import socket
 import time
 
-import aiohttp
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -90,12 +89,6 @@ def stack():
 
 def node(stack: PrivateStack, name: str):
     return find_service(build_stack(stack.settings, recorded_topology(stack.dir), SERVICE_NAMES), name)
-
-
-@pytest.fixture(scope="module")
-async def stack_http():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        yield session
 
 
 @pytest.fixture(scope="module")

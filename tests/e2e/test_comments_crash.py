@@ -76,7 +76,7 @@ async def play(http, url, users, post_id: str, thread: Thread, rng: random.Rando
             key = uuid.uuid4().hex
             for _ in range(rng.choice((1, 2))):  # sometimes retried with the same Idempotency-Key
                 status, body = await try_comment(http, url, user, post_id, "through a crash", parent, key)
-                if status == 422 and body["error"]["code"] == "parent_deleted":
+                if status == 409 and body["error"]["code"] == "parent_deleted":
                     return  # its author deleted it meanwhile
                 assert status == 201, body
                 thread.comments[body["id"]] = body

@@ -8,9 +8,11 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from tests.e2e.client.contract import checked_session
 from tests.e2e.client.feed import active_reader, read_feed
 from tests.e2e.client.posts import post
 from tests.e2e.client.users import follow, register
+from tests.e2e.processes import metrics_url
 from tests.e2e.test_metrics import change, scrape
 from tests.support.polling import eventually
 
@@ -32,8 +34,8 @@ def tables(before, after) -> dict[str, float]:
 async def measured(http, api_url, reader, **params):
     """One counted page, read on a single connection (so one API process) right after a request that leaves
     the reader's session in that process's memory: the session lookup has its own budget (test_sessions.py)."""
-    metrics = f"{api_url}/metrics"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as one:
+    metrics = metrics_url(api_url)
+    async with checked_session(connector=aiohttp.TCPConnector(limit=1)) as one:
         async with one.get(f"{api_url}/v1/me", headers=reader.auth) as response:
             assert response.status == 200
         before = await scrape(http, metrics)

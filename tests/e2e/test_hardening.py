@@ -1,6 +1,7 @@
 """One test per kind of bad input: each gets the right 4xx JSON error and changes nothing."""
 
 import re
+import secrets
 
 import pytest
 
@@ -11,6 +12,7 @@ from app.storage import cassandra
 from app.storage.sessions import SessionTable
 from tests.e2e.client.common import expect_error
 from tests.e2e.client.users import register, unique_username, username_exists
+from tests.e2e.processes import metrics_url
 from tests.support.polling import eventually
 
 # bidirectional controls and zero-width characters: text that reads otherwise than it is (app/text.py)
@@ -79,6 +81,15 @@ async def test_invalid_passwords_are_422(http, api_url, account, password):
 async def test_a_login_with_a_name_no_account_can_hold_is_401_like_a_wrong_password(http, api_url, username):
     async with http.post(f"{api_url}/v1/sessions", json={"username": username, "password": "x"}) as response:
         await expect_error(response, 401, "invalid_credentials")
+
+
+async def test_a_name_no_account_can_hold_is_not_counted_per_username(http, api_url, settings):
+    """It has no password to guess (its address is still counted): so a fuzzer or a stranger trying it
+    cannot make it 429 for the next caller."""
+    impossible = f"no-such-{secrets.token_hex(4)}"  # '-' is no username character
+    for _ in range(settings.login_rate_per_username + 2):
+        async with http.post(f"{api_url}/v1/sessions", json={"username": impossible, "password": "x"}) as r:
+            await expect_error(r, 401, "invalid_credentials")
 
 
 @pytest.mark.parametrize("field", ["display_name", "bio"])
@@ -242,6 +253,7 @@ async def test_json_answers_are_not_sniffed_and_no_answer_names_the_server_softw
         ("GET", "/v1/nope", {}),  # 404 from the router
         ("GET", "/healthz", {}),
         ("GET", "/openapi.json", {}),
+        ("GET", "/metrics", {}),  # 404: the metrics are the ops listener's
     ]
     for method, path, headers in requests:
         async with http.request(method, f"{api_url}{path}", headers=headers) as response:
@@ -249,5 +261,5 @@ async def test_json_answers_are_not_sniffed_and_no_answer_names_the_server_softw
             assert response.headers.get("X-Content-Type-Options") == "nosniff", (method, path, response.status)
             assert response.headers.get("Cache-Control") == "no-store", (method, path, response.status)
             assert "Server" not in response.headers, (path, response.headers["Server"])
-    async with http.get(f"{api_url}/metrics") as response:  # Prometheus text
+    async with http.get(metrics_url(api_url)) as response:  # Prometheus text, on the ops listener
         assert response.status == 200 and "Server" not in response.headers

@@ -8,9 +8,11 @@ import asyncio
 import aiohttp
 import pytest
 
+from tests.e2e.client.contract import checked_session
 from tests.e2e.client.likes import like
 from tests.e2e.client.posts import post
 from tests.e2e.client.users import register
+from tests.e2e.processes import metrics_url
 from tests.e2e.test_metrics import change, scrape
 
 pytestmark = pytest.mark.usefixtures("streams_worker")
@@ -22,10 +24,10 @@ async def test_a_like_or_unlike_costs_at_most_three_round_trips(http, api_url, s
     author, fan = await asyncio.gather(register(http, api_url), register(http, api_url))
     post_id, warm_up = await post(http, api_url, author), await post(http, api_url, author)
     await like(http, api_url, author, warm_up)  # Redis has the script (a first EVALSHA may have to load it)
-    metrics = f"{api_url}/metrics"
+    metrics = metrics_url(api_url)
     # one connection, so one API process: the session lookup has its own budget (tests/e2e/test_sessions.py),
     # and the token looked up just before each like is in that process's memory when the like is counted
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as one:
+    async with checked_session(connector=aiohttp.TCPConnector(limit=1)) as one:
         for liked in (True, True, False, False, True):  # first ones, retries, and a change back
             async with one.get(f"{api_url}/v1/me", headers=fan.auth) as response:
                 assert response.status == 200

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from loadtest import traffic as traffic_model
+from tests.e2e.processes import metrics_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -70,7 +71,7 @@ def test_a_step_run_finds_a_knee_and_writes_the_profile(seeded: Path, api_url: s
         [sys.executable, "-m", "loadtest.run", "--shape", "step", "--host", api_url, "--out", str(out),
          "--traffic", str(lenient), "--credentials", str(seeded / "credentials.jsonl"),
          "--start-users", "3", "--step-users", "3", "--max-users", "6", "--step-seconds", "8", "--warmup", "2",
-         "--profile-users", "2", "--profile-seconds", "2", "--no-storage"],
+         "--profile-users", "2", "--profile-seconds", "2", "--no-storage", "--metrics-url", metrics_url(api_url)],
         cwd=REPO_ROOT, env={**os.environ, "PHOTOS_SHAPE_IDLE_S": "3"}, capture_output=True, text=True, timeout=400,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -13,6 +13,7 @@ from tests.e2e.client.feed import read_feed, until_in_feed
 from tests.e2e.client.likes import like
 from tests.e2e.client.posts import post
 from tests.e2e.client.users import follow, register
+from tests.e2e.processes import metrics_url
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("streams_worker")
@@ -47,7 +48,7 @@ async def test_a_like_and_a_feed_read_are_charged_for_what_they_sent(http, api_u
     post_id = await post(http, api_url, author)
     await until_in_feed(http, api_url, fan, post_id)
     likes_topic = f"{settings.kafka_topic_prefix}likes"
-    metrics = f"{api_url}/metrics"
+    metrics = metrics_url(api_url)
 
     before = await scrape(http, metrics)
     await like(http, api_url, fan, post_id)
@@ -77,7 +78,7 @@ async def test_a_like_and_a_feed_read_are_charged_for_what_they_sent(http, api_u
 
 
 async def test_the_api_cpu_counter_grows_with_the_work_it_does(http, api_url):
-    metrics = f"{api_url}/metrics"
+    metrics = metrics_url(api_url)
     first = total(await scrape(http, metrics), "photos_process_cpu_seconds_total", kind="api")
     assert first > 0
     account = await register(http, api_url)  # a few requests' CPU

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import time
 
 import aiohttp
@@ -279,8 +280,23 @@ async def test_the_server_pings_an_idle_socket(pinging_api, http):
         await ws.close()
 
 
-async def test_a_client_that_does_not_read_is_closed_with_the_slow_client_code(small_inbox_api, http,
-                                                                                 redis_client, settings):
+def small_receive_buffer_socket(addr_info) -> socket.socket:
+    """A client socket with a fixed 64 KB receive buffer: left to itself Linux grows it up to tcp_rmem's
+    maximum (32 MB here), which could swallow everything the test sends before the server's inbox fills."""
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=kind, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    return sock
+
+
+async def test_a_client_that_does_not_read_is_closed_with_the_slow_client_code(small_inbox_api, redis_client,
+                                                                                 settings):
+    connector = aiohttp.TCPConnector(socket_factory=small_receive_buffer_socket)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await _a_client_that_does_not_read(http, small_inbox_api, redis_client, settings)
+
+
+async def _a_client_that_does_not_read(http, small_inbox_api, redis_client, settings) -> None:
     bob = await register(http, small_inbox_api)
     ws = await open_stream(http, small_inbox_api, bob)
     channel = notification_channel(settings.cassandra_keyspace, int(bob.id))

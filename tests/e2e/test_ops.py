@@ -1,5 +1,6 @@
 import asyncio
 
+import aiohttp
 import psutil
 import pytest
 
@@ -9,27 +10,60 @@ from infra.procs import free_port, wait_http_ok
 from tests.e2e.client.posts import form, post, user_posts
 from tests.e2e.client.stories import post_story, story_form, user_stories, view
 from tests.e2e.client.users import register
-from tests.e2e.processes import GENEROUS_LIMITS, start_api, start_process
+from tests.e2e.processes import GENEROUS_LIMITS, metrics_url, ops_url, start_api, start_process
+from tests.e2e.test_metrics import change, scrape
 from tests.support.polling import eventually
 from tests.support.tcp_proxy import TcpProxy
 
+REQUESTS_OVER_FRESH_CONNECTIONS = 20
 
-async def test_healthz_and_readyz_report_every_dependency(http, api_url):
+
+async def test_the_public_port_answers_health_and_readiness_without_detail(http, api_url):
     async with http.get(f"{api_url}/healthz") as response:
         assert response.status == 200
     async with http.get(f"{api_url}/readyz") as response:
         assert response.status == 200
-        body = await response.json()
-    assert body == {"status": "ok", "checks": {"cassandra": "ok", "redis": "ok", "kafka": "ok"}}
+        assert await response.json() == {"status": "ok"}  # which dependency is what: the ops listener's to tell
 
 
-async def test_metrics_count_requests_by_route(http, api_url, account):
-    async with http.get(f"{api_url}/v1/me", headers=account.auth) as response:
-        assert response.status == 200
+async def test_the_public_port_serves_no_metrics_and_the_ops_listener_does(http, api_url):
     async with http.get(f"{api_url}/metrics") as response:
-        text = await response.text()
-    assert 'photos_http_requests_total{method="GET",route="/v1/me",status="200"}' in text
-    assert "photos_http_request_seconds_bucket" in text
+        assert response.status == 404
+    async with http.get(metrics_url(api_url)) as response:
+        assert response.status == 200
+        assert "photos_http_requests_total" in await response.text()
+    # and the ops listener serves no API (asked without the response check: /openapi.json describes the
+    # public port, where GET /v1/me is never a 404)
+    async with aiohttp.ClientSession() as plain, plain.get(f"{ops_url(api_url)}/v1/me") as response:
+        assert response.status == 404
+
+
+async def test_the_ops_readiness_reports_every_dependency(http, api_url):
+    async with http.get(f"{ops_url(api_url)}/healthz") as response:
+        assert response.status == 200
+
+    async def readiness() -> tuple[int, dict]:
+        async with http.get(f"{ops_url(api_url)}/readyz") as response:
+            return response.status, await response.json()
+
+    # a process that has just started may still be connecting its Kafka producer (readiness says so: 503)
+    everything_ok = (200, {"status": "ok", "checks": {"cassandra": "ok", "redis": "ok", "kafka": "ok"}})
+    await eventually(readiness, lambda answer: answer == everything_ok, timeout=30)
+
+
+async def test_the_ops_metrics_count_the_requests_of_every_worker_process(http, api_url, account):
+    """The session's API runs two processes on one port; its ops listener is theirs too. Requests on fresh
+    connections reach both processes, and every scrape, whichever process answers it, counts all of them."""
+    before = await scrape(http, metrics_url(api_url))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
+        for _ in range(REQUESTS_OVER_FRESH_CONNECTIONS):
+            async with fresh.get(f"{api_url}/v1/me", headers=account.auth) as response:
+                assert response.status == 200
+        for _ in range(6):
+            after = await scrape(fresh, metrics_url(api_url))
+            assert change(before, after, "photos_http_requests_total", route="/v1/me", status="200") == (
+                REQUESTS_OVER_FRESH_CONNECTIONS)
+    assert "photos_http_request_seconds_bucket" in {name for name, _ in after}
 
 
 async def test_openapi_document_is_served_and_matches_the_routes(http, api_url):
@@ -55,7 +89,7 @@ async def test_with_redis_and_kafka_down_reads_and_logins_work_and_follows_are_r
     http, api_url, api_without_redis_and_kafka
 ):
     url = api_without_redis_and_kafka
-    async with http.get(f"{url}/readyz") as response:
+    async with http.get(f"{ops_url(url)}/readyz") as response:
         assert response.status == 200
         body = await response.json()
         assert body["status"] == "degraded"
@@ -98,18 +132,35 @@ async def test_readyz_is_503_while_cassandra_is_unreachable_and_recovers(http, m
 
 async def test_an_api_started_while_cassandra_is_unreachable_waits_for_it_and_then_serves(http, migrated):
     proxy = TcpProxy(migrated.cassandra_port)  # not started: nothing listens on its port yet
-    port = free_port()
-    env = {**GENEROUS_LIMITS, "PHOTOS_CASSANDRA_PORT": str(proxy.port), "PHOTOS_API_PORT": str(port)}
-    process = start_process("api-cassandra-late", ["-m", "app.main"], env)
+    port, ops_port = free_port(), free_port()
+    env = {**GENEROUS_LIMITS, "PHOTOS_CASSANDRA_PORT": str(proxy.port), "PHOTOS_API_PORT": str(port),
+           "PHOTOS_OPS_PORT": str(ops_port)}
+    process = start_process("api-cassandra-late", ["-m", "app.main", "--workers", "2"], env)
+    ops = f"http://127.0.0.1:{ops_port}"
     try:
         await eventually(lambda: asyncio.to_thread(process.log_tail), lambda log: "Cassandra unreachable" in log,
                          timeout=30)
         assert process.alive()
+        # waiting: alive on the ops listener, not ready, and the public port not open (no load balancer sends
+        # it a request it cannot serve)
+        await eventually(lambda: _status(http, f"{ops}/healthz"), lambda status: status == 200, timeout=30)
+        async with http.get(f"{ops}/readyz") as response:
+            assert response.status == 503 and int(response.headers["Retry-After"]) >= 1
+            body = await response.json()
+        assert body["starting"] is True and body["checks"]["cassandra"] == "down"
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await _status(http, f"http://127.0.0.1:{port}/healthz")
         proxy.start()
         await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/readyz", process)
+        await eventually(lambda: _status(http, f"{ops}/readyz"), lambda status: status == 200, timeout=30)
     finally:
         process.stop()
         proxy.close()
+
+
+async def _status(http, url: str) -> int:
+    async with http.get(url) as response:
+        return response.status
 
 
 async def test_with_kafka_down_an_upload_is_refused_and_creates_nothing(http, api_url, api_without_redis_and_kafka):

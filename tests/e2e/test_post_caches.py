@@ -10,10 +10,12 @@ import aiohttp
 import pytest
 
 from tests.e2e.client.common import list_all
+from tests.e2e.client.contract import checked_session
 from tests.e2e.client.feed import feed_ids, until_in_feed
 from tests.e2e.client.likes import like
 from tests.e2e.client.posts import post, user_posts
 from tests.e2e.client.users import follow, register
+from tests.e2e.processes import metrics_url
 from tests.e2e.test_metrics import change, scrape
 
 pytestmark = pytest.mark.usefixtures("streams_worker")
@@ -34,7 +36,7 @@ async def test_a_grid_page_costs_at_most_two_round_trips_while_posts_keep_arrivi
     author, viewer = await asyncio.gather(register(http, api_url), register(http, api_url))
     posted = [await post(http, api_url, author) for _ in range(4)]
     await like(http, api_url, viewer, posted[0])
-    metrics = f"{api_url}/metrics"
+    metrics = metrics_url(api_url)
     url = f"{api_url}/v1/users/{author.id}/posts"
     for _ in range(2):  # warm-up: both API processes may have to read the timeline once
         async with http.get(url, params={"limit": "3"}, headers=viewer.auth) as response:
@@ -43,7 +45,7 @@ async def test_a_grid_page_costs_at_most_two_round_trips_while_posts_keep_arrivi
     pages, costs = 6, []
     # one connection, so one API process, which holds the viewer's session in memory from the request just before
     # each counted page: the session lookup has its own budget (tests/e2e/test_sessions.py)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as one:
+    async with checked_session(connector=aiohttp.TCPConnector(limit=1)) as one:
         for _ in range(pages):
             posted.append(await post(http, api_url, author))  # a new post between reads
             async with one.get(f"{api_url}/v1/me", headers=viewer.auth) as response:

@@ -83,8 +83,14 @@ async def test_bidi_controls_and_zero_width_characters_in_captions_and_locations
     await assert_refused(http, api_url, author, form(**{field: f"gpj.{invisible}exe"}), 422, "control_characters")
 
 
-async def test_an_unknown_filter_is_422(http, api_url, author):
-    await assert_refused(http, api_url, author, form(filter="sepia-deluxe"), 422, "unknown_filter")
+@pytest.mark.parametrize("name", ["sepia-deluxe", "Clarendon", " clarendon", ""])
+async def test_a_filter_not_exactly_in_the_catalogue_is_422(http, api_url, author, name):
+    """The document lists the names (an enum): another spelling of one is refused, not guessed at."""
+    await assert_refused(http, api_url, author, form(filter=name), 422, "unknown_filter")
+
+
+async def test_a_location_on_two_lines_is_422_before_it_is_trimmed(http, api_url, author):
+    await assert_refused(http, api_url, author, form(location="Lisbon\n"), 422, "control_characters")
 
 
 async def test_too_many_hashtags_are_422(http, api_url, author):

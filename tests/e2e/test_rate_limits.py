@@ -4,6 +4,7 @@ import random
 import aiohttp
 import pytest
 
+from tests.e2e.client.contract import checked_session
 from tests.e2e.client.users import unique_username
 from tests.e2e.processes import isolated_api_fixture, start_api
 
@@ -71,6 +72,6 @@ async def test_clients_behind_a_trusted_proxy_each_have_their_own_limit(http, pr
 
 
 async def test_the_forwarded_for_of_a_peer_that_is_no_trusted_proxy_is_ignored(proxied_api):
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))) as other_peer:
+    async with checked_session(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))) as other_peer:
         statuses = [await register_from(other_peer, proxied_api, some_client()) for _ in range(3)]
     assert statuses[-1] == 429, statuses  # one bucket, 127.0.0.2's, whatever each request claims

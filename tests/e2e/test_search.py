@@ -129,13 +129,21 @@ async def test_pages_follow_the_ranking_without_repeats_or_skips(http, api_url):
 
 @pytest.mark.parametrize(("kind", "q"), [
     ("users", None), ("users", ""), ("users", "@"), ("users", "a b"), ("users", "ünï"), ("users", "a" * 31),
-    ("users", "no-dash"), ("hashtags", None), ("hashtags", "#"), ("hashtags", "no-dash"), ("hashtags", "a" * 101),
+    ("users", "no-dash"), ("users", " alice"), ("hashtags", None), ("hashtags", ""), ("hashtags", "a" * 102),
 ])
-async def test_a_query_no_name_could_start_with_is_400(http, api_url, account, kind, q):
+async def test_a_query_outside_the_documented_one_is_400(http, api_url, account, kind, q):
     params = {} if q is None else {"q": q}
     async with http.get(f"{api_url}/v1/search/{kind}", params=params, headers=account.auth) as response:
         assert response.status == 400, await response.text()
         assert (await response.json())["error"]["code"] == "invalid_query"
+
+
+@pytest.mark.parametrize("q", ["#", "no-dash", "two words", "a" * 101])
+async def test_a_hashtag_query_no_tag_could_start_with_finds_nothing(http, api_url, account, q):
+    """Tags are words of any script, which the document's pattern cannot say: such a q is valid and finds nothing."""
+    async with http.get(f"{api_url}/v1/search/hashtags", params={"q": q}, headers=account.auth) as response:
+        assert response.status == 200, await response.text()
+        assert await response.json() == {"items": [], "next_cursor": None}
 
 
 async def test_bad_limits_and_cursors_are_400(http, api_url, account):

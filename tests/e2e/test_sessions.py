@@ -16,9 +16,10 @@ import pytest
 
 from app.auth import token_hash
 from infra.procs import free_port
+from tests.e2e.client.contract import checked_session
 from tests.e2e.client.notifications import next_message, open_stream, ticket_for
 from tests.e2e.client.users import Account, register
-from tests.e2e.processes import start_api
+from tests.e2e.processes import metrics_url, start_api
 from tests.e2e.test_metrics import change, scrape
 from tests.support.polling import eventually
 
@@ -46,7 +47,7 @@ def api_without_redis(migrated):
 async def fresh():
     """A client that opens a new connection for every request: the two workers behind one port each get
     some of them (a kept-alive connection would always reach the same one)."""
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+    async with checked_session(connector=aiohttp.TCPConnector(force_close=True)) as session:
         yield session
 
 
@@ -122,7 +123,7 @@ async def test_a_ticket_minted_before_the_logout_opens_nothing(http, api_url, ot
 
 async def test_authenticated_requests_read_no_session_row_once_it_is_cached(http, fresh, api_url, migrated):
     account = await register(http, api_url)  # the login wrote the Redis entry
-    metrics = f"{api_url}/metrics"
+    metrics = metrics_url(api_url)
     before = await scrape(http, metrics)
     for _ in range(REQUESTS):
         assert await me_status(fresh, api_url, account.token) == 200
@@ -147,7 +148,7 @@ async def test_a_session_not_in_redis_is_read_from_cassandra_once(http, fresh, a
     redis = Redis.from_url(migrated.redis_url)
     try:
         assert await redis.delete(key) == 1
-        metrics = f"{api_url}/metrics"
+        metrics = metrics_url(api_url)
         before = await scrape(http, metrics)
         for _ in range(REQUESTS):
             assert await me_status(fresh, api_url, account.token) == 200
@@ -162,7 +163,7 @@ async def test_a_session_not_in_redis_is_read_from_cassandra_once(http, fresh, a
 async def test_with_redis_down_sessions_are_read_from_cassandra_and_logout_is_immediate(http, api_without_redis):
     url = api_without_redis
     account = await register(http, url)  # registration and login need only Cassandra
-    metrics = f"{url}/metrics"
+    metrics = metrics_url(url)
     before = await scrape(http, metrics)
     for _ in range(5):
         assert await me_status(http, url, account.token) == 200

@@ -16,7 +16,6 @@ import asyncio
 import os
 import time
 
-import aiohttp
 import pytest
 
 from app.storage import cassandra
@@ -52,12 +51,6 @@ def stack(migrated):
     stack.up()
     yield stack
     stack.down()
-
-
-@pytest.fixture(scope="module")
-async def stack_http():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        yield session
 
 
 @pytest.fixture(scope="module")

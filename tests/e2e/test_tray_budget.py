@@ -10,11 +10,13 @@ import asyncio
 import aiohttp
 import pytest
 
+from tests.e2e.client.contract import checked_session
 from tests.e2e.client.feed import active_reader, read_feed
 from tests.e2e.client.likes import like
 from tests.e2e.client.posts import post
 from tests.e2e.client.stories import post_story, tray, tray_authors
 from tests.e2e.client.users import follow, register
+from tests.e2e.processes import metrics_url
 from tests.e2e.test_metrics import change, scrape
 from tests.support.polling import eventually
 
@@ -26,8 +28,8 @@ TRAY = "GET /v1/stories/tray"
 async def measured_tray(http, api_url, reader) -> tuple[list[dict], float, dict[str, float]]:
     """One counted tray page on one connection (one API process), right after a request that leaves the
     reader's session in that process's memory (the session lookup has its own budget, test_sessions.py)."""
-    metrics = f"{api_url}/metrics"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as one:
+    metrics = metrics_url(api_url)
+    async with checked_session(connector=aiohttp.TCPConnector(limit=1)) as one:
         async with one.get(f"{api_url}/v1/me", headers=reader.auth) as response:
             assert response.status == 200
         before = await scrape(http, metrics)

@@ -108,6 +108,7 @@ def wheel_api(installed, tmp_path):
     port = free_port()
     env = clean_env(
         PHOTOS_API_PORT=str(port),
+        PHOTOS_OPS_PORT=str(free_port()),  # not 8081: a stack's API may hold it
         PHOTOS_API_WORKERS="1",
         PHOTOS_SECRET_KEY="wheel-test-secret",  # no PHOTOS_ALLOW_DEV_SECRET: as in production
         PHOTOS_MEDIA_DIR=str(media),

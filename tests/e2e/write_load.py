@@ -173,9 +173,9 @@ class Audit:
         await self.uploads()
 
     async def _rows(self, cql: str, params: tuple, serial: bool = False) -> list:
-        """The rows; a SERIAL read is a Paxos round, and on several replicas the audit's own concurrent rounds on
-        one partition can defeat each other ("CAS operation result is unknown", a CAS timeout): such a read
-        changes nothing, so it is tried again after a random pause."""
+        """The rows; a SERIAL read is a Paxos round, and the audit's own concurrent rounds on one partition can
+        defeat each other or time out (on several replicas, or one busy node: "CAS operation result is unknown",
+        a ReadTimeout at LOCAL_SERIAL): such a read changes nothing, so it is tried again after a random pause."""
         if not serial:
             return await self.cass.rows(cql, params)
         for attempt in range(SERIAL_READ_ATTEMPTS):

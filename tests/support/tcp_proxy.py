@@ -1,4 +1,5 @@
-"""A loopback TCP proxy a test can cut and restore, to take a dependency away from a running process.
+"""A loopback TCP proxy a test can cut and restore, or stall and resume, to take a dependency away from a
+running process.
 
 It runs its own event loop in a thread, so it keeps forwarding while the test's loop is busy
 or blocked (for instance while a helper waits synchronously for a process to start).
@@ -22,6 +23,8 @@ class TcpProxy:
         self._thread.start()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()  # cleared: bytes are held, connections stay open (a stalled server)
+        self._flowing.set()
 
     def start(self) -> None:
         self._run(self._start())
@@ -29,6 +32,13 @@ class TcpProxy:
     def cut(self) -> None:
         """Stop listening and drop every open connection, as a crashed server would."""
         self._run(self._cut())
+
+    def stall(self) -> None:
+        """Stop forwarding in both directions, keeping every connection open: a server that stopped answering."""
+        self._run(self._set_flowing(False))
+
+    def resume(self) -> None:
+        self._run(self._set_flowing(True))
 
     def close(self) -> None:
         self.cut()
@@ -40,6 +50,12 @@ class TcpProxy:
 
     async def _start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
+
+    async def _set_flowing(self, flowing: bool) -> None:
+        if flowing:
+            self._flowing.set()
+        else:
+            self._flowing.clear()
 
     async def _cut(self) -> None:
         if self._server is not None:
@@ -56,13 +72,15 @@ class TcpProxy:
             client_writer.transport.abort()
             return
         self._writers.update({client_writer, server_writer})
-        await asyncio.gather(_pipe(client_reader, server_writer), _pipe(server_reader, client_writer))
+        await asyncio.gather(_pipe(client_reader, server_writer, self._flowing),
+                             _pipe(server_reader, client_writer, self._flowing))
         self._writers.difference_update({client_writer, server_writer})
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     with contextlib.suppress(ConnectionError, OSError, RuntimeError):

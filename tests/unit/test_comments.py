@@ -3,6 +3,8 @@ the service writes and publishes (against fakes of its repositories and of the e
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -10,10 +12,12 @@ import pytest
 
 from app.comments.service import CommentService, clean_text, comment_json, listed_at_top_level
 from app.cursors import CursorCodec
-from app.errors import Forbidden, Invalid, NotFound, Unavailable
+from app.errors import AppError, Forbidden, Invalid, NotFound, Unavailable
 from app.events import CommentChanged, new_event_fields
 from app.ids import IdGenerator, hour_bucket
+from app.outbox import Outbox
 from app.storage.comments import CommentRow
+from app.storage.outbox import Intent
 from streams.comment_counts import plan_counts
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -139,15 +143,36 @@ class FakeEvents:
         self.sent.append(event)
 
 
+class FakeOutboxTable:
+    """Records and deletions, logged beside the comment writes and events."""
+
+    def __init__(self, log: list[str]) -> None:
+        self._log = log
+        self.records: dict[uuid.UUID, dict] = {}
+
+    async def record(self, topic: str, key: int, payload: bytes) -> Intent:
+        event = json.loads(payload)
+        self._log.append(f"record {event['comment_id']} created={event['created']}")
+        intent = Intent(1, 0, uuid.uuid4(), 0.0)  # written at monotonic 0: long ago, for clear's deadline
+        self.records[intent.intent_id] = event
+        return intent
+
+    async def forget(self, bucket: int, shard: int, intent_id: uuid.UUID) -> None:
+        self._log.append("forget")
+        del self.records[intent_id]
+
+
 AUTHOR, FAN, STRANGER, POST = 100, 200, 300, 1
 
 
-def service(failures: int = 0) -> CommentService:
+def service(failures: int = 0, outbox_grace_s: float | None = None) -> CommentService:
+    """`outbox_grace_s`: with an outbox whose records were written that long before now-ish (monotonic 0)."""
     comments = FakeComments()
+    outbox = None if outbox_grace_s is None else Outbox(FakeOutboxTable(comments.log), outbox_grace_s)
     return CommentService(
         comments=comments, posts=FakePosts(Post(POST, AUTHOR)), users=FakeUsers(),
         events=FakeEvents(comments.log, failures), ids=IdGenerator(shard=2),
-        cursors=CursorCodec("test"), max_comment_length=50,
+        cursors=CursorCodec("test"), max_comment_length=50, outbox=outbox,
     )
 
 
@@ -206,10 +231,10 @@ async def test_a_delete_refused_by_the_event_log_deletes_nothing():
 
 
 @pytest.mark.parametrize(
-    ("parent", "code"), [("missing", "parent_not_found"), ("elsewhere", "parent_on_other_post"),
-                         ("deleted", "parent_deleted")],
+    ("parent", "status_and_code"), [("missing", (409, "parent_not_found")),
+                                    ("elsewhere", (409, "parent_on_other_post")), ("deleted", (409, "parent_deleted"))],
 )
-async def test_bad_parents_are_refused_before_anything_is_written(parent, code):
+async def test_bad_parents_are_refused_before_anything_is_written(parent, status_and_code):
     comments = service()
     comments.posts.posts[2] = Post(2, AUTHOR)
     elsewhere = await comments.create(FAN, 2, "there", None)
@@ -217,7 +242,37 @@ async def test_bad_parents_are_refused_before_anything_is_written(parent, code):
     await comments.delete(FAN, int(deleted["id"]))
     written = list(comments.comments.log)
     parent_id = {"missing": 12345, "elsewhere": int(elsewhere["id"]), "deleted": int(deleted["id"])}[parent]
-    with pytest.raises(Invalid) as caught:
+    with pytest.raises(AppError) as caught:
         await comments.create(FAN, POST, "reply", parent_id)
-    assert caught.value.code == code
+    assert (caught.value.status, caught.value.code) == status_and_code
     assert comments.comments.log == written
+
+
+async def test_a_comment_records_its_deletion_before_its_row_and_clears_it_once_published():
+    comments = service(outbox_grace_s=1e12)
+    cid = int((await comments.create(FAN, POST, "kept", None))["id"])
+    assert comments.comments.log == [f"record {cid} created=False", f"insert {cid}", f"publish {cid} created=True",
+                                     "forget"]
+    assert comments.outbox.table.records == {}
+
+
+async def test_a_comment_neither_published_nor_taken_back_leaves_its_deletion_to_the_reconciler():
+    comments = service(failures=2, outbox_grace_s=1e12)
+
+    async def cassandra_gone(row: CommentRow) -> None:
+        raise OSError("connection lost")
+
+    comments.comments.remove = cassandra_gone
+    with pytest.raises(Unavailable):
+        await comments.create(FAN, POST, "stuck", None)
+    (record,) = comments.outbox.table.records.values()
+    assert record["created"] is False and record["post_id"] == POST
+
+
+async def test_a_comment_whose_record_is_not_cleared_within_half_the_grace_period_is_taken_back_and_answered_503():
+    comments = service(outbox_grace_s=0.001)  # the record is older than that by the time the event is out
+    with pytest.raises(Unavailable):
+        await comments.create(FAN, POST, "late", None)
+    cid = next(iter(comments.comments.rows))
+    assert comments.comments.log[-2:] == [f"publish {cid} created=True", f"publish {cid} created=False"]
+    assert len(comments.outbox.table.records) == 1  # left for the reconciler: the deletion is published again
