@@ -58,7 +58,7 @@ def test_a_cluster_names_each_node_and_puts_it_on_its_own_loopback_address(setti
     workers = [s for s in services if isinstance(s, StreamsWorker)]
     assert [w.metrics_port for w in workers] == [9464, 9465]
     apis = [s for s in services if isinstance(s, ApiProcess)]
-    assert {a.ports for a in apis} == {(8080,)} and all(a.port_is_shared for a in apis)
+    assert {a.ports for a in apis} == {(8080, 8081)} and all(a.port_is_shared for a in apis)
     assert apis[0].prepare()[1:] == ["--workers", "1"]
 
 
