@@ -278,7 +278,7 @@ async def describe(service: Service) -> tuple[str, bool]:
     elif pid is None:
         state = "restarting"
     else:
-        state = "running"
+        state = "paused" if is_paused(pid) else "running"
     ports = ",".join(map(str, service.ports)) or "-"
     line = f"{service.name:<9} {state:<10} pid {pid or stray or '-':<7} port {ports:<10} "
     line += "answering" if answering else "not answering"
@@ -433,6 +433,37 @@ def cmd_kill(settings: Settings, name: str, stay_down: bool = False) -> int:
     return 0
 
 
+def is_paused(pid: int) -> bool:
+    """The process is stopped by a signal (SIGSTOP: `photos-stack pause`), state T in /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] in ("T", "t")
+
+
+def cmd_pause(settings: Settings, name: str) -> int:
+    """SIGSTOP a node's process: a node that hangs (a long GC pause, a stuck disk) rather than dies. Its
+    connections stay open and its supervisor sees nothing; `photos-stack resume NODE` lets it go on."""
+    service = stack_node(settings, name)
+    pid = service.service_pid()
+    if pid is None:
+        raise StackError(f"{service.name} is not running (`photos-stack status` shows the stack)")
+    os.kill(pid, signal.SIGSTOP)
+    print(f"{service.name:<9} paused (SIGSTOP to pid {pid}); `photos-stack resume {service.name}` lets it go on")
+    return 0
+
+
+def cmd_resume(settings: Settings, name: str) -> int:
+    service = stack_node(settings, name)
+    pid = service.service_pid()
+    if pid is None:
+        raise StackError(f"{service.name} is not running (`photos-stack status` shows the stack)")
+    os.kill(pid, signal.SIGCONT)
+    print(f"{service.name:<9} resumed (SIGCONT to pid {pid})")
+    return 0
+
+
 def cmd_stop(settings: Settings, name: str) -> int:
     stop_all([stack_node(settings, name)])
     return 0
@@ -457,7 +488,8 @@ COMMANDS: dict[str, Callable[[Settings, list[str]], int]] = {
     "fetch": cmd_fetch,
 }
 COMMANDS_WITH_SERVICES = ("up", "down", "fetch")
-NODE_COMMANDS: dict[str, Callable[..., int]] = {"kill": cmd_kill, "stop": cmd_stop, "start": cmd_start}
+NODE_COMMANDS: dict[str, Callable[..., int]] = {"kill": cmd_kill, "stop": cmd_stop, "start": cmd_start,
+                                                "pause": cmd_pause, "resume": cmd_resume}
 # Two of these at once could start a server twice on the same data dir: they take turns (a kill does not wait).
 COMMANDS_THAT_CHANGE_STATE = ("up", "down", "wipe", "stop", "start")
 
@@ -470,6 +502,8 @@ COMMAND_HELP = {
     "kill": "SIGKILL one node (cassandra-2, kafka-3, redis, api-2, streams-1, ...); its supervisor restarts it",
     "stop": "stop one node (SIGTERM, then SIGKILL after a grace period)",
     "start": "start one node and wait until it answers",
+    "pause": "SIGSTOP one node: it hangs, as a node in a long pause does, until `photos-stack resume`",
+    "resume": "SIGCONT a paused node",
 }
 COUNT_HELP = {
     "cassandra": "Cassandra nodes, on 127.0.0.2.. (default: what the stack dir holds, else 1)",

@@ -5,6 +5,11 @@ holding another topology's data)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -28,7 +33,7 @@ from infra.cluster import (
 from infra.nodes import ApiProcess, CassandraNode, StreamsWorker, quorum_identity
 from infra.ring import quorum_lines
 from infra.services import SERVICE_NAMES, build_services
-from infra.stack import main
+from infra.stack import is_paused, main
 
 
 @pytest.fixture
@@ -175,6 +180,8 @@ def test_the_command_line_refuses_misuse_with_one_line_and_a_failing_exit(tmp_pa
         (["up", "--cassandra-nodes", "4"], "error: --cassandra-nodes 4: this machine holds at most 3"),
         (["up", "--cassandra-nodes", "3"], "error: " + str(tmp_path) + " holds the data of a 1-node"),
         (["kill", "redis"], "error: redis is not running"),
+        (["pause", "redis"], "error: redis is not running"),
+        (["resume", "cassandra-9"], "error: unknown node 'cassandra-9'"),
     )
     for argv, message in refusals:
         assert main(argv) != 0
@@ -217,3 +224,25 @@ async def test_cassandra_nodes_start_one_after_the_other_and_the_rest_together(s
     assert events[:3] == ["begin kafka-1", "begin kafka-2", "begin kafka-3"]  # together, before any ends
     cassandra = [event for event in events if "cassandra" in event]
     assert cassandra == ["begin cassandra-1", "end cassandra-1", "begin cassandra-2"]  # cassandra-3 never begun
+
+
+def test_a_paused_process_is_told_apart_from_a_running_one():
+    """`photos-stack pause` is SIGSTOP; status reads the stopped state from /proc."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert not is_paused(child.pid)
+        os.kill(child.pid, signal.SIGSTOP)
+        eventually_sync(lambda: is_paused(child.pid))
+        os.kill(child.pid, signal.SIGCONT)
+        eventually_sync(lambda: not is_paused(child.pid))
+    finally:
+        child.kill()
+        child.wait()
+    assert not is_paused(child.pid)  # gone: not paused
+
+
+def eventually_sync(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the process state did not change"
+        time.sleep(0.01)
