@@ -1,7 +1,6 @@
 """The asyncio bridge over the real driver (also run with scylla-driver: see infra/check-scylla-driver.sh)."""
 
 import asyncio
-import time
 import uuid
 
 import pytest
@@ -57,23 +56,32 @@ async def test_driver_errors_reach_the_awaiting_coroutine(cass):
 
 
 async def test_the_event_loop_keeps_running_while_many_requests_are_in_flight(cass, probe_table):
+    """Other coroutines run while requests wait on the driver: a ticker keeps ticking and sees many of the
+    burst's requests in flight at once. A bridge that blocked on the driver would finish each request
+    before the next began (never more than one in flight) and starve the ticker. Counted, not timed: a
+    loaded 2-core machine stretches every gap, but cannot fake concurrency."""
     pk = uuid.uuid4().hex
     insert = await cass.prepare(f"INSERT INTO {probe_table} (pk, ck, v) VALUES (?, ?, ?)")
-    longest_gap = 0.0
+    in_flight, ticks_with_requests_in_flight, most_seen_by_ticker = 0, 0, 0
+
+    async def write(i: int) -> None:
+        nonlocal in_flight
+        in_flight += 1
+        try:
+            await cass.execute(insert, (pk, i, "x"))
+        finally:
+            in_flight -= 1
 
     async def ticker():
-        nonlocal longest_gap
-        last = time.perf_counter()
+        nonlocal ticks_with_requests_in_flight, most_seen_by_ticker
         while True:
             await asyncio.sleep(0.001)
-            now = time.perf_counter()
-            longest_gap, last = max(longest_gap, now - last), now
+            if in_flight:
+                ticks_with_requests_in_flight += 1
+                most_seen_by_ticker = max(most_seen_by_ticker, in_flight)
 
     task = asyncio.create_task(ticker())
-    started = time.perf_counter()
-    await asyncio.gather(*(cass.execute(insert, (pk, i, "x")) for i in range(2000)))
-    elapsed = time.perf_counter() - started
+    await asyncio.gather(*(write(i) for i in range(2000)))
     task.cancel()
-    # a bridge that blocked on the driver would hold the loop for (nearly) the whole burst; the
-    # floor leaves room for a scheduler hiccup on a loaded 2-core machine
-    assert longest_gap < max(0.5, elapsed / 2), (longest_gap, elapsed)
+    assert ticks_with_requests_in_flight >= 10, ticks_with_requests_in_flight
+    assert most_seen_by_ticker >= 100, most_seen_by_ticker
