@@ -16,6 +16,10 @@ Every request is one task of loadtest/traffic.toml (`[tasks.*]`), named by its r
   `.stack/load/credentials.jsonl`: one `{"user_id", "username", "token"}` per line). A user keeps one
   credential; with Locust's `--processes` or master/worker mode the master gives each worker its own
   slice of the file, so no two workers act as the same account.
+- **A ledger and a request log, when asked.** With PHOTOS_LOAD_LEDGER=DIR every write and its answer is
+  appended to DIR/ledger-<pid>.jsonl (loadtest/ledger.py), which loadtest/audit.py checks against
+  Cassandra; with PHOTOS_LOAD_REQUEST_LOG=DIR every request's start, route, status and latency goes to
+  DIR/requests-<pid>.jsonl, which the fault run (loadtest/chaos.py) cuts into windows.
 - **Targets come from responses**, as a client's would: posts from feeds and grids, stories from the
   tray, hashtags from posts, accounts from the credentials file. Nothing assumes a local stack.
   A task whose targets are not known yet (no post seen so far) makes the request that finds some
@@ -30,8 +34,10 @@ import logging
 import os
 import random
 import sys
+import time
 import uuid
 from collections import deque
+from pathlib import Path
 
 from locust import FastHttpUser, constant_throughput, events, task
 from locust.runners import MasterRunner, WorkerRunner
@@ -40,6 +46,7 @@ from PIL import Image, ImageFilter
 from loadtest import load_state
 from loadtest import traffic as traffic_model
 from loadtest.credentials import LoadSetupError, credentials_path, load_credentials
+from loadtest.ledger import LedgerWriter
 
 log = logging.getLogger("photos.load")
 POOL_SIZE = 500  # targets remembered per worker process (posts, stories, hashtags)
@@ -104,6 +111,45 @@ class Credentials:
 
 
 MINE = Credentials(CREDENTIALS)
+
+
+class Recorders:
+    """This process's ledger and request log (each opened on first use: a forked worker opens its own)."""
+
+    def __init__(self) -> None:
+        self.ledger_dir = os.environ.get("PHOTOS_LOAD_LEDGER")
+        self.requests_dir = os.environ.get("PHOTOS_LOAD_REQUEST_LOG")
+        self._ledger: LedgerWriter | None = None
+        self._requests = None
+        self._pid = 0
+
+    def _reopen_after_fork(self) -> None:
+        if self._pid != os.getpid():
+            self._pid, self._ledger, self._requests = os.getpid(), None, None
+
+    @property
+    def ledger(self) -> LedgerWriter | None:
+        self._reopen_after_fork()
+        if self._ledger is None and self.ledger_dir:
+            self._ledger = LedgerWriter(Path(self.ledger_dir))
+        return self._ledger
+
+    def request(self, started: float, name: str, status: int, ms: float) -> None:
+        self._reopen_after_fork()
+        if self._requests is None:
+            Path(self.requests_dir).mkdir(parents=True, exist_ok=True)
+            self._requests = open(Path(self.requests_dir) / f"requests-{os.getpid()}.jsonl", "a", buffering=1)
+        self._requests.write(f'[{started:.3f},"{name}",{status},{ms:.1f}]\n')
+
+
+RECORDERS = Recorders()
+
+
+@events.request.add_listener
+def on_request(name, response_time, response=None, start_time=None, **_kwargs) -> None:
+    if RECORDERS.requests_dir:
+        status = getattr(response, "status_code", 0) or 0
+        RECORDERS.request(start_time or time.time() - response_time / 1000, name, status, response_time)
 
 
 @events.init.add_listener
@@ -178,13 +224,18 @@ class PhotosUser(FastHttpUser):
                 response.failure("the body is not JSON")
                 return None
 
-    def _send(self, method: str, path: str, name: str, ok: tuple[int, ...], **kwargs) -> bool:
+    def _send(self, method: str, path: str, name: str, ok: tuple[int, ...], **kwargs) -> tuple[int, dict]:
+        """The status (0 when no answer came) and the JSON body of a write ({} when it failed or has none)."""
         headers = {**self.auth, **kwargs.pop("headers", {})}
         with self.client.request(method, path, headers=headers, name=name, catch_response=True, **kwargs) as response:
-            if response.status_code not in ok:
-                response.failure(f"{response.status_code}: {(response.text or '')[:200]}")
-                return False
-            return True
+            status = response.status_code or 0
+            if status not in ok:
+                response.failure(f"{status}: {(response.text or '')[:200]}")
+                return status, {}
+            try:
+                return status, (response.json() if response.text else {})
+            except ValueError:
+                return status, {}
 
     def _learn_posts(self, body: dict | None) -> None:
         for post in (body or {}).get("items", []):
@@ -231,7 +282,9 @@ class PhotosUser(FastHttpUser):
         if story is None:
             return self.user_stories()
         # a story that expired since it was seen answers 404: what a client watching late gets
-        self._send("PUT", f"/v1/stories/{story}/view", "/v1/stories/{story_id}/view", (204, 404))
+        status, _ = self._send("PUT", f"/v1/stories/{story}/view", "/v1/stories/{story_id}/view", (204, 404))
+        if RECORDERS.ledger:
+            RECORDERS.ledger.view(self.user_id, story, status)
 
     def open_post(self) -> None:
         post = self._post()
@@ -257,22 +310,30 @@ class PhotosUser(FastHttpUser):
 
     def like(self) -> None:
         post = self._post()
-        if post is not None and self._send("PUT", f"/v1/posts/{post}/like", "/v1/posts/{post_id}/like", (200,)):
+        if post is not None and self._like(post, wanted=True) == 200:
             self.liked.append(post)
 
     def unlike(self) -> None:
         if not self.liked:
             return self.like()
-        post = self.liked.popleft()
-        self._send("DELETE", f"/v1/posts/{post}/like", "/v1/posts/{post_id}/like", (200,))
+        self._like(self.liked.popleft(), wanted=False)
+
+    def _like(self, post: str, wanted: bool) -> int:
+        status, body = self._send("PUT" if wanted else "DELETE", f"/v1/posts/{post}/like", "/v1/posts/{post_id}/like",
+                                  (200,))
+        if RECORDERS.ledger:
+            RECORDERS.ledger.like(self.user_id, post, wanted, status, body.get("liked") if status == 200 else None)
+        return status
 
     def comment(self) -> None:
         post = self._post()
         if post is None:
             return
         tag = HASHTAGS.pick() or "load"
-        self._send("POST", f"/v1/posts/{post}/comments", "/v1/posts/{post_id}/comments", (201,),
-                   json={"text": f"lovely #{tag}"}, headers={"Idempotency-Key": uuid.uuid4().hex})
+        status, body = self._send("POST", f"/v1/posts/{post}/comments", "/v1/posts/{post_id}/comments", (201,),
+                                  json={"text": f"lovely #{tag}"}, headers={"Idempotency-Key": uuid.uuid4().hex})
+        if RECORDERS.ledger:
+            RECORDERS.ledger.comment(self.user_id, post, status, body.get("id"))
 
     def notifications(self) -> None:
         self._get("/v1/notifications", "/v1/notifications", {"limit": 20})
@@ -297,28 +358,36 @@ class PhotosUser(FastHttpUser):
 
     def follow(self) -> None:
         target = self._some_user()
-        if target != self.user_id and self._send(
-            "PUT", f"/v1/users/{target}/follow", "/v1/users/{user_id}/follow", (204,)
-        ):
+        if target != self.user_id and self._follow(target, wanted=True) == 204:
             self.followed.append(target)
 
     def unfollow(self) -> None:
         if not self.followed:
             return self.follow()
-        target = self.followed.popleft()
-        self._send("DELETE", f"/v1/users/{target}/follow", "/v1/users/{user_id}/follow", (204,))
+        self._follow(self.followed.popleft(), wanted=False)
+
+    def _follow(self, target: str, wanted: bool) -> int:
+        status, _ = self._send("PUT" if wanted else "DELETE", f"/v1/users/{target}/follow",
+                               "/v1/users/{user_id}/follow", (204,))
+        if RECORDERS.ledger:
+            RECORDERS.ledger.follow(self.user_id, target, wanted, status)
+        return status
 
     def upload(self) -> None:
         tag = HASHTAGS.pick() or "load"
         mention = random.choice(CREDENTIALS)["username"]
         body = self._multipart("image", random.choice(PHOTOS), {"caption": f"out today #{tag} with @{mention}"})
-        self._send("POST", "/v1/posts", "/v1/posts", (201,), data=body[1],
-                   headers={"Content-Type": body[0], "Idempotency-Key": uuid.uuid4().hex})
+        status, post = self._send("POST", "/v1/posts", "/v1/posts", (201,), data=body[1],
+                                  headers={"Content-Type": body[0], "Idempotency-Key": uuid.uuid4().hex})
+        if RECORDERS.ledger:
+            RECORDERS.ledger.upload(self.user_id, status, post.get("id"), post.get("hashtags", [tag]))
 
     def story_post(self) -> None:
         body = self._multipart("media", random.choice(PHOTOS), {})
-        self._send("POST", "/v1/stories", "/v1/stories", (201,), data=body[1],
-                   headers={"Content-Type": body[0], "Idempotency-Key": uuid.uuid4().hex})
+        status, story = self._send("POST", "/v1/stories", "/v1/stories", (201,), data=body[1],
+                                   headers={"Content-Type": body[0], "Idempotency-Key": uuid.uuid4().hex})
+        if RECORDERS.ledger:
+            RECORDERS.ledger.story(self.user_id, status, story.get("id"))
 
     @staticmethod
     def _multipart(file_field: str, data: bytes, fields: dict[str, str]) -> tuple[str, bytes]:
