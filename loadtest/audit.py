@@ -198,16 +198,17 @@ class Audit:
         `timeout` passes. A check whose reads failed is run again either way (at most READ_RETRIES more times
         when not polling). Returns the last problems of those that never agreed."""
         deadline = time.monotonic() + timeout
-        pending = checks
+        results: dict[int, tuple[list[str], bool]] = {}  # check -> its latest (problems, a read failed)
+        pending = list(range(len(checks)))
         attempts = 0
         while True:
-            results = await asyncio.gather(*(self._try(name, check) for name, check in pending))
-            failing = [(c, r) for c, r in zip(pending, results, strict=True) if r[0]]
-            retry = [(c, r) for c, r in failing if poll or r[1]]
+            found = await asyncio.gather(*(self._try(*checks[i]) for i in pending))
+            results.update(zip(pending, found, strict=True))
+            again = [i for i in pending if results[i][0] and (poll or results[i][1])]
             attempts += 1
-            if not retry or time.monotonic() >= deadline or (not poll and attempts > READ_RETRIES):
-                return [problem for _, (found, _) in failing for problem in found]
-            pending = [c for c, _ in retry]
+            if not again or time.monotonic() >= deadline or (not poll and attempts > READ_RETRIES):
+                return [problem for i in range(len(checks)) for problem in results[i][0]]
+            pending = again
             await asyncio.sleep(POLL_INTERVAL_S)
 
     @staticmethod
