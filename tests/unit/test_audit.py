@@ -156,3 +156,8 @@ async def test_an_authors_own_view_and_an_expired_story_are_not_claimed():
     assert await audit.view_exists(1, 7) == []
     assert await audit.view_exists(2, 8) == [] and audit.checked["views of expired stories, skipped"] == 1
     assert await audit.view_exists(1, 8) == ["view of story 1 by user 8: acknowledged, no story_views row"]
+
+
+def test_the_command_refuses_an_empty_ledger_without_connecting(tmp_path, capsys):
+    assert audit_module.main(["--ledger", str(tmp_path)]) == 1
+    assert "no records: nothing was audited" in capsys.readouterr().out
