@@ -1,0 +1,163 @@
+"""The audit's pure parts: polling until derived values agree, and the checks' verdicts on tables held in memory."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+from cassandra import ConsistencyLevel, ReadTimeout
+
+from loadtest import audit as audit_module
+from loadtest.audit import Audit, AuditReport, set_difference
+from loadtest.ledger import Ledger
+
+
+class FakeCass:
+    """Answers CQL from in-memory rows: `tables` maps a regex of the statement to a function of its params."""
+
+    def __init__(self, tables: dict[str, object]) -> None:
+        self.tables = tables
+        self.serial: list[str] = []  # the statements read at LOCAL_SERIAL
+
+    def _answer(self, cql: str, params: tuple) -> list:
+        for pattern, answer in self.tables.items():
+            if re.search(pattern, cql):
+                return [SimpleNamespace(**row) for row in answer(*params)]
+        raise AssertionError(f"unexpected read: {cql}")
+
+    async def rows(self, cql, params=None, *, consistency=None):
+        if consistency == ConsistencyLevel.LOCAL_SERIAL:
+            self.serial.append(cql)
+        return self._answer(cql, params)
+
+    async def execute(self, cql, params=None, *, fetch_size=None, paging_state=None, **_):
+        return SimpleNamespace(current_rows=self._answer(cql, params), paging_state=None)
+
+
+def make_audit(cass, ledger: Ledger | None = None, timeout: float = 0.3) -> Audit:
+    return Audit(cass, ledger or Ledger(), settle_timeout_s=timeout, active_readers=None, feed_max_entries=3,
+                 story_ttl_s=86400, concurrency=4)
+
+
+@pytest.fixture(autouse=True)
+def fast_polls(monkeypatch):
+    monkeypatch.setattr(audit_module, "POLL_INTERVAL_S", 0.01)
+
+
+def test_a_set_difference_names_what_is_missing_and_what_is_extra():
+    assert set_difference("likers", {1, 2}, {1, 2}) == ""
+    assert set_difference("likers", {1, 4}, {1, 2, 3}) == "likers lacks [2, 3]; likers has extra [4]"
+    assert set_difference("x", set(range(15)), set()).endswith("[0, 1, 2, 3, 4, 5, 6, 7, 8, 9] (+5 more)")
+
+
+def test_the_summary_lists_counts_and_problems():
+    report = AuditReport(["post 1 likes: like_count 2"], {"uploads": 3}, 1.5)
+    assert not report.ok
+    assert report.summary().splitlines() == [
+        "checked: uploads 3", "derived values polled for 1.5 s; 1 problem(s):", "  - post 1 likes: like_count 2"]
+    assert AuditReport([], {}, 0.2).summary().endswith("agreed after 0.2 s; no problems")
+
+
+async def test_polling_runs_again_only_what_disagrees_until_it_agrees():
+    calls = {"a": 0, "b": 0}
+
+    async def agrees():
+        calls["a"] += 1
+        return []
+
+    async def settles_on_the_third_read():
+        calls["b"] += 1
+        return [] if calls["b"] >= 3 else ["b: not yet"]
+
+    audit = make_audit(FakeCass({}), timeout=5)
+    assert await audit._settle([("a", agrees), ("b", settles_on_the_third_read)], 5, poll=True) == []
+    assert calls == {"a": 1, "b": 3}
+
+
+async def test_what_never_agrees_is_reported_with_its_last_reading_at_the_deadline():
+    readings = iter(range(1000))
+
+    async def never():
+        return [f"x: reading {next(readings)}"]
+
+    problems = await make_audit(FakeCass({}))._settle([("x", never)], 0.05, poll=True)
+    assert len(problems) == 1 and problems[0].startswith("x: reading ") and problems[0] != "x: reading 0"
+
+
+async def test_presence_is_read_once_and_a_failed_read_is_tried_again():
+    calls = {"wrong": 0, "flaky": 0}
+
+    async def wrong():
+        calls["wrong"] += 1
+        return ["wrong: acknowledged liked, the edge says not liked"]
+
+    async def flaky():
+        calls["flaky"] += 1
+        if calls["flaky"] == 1:
+            raise ReadTimeout("busy")
+        return []
+
+    problems = await make_audit(FakeCass({}), timeout=5)._settle([("w", wrong), ("f", flaky)], 5, poll=False)
+    assert problems == ["wrong: acknowledged liked, the edge says not liked"]
+    assert calls == {"wrong": 1, "flaky": 2}
+
+
+def likes_world(edges: dict[int, bool], likers: list[int], like_count: int) -> FakeCass:
+    return FakeCass({
+        r"FROM posts WHERE": lambda post: [{"like_count": like_count}],
+        r"FROM post_like_buckets": lambda post: [{"bucket": 0}],
+        # a bucket whose members were all removed keeps its static count: one row without a member
+        r"FROM post_likers": lambda post, bucket: [{"user_id": u} for u in likers] + [{"user_id": None}],
+        r"FROM likes WHERE": lambda user, month, post: [{"liked_at": 1 if edges[user] else None}],
+    })
+
+
+async def test_a_like_count_agrees_with_the_edges_of_the_named_and_the_ledger_users():
+    ledger = Ledger(likes={(3, 10): None})  # a ledger user whose like is unknown: the edge decides
+    cass = likes_world({1: True, 2: True, 3: False}, [1, 2], 2)
+    assert await make_audit(cass, ledger).like_count(10) == []
+    cass = likes_world({1: True, 2: True, 3: True}, [1, 2], 2)
+    assert await make_audit(cass, ledger).like_count(10) == [
+        "post 10 likes: like_count 2, 2 post_likers rows, 3 like edges among 3 users read, post_likers lacks [3]"]
+
+
+async def test_a_like_state_is_read_at_the_sessions_level_and_a_follow_at_local_serial():
+    cass = FakeCass({
+        r"FROM likes WHERE": lambda user, month, post: [{"liked_at": None}],  # an unlike keeps its row
+        r"FROM following WHERE": lambda a, b: [{"followee_id": b}],
+    })
+    audit = make_audit(cass)
+    assert await audit.like_state(1, 10, True) == [
+        "like of post 10 by user 1: acknowledged liked, the edge says not liked"]
+    assert await audit.like_state(1, 10, False) == []
+    assert await audit.follow_state(1, 2, False) == [
+        "follow of user 2 by user 1: acknowledged not following, the edge says following"]
+    assert cass.serial and all("FROM following" in cql for cql in cass.serial)
+
+
+async def test_a_trimmed_feed_entry_is_not_reported_but_a_missing_one_is():
+    newer = {5: [{"post_id": p} for p in (101, 102, 103)], 6: [{"post_id": 101}]}
+    cass = FakeCass({
+        r"FROM feed_items WHERE user_id = %s AND post_id = %s": lambda reader, post: [],
+        r"post_id > %s LIMIT 3": lambda reader, post: newer[reader],
+    })
+    audit = make_audit(cass)
+    assert await audit.feed_entry(5, 100) == []  # three newer entries: the feed keeps 3, trimmed by design
+    assert await audit.feed_entry(6, 100) == ["feed of user 6: lacks post 100 of a followed author (1 newer entries)"]
+
+
+async def test_an_authors_own_view_and_an_expired_story_are_not_claimed():
+    cass = FakeCass({
+        r"FROM stories_by_id": lambda story: [{"author_id": 7, "expires_at": None}] if story == 1 else [],
+        r"FROM story_views": lambda story, viewer: [],
+    })
+    audit = make_audit(cass)
+    assert await audit.view_exists(1, 7) == []
+    assert await audit.view_exists(2, 8) == [] and audit.checked["views of expired stories, skipped"] == 1
+    assert await audit.view_exists(1, 8) == ["view of story 1 by user 8: acknowledged, no story_views row"]
+
+
+def test_the_command_refuses_an_empty_ledger_without_connecting(tmp_path, capsys):
+    assert audit_module.main(["--ledger", str(tmp_path)]) == 1
+    assert "no records: nothing was audited" in capsys.readouterr().out
