@@ -2,7 +2,7 @@
 # and `make test` (install what is missing, start the servers, run the whole test suite).
 VENV := .venv/bin
 
-.PHONY: install up down status test lint bench capacity check-scylla-driver cluster-test
+.PHONY: install up down status test lint bench capacity check-scylla-driver cluster-test chaos
 
 install:
 	@infra/install.sh
@@ -49,6 +49,16 @@ capacity: up
 # one node of each killed under a write load, every acknowledged write audited
 cluster-test: install
 	PHOTOS_TEST_CLUSTER_FULL=1 $(VENV)/python -m pytest -m cluster -s
+
+# the fault run (docs/reliability.md#the-fault-run): a 3-node Cassandra, 3 Kafka brokers, 2 API processes and 2
+# stream workers in .stack/chaos, 300 seeded accounts, the seed traffic while each fault is injected in turn, then
+# the audit of every acknowledged write; about 15 minutes. It takes the default stack's ports: `make down` first.
+CHAOS := PHOTOS_STACK_DIR=$(CURDIR)/.stack/chaos PHOTOS_MEDIA_DIR=$(CURDIR)/.stack/chaos/media
+chaos: install
+	$(CHAOS) $(VENV)/photos-stack up --cassandra-nodes 3 --kafka-brokers 3 --api-processes 2 --stream-workers 2
+	set -a; . .stack/chaos/cluster.env; set +a; $(CHAOS) $(VENV)/photos-seed --users 300 --out .stack/chaos/load
+	$(CHAOS) $(VENV)/python -m loadtest.chaos --host http://127.0.0.1:8080 \
+		--credentials .stack/chaos/load/credentials.jsonl --out .stack/chaos/report
 
 # the driver-level tests again, in a second virtualenv where scylla-driver replaces cassandra-driver
 check-scylla-driver: install

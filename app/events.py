@@ -112,13 +112,19 @@ class StoryPosted(Event):
 
 class StoryViewed(Event):
     """`actor_id` viewed `story_id` of `author_id` (sent for every view; the first one fixed `bucket`,
-    the `story_viewers` bucket the viewer belongs in). Keyed by story."""
+    the `story_viewers` bucket the viewer belongs in). Keyed by story.
+
+    `recheck`: the outbox's copy (app/outbox.py), recorded before the view was claimed, published by the
+    reconciler when the request never published its own (Kafka refused it, or the process died): `bucket`
+    and `viewed_at_ms` are not known then, so the worker reads the viewer's `story_views` row and counts
+    the viewer if there is one."""
 
     story_id: int
     author_id: int
     bucket: int
     viewed_at_ms: int
     expires_at_ms: int
+    recheck: bool = False
 
 
 # topic suffix -> what it is keyed by; every topic gets settings.kafka_topic_partitions partitions

@@ -311,7 +311,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
         stories=StoryService(
             stories=s.stories, media_log=s.story_media, users=s.users, follows=s.follows, feed=s.feed,
             affinity=s.affinity, store=media_store, processor=processor, events=events, ids=ids, cursors=cursors,
-            ttl_s=settings.story_ttl_s, max_live=settings.story_max_live, feed_cache=caches.feed,
+            ttl_s=settings.story_ttl_s, max_live=settings.story_max_live, feed_cache=caches.feed, outbox=outbox,
         ),
         search=SearchService(caches.search, cursors, RedisBreaker("search")),
         trending=TrendingService(caches.trending_rankings),

@@ -1,6 +1,8 @@
 """Story view events -> `story_viewers` (who viewed each story) and exact view counts.
 
-Each StoryViewed names the viewers bucket its first view fixed (app/stories/service.py). For each
+Each StoryViewed names the viewers bucket its first view fixed (app/stories/service.py); a recheck (the
+outbox's copy of a view whose own event never went out) names none, and the worker reads the viewer's
+`story_views` row for it, counting nobody when the view was never claimed. For each
 story in a batch the worker places the batch's viewers in the story's counted set
 (app/storage/counted_set.py: conditional single-partition batches, each row IF NOT EXISTS), so a
 repeated or replayed view finds its viewer in place and counts once. Every cell is written with
@@ -50,8 +52,15 @@ class ViewCounter:
         ttl = row_ttl_s(story.expires_at)
         if ttl <= 0:
             return  # expired: everything of it is gone or going
-        placements = {e.actor_id: Placement(e.bucket, extra=(_at(e.viewed_at_ms),)) for e in views}
         async with self._slots:
+            placements = {e.actor_id: Placement(e.bucket, extra=(_at(e.viewed_at_ms),)) for e in views
+                          if not e.recheck}
+            for viewer_id in {e.actor_id for e in views if e.recheck} - placements.keys():
+                claimed = await self.stories.view(story.story_id, viewer_id)  # the claim's bucket, if it was made
+                if claimed is not None:
+                    placements[viewer_id] = Placement(claimed.bucket, extra=(claimed.viewed_at,))
+            if not placements:
+                return  # rechecks of views never claimed: nothing to count
             counts = await self.viewers.apply(story.story_id, placements, ttl_s=ttl)
             total, read_at = await self.viewers.total(story.story_id)
             await self.stories.save_view_count(story, total, read_at)

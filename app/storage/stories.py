@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from cassandra import ConsistencyLevel
+
 from app.storage.cassandra import CassandraSession
 from app.storage.counted_set import CountedSet, CountedSetTables
 from app.storage.member_pages import MemberPages
@@ -106,6 +108,7 @@ class StoryRepository:
         self._by_id = await p(
             "SELECT story_id, author_id, expires_at, view_bucket FROM stories_by_id WHERE story_id = ?"
         )
+        self._view = await p("SELECT viewed_at, bucket FROM story_views WHERE story_id = ? AND viewer_id = ?")
         self._claim_view = await p(
             "INSERT INTO story_views (story_id, viewer_id, viewed_at, bucket) VALUES (?, ?, ?, ?)"
             " IF NOT EXISTS USING TTL ?"
@@ -184,6 +187,12 @@ class StoryRepository:
             return ViewClaim(True, story.view_bucket or 0, at)
         row = result.current_rows[0]
         return ViewClaim(False, row.bucket, row.viewed_at)
+
+    async def view(self, story_id: int, viewer_id: int):
+        """The viewer's `story_views` row (viewed_at, bucket), or None, read at LOCAL_SERIAL: a claim left half
+        done by a request that failed mid-transaction is finished first, so the answer is the claim's."""
+        rows = await self._cass.rows(self._view, (story_id, viewer_id), consistency=ConsistencyLevel.LOCAL_SERIAL)
+        return rows[0] if rows else None
 
     async def save_view_count(self, story, count: int, read_at_us: int) -> None:
         ttl = row_ttl_s(story.expires_at)

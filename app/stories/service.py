@@ -11,7 +11,10 @@ or not the request got that far. Nothing else is ever deleted: the rows expire.
 Viewing: the first view claims the (story, viewer) row in `story_views` with IF NOT EXISTS, which
 fixes the `story_viewers` bucket the viewer is counted in; the reader's tray row is marked seen;
 StoryViewed is published on every view (so a retry after a failed publish still counts), and the
-view worker (streams/story_views.py) adds the viewer to the story's counted set exactly once.
+view worker (streams/story_views.py) adds the viewer to the story's counted set exactly once. Before
+the claim, a recheck of the view is recorded in the outbox (app/outbox.py) and cleared once the event
+is out: a view claimed whose event never went out (the publish failed and the client did not retry, or
+the process died) is still counted, when the reconciler publishes the recheck.
 
 The tray (docs/stories.md): one read of the reader's `story_tray` partition, which the tray worker
 fills by pushing each story to the author's followers, plus the live story ids of the followed
@@ -36,6 +39,7 @@ from app.events import EventPublisher, StoryPosted, StoryViewed, new_event_field
 from app.ids import IdGenerator, id_time
 from app.media.processor import ImageProcessor
 from app.media.store import MediaStore
+from app.outbox import Outbox
 from app.storage.affinity import AffinityRepository
 from app.storage.feed import FeedRepository
 from app.storage.feed_cache import FeedCache
@@ -94,6 +98,7 @@ class StoryService:
     ttl_s: int
     max_live: int
     feed_cache: FeedCache | None = None  # the readers' candidate sets (None: read everything from Cassandra)
+    outbox: Outbox | None = None  # what a view owes the view worker (None: tools and tests without one)
     # per process: usernames never change; a celebrity's stories are read by all their followers' trays
     _usernames: dict[int, str] = field(default_factory=dict, repr=False)
     _celebrity_stories: dict[int, tuple[float, list[tuple[int, datetime]]]] = field(default_factory=dict, repr=False)
@@ -178,14 +183,21 @@ class StoryService:
         story = await self._live_story(story_id)
         if story.author_id == viewer_id:
             return  # an author's own views are not counted (as on Instagram)
+        expires_at_ms = int(_utc(story.expires_at).timestamp() * 1000)
+        intent = None
+        if self.outbox is not None:  # before the claim: a failure here fails the request before anything is written
+            recheck = StoryViewed(**new_event_fields(viewer_id), story_id=story_id, author_id=story.author_id,
+                                  bucket=0, viewed_at_ms=0, expires_at_ms=expires_at_ms, recheck=True)
+            intent = await self.outbox.record("story_views", story_id, recheck)
         claim = await self.stories.claim_view(story, viewer_id, datetime.now(UTC))
         await self.stories.mark_seen(viewer_id, story.author_id, story_id, story.expires_at)
         event = StoryViewed(
             **new_event_fields(viewer_id), story_id=story_id, author_id=story.author_id, bucket=claim.bucket,
-            viewed_at_ms=int(_utc(claim.viewed_at).timestamp() * 1000),
-            expires_at_ms=int(_utc(story.expires_at).timestamp() * 1000),
+            viewed_at_ms=int(_utc(claim.viewed_at).timestamp() * 1000), expires_at_ms=expires_at_ms,
         )
         await self.events.publish("story_views", story_id, event)
+        if self.outbox is not None:
+            await self.outbox.clear_best_effort(intent, f"view of story {story_id} by {viewer_id}")
 
     async def viewers(self, user_id: int, story_id: int, limit: int, cursor: str | None
                       ) -> tuple[list[int], str | None]:
