@@ -43,6 +43,10 @@ problem; `converged_after_s` is how long agreement took):
 - trays: an acknowledged live story by an author who is not a celebrity is in the `story_tray` row
   (reader, author) of every stable follower.
 
+Celebrity status is read once, when the audit starts: an author who crossed the line back down during the
+run had their earlier stories pulled, not pushed, and nothing copies those into trays (feeds get copies),
+so such a story is reported missing from its followers' trays: a real gap, not a false alarm.
+
 **Not checked**: the state of a pair whose last request got no 2xx (it may or may not have landed; the
 derived checks still count whatever the truth holds), comments or uploads that were not acknowledged
 (they may exist), like and follow edges of users neither the ledger nor the derived rows name (the

@@ -22,6 +22,10 @@ Folding rules, per account in the order of its records:
 - any other answer (0, 4xx, 5xx) leaves the pair unknown (None): the request may or may not have landed.
   The one exception: a request that asked for the state the pair is already known to have leaves it
   known, because whatever part of it landed can only write that same state again;
+- a later acknowledgement ends an unknown state: the unanswered request is taken to have finished (landed or
+  not) before the next request of its account was answered. Likes are ordered by their Redis timestamps
+  whatever the arrival order; a follow left in flight by a client timeout longer than the API's own bounded
+  waits could still land later, which the audit would report as a lost acknowledged state;
 - comments, uploads, stories and views are acknowledged by their 2xx answer (201, 201, 201, 204); one
   whose answer was anything else may or may not exist, and is not claimed.
 """
