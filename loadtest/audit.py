@@ -44,8 +44,8 @@ problem; `converged_after_s` is how long agreement took):
   (reader, author) of every stable follower.
 
 Celebrity status is read once, when the audit starts: an author who crossed the line back down during the
-run had their earlier stories pulled, not pushed, and nothing copies those into trays (feeds get copies),
-so such a story is reported missing from its followers' trays: a real gap, not a false alarm.
+run had their earlier stories pulled, not pushed, and nothing copies those into trays (feeds get copies;
+streams/feed_graph.py has no tray step), so such a story is reported missing from its followers' trays.
 
 **Not checked**: the state of a pair whose last request got no 2xx (it may or may not have landed; the
 derived checks still count whatever the truth holds), comments or uploads that were not acknowledged

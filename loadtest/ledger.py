@@ -24,8 +24,8 @@ Folding rules, per account in the order of its records:
   known, because whatever part of it landed can only write that same state again;
 - a later acknowledgement ends an unknown state: the unanswered request is taken to have finished (landed or
   not) before the next request of its account was answered. Likes are ordered by their Redis timestamps
-  whatever the arrival order; a follow left in flight by a client timeout longer than the API's own bounded
-  waits could still land later, which the audit would report as a lost acknowledged state;
+  whatever the arrival order; a follow still in flight after its client gave up (a client timeout shorter
+  than the API's own bounded waits) could land later, which the audit would report as a lost state;
 - comments, uploads, stories and views are acknowledged by their 2xx answer (201, 201, 201, 204); one
   whose answer was anything else may or may not exist, and is not claimed.
 """
