@@ -581,6 +581,9 @@ async def _main(ledger_dir: Path, settle_timeout_s: float) -> int:
     ledger = read_ledger(ledger_dir)
     print(f"ledger {ledger_dir}: {ledger.records} records ({ledger.truncated} unreadable lines), "
           f"answers {dict(sorted(ledger.statuses.items()))}")
+    if ledger.shared_accounts:
+        print(f"warning: {len(ledger.shared_accounts)} accounts were driven by more than one process; their like"
+              " and follow states are taken as unknown")
     if not ledger.records:
         print("no records: nothing was audited")
         return 1
