@@ -161,3 +161,16 @@ async def test_an_authors_own_view_and_an_expired_story_are_not_claimed():
 def test_the_command_refuses_an_empty_ledger_without_connecting(tmp_path, capsys):
     assert audit_module.main(["--ledger", str(tmp_path)]) == 1
     assert "no records: nothing was audited" in capsys.readouterr().out
+
+
+async def test_an_edge_undone_while_the_derived_values_settle_is_reported():
+    reads = iter([True, True, False])  # the like holds for presence and the count, then a worker undoes it
+    cass = FakeCass({
+        r"FROM posts WHERE": lambda post: [{"like_count": 1}],
+        r"FROM post_like_buckets": lambda post: [{"bucket": 0}],
+        r"FROM post_likers": lambda post, bucket: [{"user_id": 1}],
+        r"FROM likes WHERE": lambda user, month, post: [{"liked_at": 1 if next(reads) else None}],
+    })
+    report = await make_audit(cass, Ledger(likes={(1, 10): True})).run()
+    assert report.problems == ["after settling: like of post 10 by user 1: acknowledged liked, the edge says not liked"]
+    assert report.checked["like states"] == 1 and report.checked["posts' like counts"] == 1
