@@ -39,8 +39,9 @@ problem; `converged_after_s` is how long agreement took):
   excepted) with a `story_views` row (LOCAL_SERIAL), naming exactly those;
 - feeds: an acknowledged upload by an author who is not a celebrity (no `celebrities` row) is in the
   `feed_items` of every *stable* follower (follow acknowledged before the upload was, and no request on
-  the pair since) who is an active reader (fan-out skips the others until their next feed read rebuilds
-  their feed; `active_readers` says who is, all are when it is not given). The rule guarantees only the
+  the pair since) who is an active reader now, by the stack's Redis `active:` keys (fan-out skips the others
+  until their next feed read rebuilds their feed, so one active now either got the push or was rebuilt
+  since; when Redis cannot say, no feed is demanded and the skipped count says so). The rule guarantees only the
   newest `feed_max_entries` entries: a missing entry is not reported when the reader holds at least
   that many newer ones (trimmed by design); posts older than the feed horizon do not occur in a run;
 - trays: an acknowledged live story by an author who is not a celebrity is in the `story_tray` row
@@ -74,9 +75,13 @@ from pathlib import Path
 
 from cassandra import ConsistencyLevel, Timeout
 from cassandra.protocol import ErrorMessage
+from redis.asyncio import Redis
 
+from app.client_security import redis_options
 from app.ids import hour_bucket, month_bucket
+from app.settings import Settings
 from app.storage.cassandra import CassandraSession
+from app.storage.feed_cache import FeedCache
 from loadtest.ledger import Ledger, read_ledger
 
 PAGE_ROWS = 1000
@@ -303,10 +308,15 @@ class Audit:
         return checks
 
     async def _active(self, readers: set[int]) -> set[int]:
+        """The readers fan-out pushes to: all of them when no `active_readers` was given (tests), none when Redis
+        cannot say (a reader who is not active gets nothing pushed, so nothing can be demanded)."""
         if self.active_readers is None or not readers:
             return readers
         active = await self.active_readers(sorted(readers))
-        return readers if active is None else active  # Redis cannot say: fan-out treats all as active too
+        if active is None:
+            self.checked["feed entries, reader activity unknown (Redis), skipped"] += len(readers)
+            return set()
+        return active
 
     async def tray_checks(self) -> list[tuple[str, Check]]:
         now = time.time()
@@ -568,24 +578,32 @@ def _disagreement(entity: str, *facts: str) -> str:
 
 
 async def audit(cass: CassandraSession, ledger: Ledger, settle_timeout_s: float = 120.0, *,
-                active_readers: ActiveReaders | None = None, feed_max_entries: int = 800,
-                story_ttl_s: float = 24 * 3600, concurrency: int = 32) -> AuditReport:
+                settings: Settings | None = None, active_readers: ActiveReaders | None = None,
+                feed_max_entries: int | None = None, story_ttl_s: float | None = None,
+                concurrency: int = 32) -> AuditReport:
     """The ledger against Cassandra (what is checked: the module docstring).
 
-    `active_readers(user_ids)` says which readers fan-out pushes to (the feed's Redis `active:` keys;
-    `FeedCache.active_among`); without it every stable follower's feed is checked. `feed_max_entries` and
-    `story_ttl_s` are the settings of the stack audited."""
-    return await Audit(cass, ledger, settle_timeout_s=settle_timeout_s, active_readers=active_readers,
-                       feed_max_entries=feed_max_entries, story_ttl_s=story_ttl_s, concurrency=concurrency).run()
+    `settings` are the audited stack's (`Settings.from_env()` when not given): its feed cap and story life,
+    and its Redis, where the feed's `active:` keys say which readers fan-out pushes to. `active_readers`,
+    `feed_max_entries` and `story_ttl_s` replace what the settings say."""
+    settings = settings or Settings.from_env()
+    redis = None
+    if active_readers is None:
+        redis = Redis.from_url(settings.redis_url, **redis_options(settings))
+        active_readers = FeedCache.for_settings(settings, redis).active_among
+    try:
+        return await Audit(
+            cass, ledger, settle_timeout_s=settle_timeout_s, active_readers=active_readers,
+            feed_max_entries=settings.feed_max_entries if feed_max_entries is None else feed_max_entries,
+            story_ttl_s=settings.story_ttl_s if story_ttl_s is None else story_ttl_s, concurrency=concurrency,
+        ).run()
+    finally:
+        if redis is not None:
+            await redis.aclose()
 
 
 async def _main(ledger_dir: Path, settle_timeout_s: float) -> int:
-    from redis.asyncio import Redis
-
-    from app.client_security import redis_options
-    from app.settings import Settings
     from app.storage import cassandra
-    from app.storage.feed_cache import FeedCache
 
     settings = Settings.from_env()
     ledger = read_ledger(ledger_dir)
@@ -598,13 +616,9 @@ async def _main(ledger_dir: Path, settle_timeout_s: float) -> int:
         print("no records: nothing was audited")
         return 1
     cluster, cass = await cassandra.connect(settings, settings.cassandra_keyspace)
-    redis = Redis.from_url(settings.redis_url, **redis_options(settings))
     try:
-        report = await audit(cass, ledger, settle_timeout_s,
-                             active_readers=FeedCache.for_settings(settings, redis).active_among,
-                             feed_max_entries=settings.feed_max_entries, story_ttl_s=settings.story_ttl_s)
+        report = await audit(cass, ledger, settle_timeout_s, settings=settings)
     finally:
-        await redis.aclose()
         await cassandra.shutdown(cluster)
     print(report.summary())
     return 0 if report.ok else 1
