@@ -47,7 +47,7 @@ problem; `converged_after_s` is how long agreement took):
 - trays: an acknowledged live story by an author who is not a celebrity is in the `story_tray` row
   (reader, author) of every stable follower.
 
-Celebrity status is read once, when the audit starts: an author who crossed the line back down during the
+Celebrity status is read once, when the derived checks begin: an author who crossed the line back down during the
 run had their earlier stories pulled, not pushed, and nothing copies those into trays (feeds get copies;
 streams/feed_graph.py has no tray step), so such a story is reported missing from its followers' trays.
 
@@ -57,8 +57,9 @@ derived checks still count whatever the truth holds), comments or uploads that w
 open world), notifications, affinity, search and trending (derived with no exact rule to hold them to),
 media objects, and feeds and trays of celebrities' followers (pulled at read time).
 
-Every read is bounded: single rows, or one bucket partition paged 1,000 rows at a time (each bounded by
-its table's cap, cql/TABLES.md), and at most `concurrency` reads are in flight.
+Every read is bounded: a single row, one bucket partition paged 1,000 rows at a time or counted (`COUNT(*)`
+of one `posts_by_hashtag` hour), each bounded by its table's cap (cql/TABLES.md), and at most `concurrency`
+reads are in flight.
 """
 
 from __future__ import annotations
