@@ -17,6 +17,9 @@ who touched the entity.
 - every acknowledged view of a live story by someone other than its author has its `story_views` row
   (LOCAL_SERIAL); an author's own view is not recorded, by design.
 
+The like and follow states are read again once the derived values have settled (or the time ran out):
+the workers write edges too, and none may have undone an acknowledged one meanwhile.
+
 **Derived** (polled until every one agrees or `settle_timeout_s` passes; whatever disagrees then is a
 problem; `converged_after_s` is how long agreement took):
 - per post the run liked, unliked or commented on: `posts.like_count` == the rows of `post_likers` over the
@@ -36,12 +39,17 @@ problem; `converged_after_s` is how long agreement took):
   excepted) with a `story_views` row (LOCAL_SERIAL), naming exactly those;
 - feeds: an acknowledged upload by an author who is not a celebrity (no `celebrities` row) is in the
   `feed_items` of every *stable* follower (follow acknowledged before the upload was, and no request on
-  the pair since) who is an active reader (fan-out skips the others until their next feed read rebuilds
-  their feed; `active_readers` says who is, all are when it is not given). The rule guarantees only the
+  the pair since) who is an active reader now, by the stack's Redis `active:` keys (fan-out skips the others
+  until their next feed read rebuilds their feed, so one active now either got the push or was rebuilt
+  since; when Redis cannot say, no feed is demanded and the skipped count says so). The rule guarantees only the
   newest `feed_max_entries` entries: a missing entry is not reported when the reader holds at least
   that many newer ones (trimmed by design); posts older than the feed horizon do not occur in a run;
 - trays: an acknowledged live story by an author who is not a celebrity is in the `story_tray` row
   (reader, author) of every stable follower.
+
+Celebrity status is read once, when the derived checks begin: an author who crossed the line back down during the
+run had their earlier stories pulled, not pushed, and nothing copies those into trays (feeds get copies;
+streams/feed_graph.py has no tray step), so such a story is reported missing from its followers' trays.
 
 **Not checked**: the state of a pair whose last request got no 2xx (it may or may not have landed; the
 derived checks still count whatever the truth holds), comments or uploads that were not acknowledged
@@ -49,8 +57,9 @@ derived checks still count whatever the truth holds), comments or uploads that w
 open world), notifications, affinity, search and trending (derived with no exact rule to hold them to),
 media objects, and feeds and trays of celebrities' followers (pulled at read time).
 
-Every read is bounded: single rows, or one bucket partition paged 1,000 rows at a time (each bounded by
-its table's cap, cql/TABLES.md), and at most `concurrency` reads are in flight.
+Every read is bounded: a single row, one bucket partition paged 1,000 rows at a time or counted (`COUNT(*)`
+of one `posts_by_hashtag` hour), each bounded by its table's cap (cql/TABLES.md), and at most `concurrency`
+reads are in flight.
 """
 
 from __future__ import annotations
@@ -67,9 +76,13 @@ from pathlib import Path
 
 from cassandra import ConsistencyLevel, Timeout
 from cassandra.protocol import ErrorMessage
+from redis.asyncio import Redis
 
+from app.client_security import redis_options
 from app.ids import hour_bucket, month_bucket
+from app.settings import Settings
 from app.storage.cassandra import CassandraSession
+from app.storage.feed_cache import FeedCache
 from loadtest.ledger import Ledger, read_ledger
 
 PAGE_ROWS = 1000
@@ -191,7 +204,11 @@ class Audit:
         problems = await self._settle(self.presence_checks(), self.settle_timeout_s, poll=False)
         started = time.monotonic()
         problems += await self._settle(await self.derived_checks(), self.settle_timeout_s, poll=True)
-        return AuditReport(problems, dict(self.checked), round(time.monotonic() - started, 3))
+        converged = round(time.monotonic() - started, 3)
+        # the workers write edges too (a like whose request died after its event): none may have undone one
+        later = await self._settle(self.edge_checks(), self.settle_timeout_s, poll=False)
+        problems += [f"after settling: {problem}" for problem in later if problem not in problems]
+        return AuditReport(problems, dict(self.checked), converged)
 
     async def _settle(self, checks: list[tuple[str, Check]], timeout: float, *, poll: bool) -> list[str]:
         """Run the checks; when polling, run those that disagree again each POLL_INTERVAL_S until all agree or
@@ -229,11 +246,9 @@ class Audit:
         ledger, now = self.ledger, time.time()
         live_stories = [s for s in ledger.stories.values() if s.t + self.story_ttl_s > now]
         self.checked["stories expired, skipped"] += len(ledger.stories) - len(live_stories)
-        checks: list[tuple[str, Check]] = []
-        checks += [(f"like {p}", self._bind(self.like_state, u, p, s))
-                   for (u, p), s in self._count("like states", _known(ledger.likes))]
-        checks += [(f"follow {a}->{b}", self._bind(self.follow_state, a, b, s))
-                   for (a, b), s in self._count("follow states", _known(ledger.follows))]
+        self._count("like states", _known(ledger.likes))
+        self._count("follow states", _known(ledger.follows))
+        checks = self.edge_checks()
         checks += [(f"comment {c}", self._bind(self.comment_exists, p, c))
                    for p, c in self._count("comments", ((p, c) for p, cs in ledger.comments.items() for c in cs))]
         checks += [(f"upload {u.post_id}", self._bind(self.upload_exists, u.post_id, u.author_id))
@@ -243,6 +258,11 @@ class Audit:
         checks += [(f"view {s}/{v}", self._bind(self.view_exists, s, v))
                    for s, v in self._count("views", sorted(ledger.views))]
         return checks
+
+    def edge_checks(self) -> list[tuple[str, Check]]:
+        """Every acknowledged like and follow state (the edges later requests and the workers may write)."""
+        return [(f"like {p}", self._bind(self.like_state, u, p, s)) for (u, p), s in _known(self.ledger.likes)] + [
+            (f"follow {a}->{b}", self._bind(self.follow_state, a, b, s)) for (a, b), s in _known(self.ledger.follows)]
 
     async def derived_checks(self) -> list[tuple[str, Check]]:
         ledger = self.ledger
@@ -289,10 +309,15 @@ class Audit:
         return checks
 
     async def _active(self, readers: set[int]) -> set[int]:
+        """The readers fan-out pushes to: all of them when no `active_readers` was given (tests), none when Redis
+        cannot say (a reader who is not active gets nothing pushed, so nothing can be demanded)."""
         if self.active_readers is None or not readers:
             return readers
         active = await self.active_readers(sorted(readers))
-        return readers if active is None else active  # Redis cannot say: fan-out treats all as active too
+        if active is None:
+            self.checked["feed entries, reader activity unknown (Redis), skipped"] += len(readers)
+            return set()
+        return active
 
     async def tray_checks(self) -> list[tuple[str, Check]]:
         now = time.time()
@@ -554,40 +579,47 @@ def _disagreement(entity: str, *facts: str) -> str:
 
 
 async def audit(cass: CassandraSession, ledger: Ledger, settle_timeout_s: float = 120.0, *,
-                active_readers: ActiveReaders | None = None, feed_max_entries: int = 800,
-                story_ttl_s: float = 24 * 3600, concurrency: int = 32) -> AuditReport:
+                settings: Settings | None = None, active_readers: ActiveReaders | None = None,
+                feed_max_entries: int | None = None, story_ttl_s: float | None = None,
+                concurrency: int = 32) -> AuditReport:
     """The ledger against Cassandra (what is checked: the module docstring).
 
-    `active_readers(user_ids)` says which readers fan-out pushes to (the feed's Redis `active:` keys;
-    `FeedCache.active_among`); without it every stable follower's feed is checked. `feed_max_entries` and
-    `story_ttl_s` are the settings of the stack audited."""
-    return await Audit(cass, ledger, settle_timeout_s=settle_timeout_s, active_readers=active_readers,
-                       feed_max_entries=feed_max_entries, story_ttl_s=story_ttl_s, concurrency=concurrency).run()
+    `settings` are the audited stack's (`Settings.from_env()` when not given): its feed cap and story life,
+    and its Redis, where the feed's `active:` keys say which readers fan-out pushes to. `active_readers`,
+    `feed_max_entries` and `story_ttl_s` replace what the settings say."""
+    settings = settings or Settings.from_env()
+    redis = None
+    if active_readers is None:
+        redis = Redis.from_url(settings.redis_url, **redis_options(settings))
+        active_readers = FeedCache.for_settings(settings, redis).active_among
+    try:
+        return await Audit(
+            cass, ledger, settle_timeout_s=settle_timeout_s, active_readers=active_readers,
+            feed_max_entries=settings.feed_max_entries if feed_max_entries is None else feed_max_entries,
+            story_ttl_s=settings.story_ttl_s if story_ttl_s is None else story_ttl_s, concurrency=concurrency,
+        ).run()
+    finally:
+        if redis is not None:
+            await redis.aclose()
 
 
 async def _main(ledger_dir: Path, settle_timeout_s: float) -> int:
-    from redis.asyncio import Redis
-
-    from app.client_security import redis_options
-    from app.settings import Settings
     from app.storage import cassandra
-    from app.storage.feed_cache import FeedCache
 
     settings = Settings.from_env()
     ledger = read_ledger(ledger_dir)
     print(f"ledger {ledger_dir}: {ledger.records} records ({ledger.truncated} unreadable lines), "
           f"answers {dict(sorted(ledger.statuses.items()))}")
+    if ledger.shared_accounts:
+        print(f"warning: {len(ledger.shared_accounts)} accounts were driven by more than one process; their like"
+              " and follow states are taken as unknown")
     if not ledger.records:
         print("no records: nothing was audited")
         return 1
     cluster, cass = await cassandra.connect(settings, settings.cassandra_keyspace)
-    redis = Redis.from_url(settings.redis_url, **redis_options(settings))
     try:
-        report = await audit(cass, ledger, settle_timeout_s,
-                             active_readers=FeedCache.for_settings(settings, redis).active_among,
-                             feed_max_entries=settings.feed_max_entries, story_ttl_s=settings.story_ttl_s)
+        report = await audit(cass, ledger, settle_timeout_s, settings=settings)
     finally:
-        await redis.aclose()
         await cassandra.shutdown(cluster)
     print(report.summary())
     return 0 if report.ok else 1

@@ -22,6 +22,13 @@ Folding rules, per account in the order of its records:
 - any other answer (0, 4xx, 5xx) leaves the pair unknown (None): the request may or may not have landed.
   The one exception: a request that asked for the state the pair is already known to have leaves it
   known, because whatever part of it landed can only write that same state again;
+- a later acknowledgement ends an unknown state: the unanswered request is taken to have finished (landed or
+  not) before the next request of its account was answered. Likes are ordered by their Redis timestamps
+  whatever the arrival order; a follow still in flight after its client gave up (a client timeout shorter
+  than the API's own bounded waits) could land later, which the audit would report as a lost state;
+- an account whose records are in more than one file was driven by two processes at once: the order of its
+  requests is not known, so all its like and follow states are unknown (`Ledger.shared_accounts`). Two Locust
+  users of one process sharing an account cannot be seen here: give each user its own account;
 - comments, uploads, stories and views are acknowledged by their 2xx answer (201, 201, 201, 204); one
   whose answer was anything else may or may not exist, and is not claimed.
 """
@@ -137,6 +144,7 @@ class Ledger:
     statuses: Counter = field(default_factory=Counter)  # (op, status) -> answers
     records: int = 0
     truncated: int = 0  # lines that could not be read (a writer killed mid-line)
+    shared_accounts: set[int] = field(default_factory=set)  # accounts written by more than one process
 
     # --- what the audit asks --------------------------------------------------------------------
     def touched_posts(self) -> set[int]:
@@ -158,6 +166,16 @@ class Ledger:
         return self.statuses[op, ACKNOWLEDGED[op]]
 
     # --- folding ----------------------------------------------------------------------------------
+    def forget_order_of(self, users: set[int]) -> None:
+        """The like and follow states of these accounts become unknown (their requests' order is not known)."""
+        self.shared_accounts |= users
+        for states in (self.likes, self.follows):
+            for pair in states:
+                if pair[0] in users:
+                    states[pair] = None
+        for pair in [pair for pair in self.follow_since if pair[0] in users]:
+            del self.follow_since[pair]
+
     def apply(self, record: dict) -> None:
         op, user, status, t = record["op"], int(record["user"]), int(record["status"]), float(record["t"])
         ok = status == ACKNOWLEDGED.get(op)
@@ -214,9 +232,9 @@ def _fold(before: bool | None, wanted: bool, ok: bool, answered: bool) -> bool |
     return None
 
 
-def read_records(directory: Path | str) -> tuple[list[dict], int]:
-    """Every record of every ledger-*.jsonl under `directory`, and how many lines could not be read (a line cut
-    short by a crash). Each file keeps its own order (one process's order of writing); files are merged by `t`."""
+def read_files(directory: Path | str) -> tuple[list[list[dict]], int]:
+    """The records of each ledger-*.jsonl under `directory`, each file in its own order (one process's order of
+    writing), and how many lines could not be read (a line cut short by a crash)."""
     files: list[list[dict]] = []
     bad = 0
     for path in sorted(Path(directory).glob("ledger-*.jsonl")):
@@ -229,7 +247,17 @@ def read_records(directory: Path | str) -> tuple[list[dict], int]:
                 elif line.strip():
                     bad += 1
         files.append(records)
-    return list(heapq.merge(*files, key=lambda record: record["t"])), bad
+    return files, bad
+
+
+def read_records(directory: Path | str) -> tuple[list[dict], int]:
+    """Every record under `directory`, the files merged by `t`, and how many lines could not be read."""
+    files, bad = read_files(directory)
+    return _merged(files), bad
+
+
+def _merged(files: list[list[dict]]) -> list[dict]:
+    return list(heapq.merge(*files, key=lambda record: record["t"]))
 
 
 def _parse(line: str) -> dict | None:
@@ -243,9 +271,14 @@ def _parse(line: str) -> dict | None:
 
 
 def read_ledger(directory: Path | str) -> Ledger:
-    """The ledger of every file in `directory`, folded in time order (per account that is its request order)."""
-    records, bad = read_records(directory)
+    """The ledger of every file in `directory`, folded in time order (per account that is its request order).
+
+    An account found in more than one file was driven by more than one process at once (a misconfigured
+    load), so the order of its requests is not known: its like and follow states are all unknown."""
+    files, bad = read_files(directory)
     ledger = Ledger(truncated=bad)
-    for record in records:
+    for record in _merged(files):
         ledger.apply(record)
+    writers: Counter = Counter(user for records in files for user in {r["user"] for r in records})
+    ledger.forget_order_of({user for user, n in writers.items() if n > 1})
     return ledger

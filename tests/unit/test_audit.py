@@ -161,3 +161,38 @@ async def test_an_authors_own_view_and_an_expired_story_are_not_claimed():
 def test_the_command_refuses_an_empty_ledger_without_connecting(tmp_path, capsys):
     assert audit_module.main(["--ledger", str(tmp_path)]) == 1
     assert "no records: nothing was audited" in capsys.readouterr().out
+
+
+async def test_an_edge_undone_while_the_derived_values_settle_is_reported():
+    reads = iter([True, True, False])  # the like holds for presence and the count, then a worker undoes it
+    cass = FakeCass({
+        r"FROM posts WHERE": lambda post: [{"like_count": 1}],
+        r"FROM post_like_buckets": lambda post: [{"bucket": 0}],
+        r"FROM post_likers": lambda post, bucket: [{"user_id": 1}],
+        r"FROM likes WHERE": lambda user, month, post: [{"liked_at": 1 if next(reads) else None}],
+    })
+    report = await make_audit(cass, Ledger(likes={(1, 10): True})).run()
+    assert report.problems == ["after settling: like of post 10 by user 1: acknowledged liked, the edge says not liked"]
+    assert report.checked["like states"] == 1 and report.checked["posts' like counts"] == 1
+
+
+async def test_feeds_are_demanded_of_active_readers_only_and_of_none_when_redis_cannot_say():
+    from loadtest.ledger import Upload
+
+    ledger = Ledger(follow_since={(5, 1): 1.0, (6, 1): 1.0, (7, 1): 9.0}, uploads={100: Upload(100, 1, (), 5.0)})
+    cass = FakeCass({r"FROM celebrities": lambda user: []})
+
+    async def only_5(readers):
+        return {r for r in readers if r == 5}
+
+    async def redis_down(readers):
+        return None
+
+    audit = make_audit(cass, ledger)
+    audit.active_readers = only_5
+    assert [name for name, _ in await audit.feed_checks()] == ["feed 5 post 100"]  # 7 followed after the upload
+    assert audit.checked["feed entries of inactive readers, skipped"] == 1
+    audit = make_audit(cass, ledger)
+    audit.active_readers = redis_down
+    assert await audit.feed_checks() == []
+    assert audit.checked["feed entries, reader activity unknown (Redis), skipped"] == 2

@@ -157,3 +157,18 @@ def test_several_files_are_merged_by_time_each_in_its_own_order(tmp_path):
 
 def test_an_empty_directory_is_an_empty_ledger(tmp_path):
     assert read_ledger(tmp_path) == Ledger()
+
+
+def test_an_account_driven_by_two_processes_has_unknown_like_and_follow_states(tmp_path):
+    def line(t, op, user, **fields):
+        return json.dumps({"t": t, "op": op, "user": user, "status": 200 if op == "like" else 204, **fields}) + "\n"
+
+    (tmp_path / "ledger-1.jsonl").write_text(
+        line(1.0, "like", 1, post=10, wanted=True, liked=True) + line(2.0, "follow", 1, target=5, wanted=True)
+        + line(3.0, "like", 2, post=10, wanted=True, liked=True))
+    (tmp_path / "ledger-2.jsonl").write_text(line(1.5, "view", 1, story=7))
+    ledger = read_ledger(tmp_path)
+    assert ledger.shared_accounts == {1}
+    assert ledger.likes == {(1, 10): None, (2, 10): True}
+    assert ledger.follows == {(1, 5): None} and ledger.follow_since == {}
+    assert ledger.views == {(7, 1)}  # what was acknowledged still was
