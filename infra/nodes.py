@@ -14,6 +14,8 @@ import json
 import threading
 from pathlib import Path
 
+import psutil
+
 from app.settings import Settings
 from infra import configs
 from infra.services import (
@@ -173,8 +175,21 @@ class ApiProcess(Api):
         return [str(self.executable), "--workers", "1"]
 
     async def answers(self) -> bool:
-        """Its own process runs, and the port answers (any of the processes may take the request)."""
-        return self.service_pid() is not None and await super().answers()
+        """Its own process listens on the port (the app binds it once its start-up is done) and the port answers.
+        The port alone would not do: while another process serves it, it answers before this one is ready."""
+        pid = self.service_pid()
+        return pid is not None and listens_on(pid, self.settings.api_port) and await super().answers()
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """The process or one of its children (`photos-api --workers 1` serves from a child) listens on `port`."""
+    try:
+        process = psutil.Process(pid)
+        family = [process, *process.children(recursive=True)]
+        return any(connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+                   for member in family for connection in member.net_connections("tcp"))
+    except psutil.Error:
+        return False
 
 
 class StreamsWorker(Streams):

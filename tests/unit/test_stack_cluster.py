@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +31,7 @@ from infra.cluster import (
     recorded_topology,
     save_topology,
 )
-from infra.nodes import ApiProcess, CassandraNode, StreamsWorker, quorum_identity
+from infra.nodes import ApiProcess, CassandraNode, StreamsWorker, listens_on, quorum_identity
 from infra.ring import quorum_lines
 from infra.services import SERVICE_NAMES, build_services
 from infra.stack import is_paused, main
@@ -246,3 +247,20 @@ def eventually_sync(condition, timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the process state did not change"
         time.sleep(0.01)
+
+
+def test_an_api_process_is_ready_when_it_listens_on_the_port_itself():
+    """A shared port answers while any process serves it: api-2's readiness is its own listening socket."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        assert not listens_on(os.getpid(), port)  # bound, not listening
+        server.listen()
+        assert listens_on(os.getpid(), port)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert not listens_on(child.pid, port)
+    finally:
+        child.kill()
+        child.wait()
+    assert not listens_on(child.pid, port)  # gone
