@@ -1,4 +1,4 @@
-"""The outbox: no follow, unfollow or comment whose row was written stays out of the derived data.
+"""The outbox: no follow, unfollow, comment or story view whose row was written stays out of the derived data.
 
 A follow or comment writes its row, then publishes the event the stream workers derive everything else
 from. When that publish fails (Kafka refused it, or did not confirm it in time), and for a comment when
@@ -14,7 +14,9 @@ What a record holds is an event that is right to publish at any time, however of
 - a comment: CommentChanged with `created=False`: the comment agent marks the row deleted if it exists and
   counts it out. A comment is answered 201 only once its record is cleared, within half the grace period
   of writing it (`Outbox.clear` raises otherwise), so a record the reconciler finds belongs to a comment
-  whose client got no 201, and the comment is taken back, as the 503 said.
+  whose client got no 201, and the comment is taken back, as the 503 said;
+- a story view: StoryViewed with `recheck`: the view worker counts the viewer if the view's claim in
+  `story_views` was made (the record is written before the claim, so it may have failed first).
 The agents apply both idempotently, so a record published twice (by two reconcilers, or by a request that
 published and then failed to clear it) changes nothing more. Likes need no record: the request publishes
 before it writes, and the like worker writes the edge from the event (docs/likes.md). Uploads have theirs
