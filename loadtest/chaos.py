@@ -138,6 +138,8 @@ class Window:
     injected_at: float | None = None
     lifted_at: float | None = None
     converged_after_s: float | None = None  # the tracer, from injection
+    tracer_acknowledged_after_s: float | None = None  # its writes, from injection
+    tracer_values: dict[str, float] = field(default_factory=dict)  # when each value read showed its write
     notes: list[str] = field(default_factory=list)
 
 
@@ -185,6 +187,8 @@ def window_figures(window: Window, requests: list[tuple[float, str, int, float]]
         "p99_ms": percentile(latencies, 0.99),
         "errors_stopped_after_s": round(max(errors) - since, 1) if errors else None,
         "converged_after_s": window.converged_after_s,
+        "tracer_acknowledged_after_s": window.tracer_acknowledged_after_s,
+        "tracer_values": window.tracer_values,
         "notes": window.notes,
     }
 
@@ -306,16 +310,21 @@ class Tracer:
                 raise ValueError(f"{path}: {response.status}")
             return await response.json()
 
-    async def until_converged(self, since: float) -> tuple[float | None, dict | None]:
-        """Seconds from `since` (epoch) until what clients read shows every tracer write; None if it never did."""
+    async def until_converged(self, since: float) -> tuple[float | None, dict | None, dict[str, float]]:
+        """Seconds from `since` (epoch) until what clients read shows every tracer write (None if it never
+        did), what was read last, and when each value first showed its write (which one was slow)."""
         deadline = time.monotonic() + TRACER_TIMEOUT_S
-        seen = None
+        seen, first_right = None, {}
+        expected = self.expected()
         while time.monotonic() < deadline:
             seen = await self.seen()
-            if seen == self.expected():
-                return round(time.time() - since, 1), seen
+            for name, value in (seen or {}).items():
+                if value == expected[name]:
+                    first_right.setdefault(name, round(time.time() - since, 1))
+            if seen == expected:
+                return round(time.time() - since, 1), seen, first_right
             await asyncio.sleep(POLL_S)
-        return None, seen
+        return None, seen, first_right
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -341,6 +350,12 @@ async def flush_redis(settings: Settings) -> None:
         await client.aclose()
 
 
+async def timed(work, since: float) -> float:
+    """Seconds from `since` (epoch) until `work` is done."""
+    await work
+    return round(time.time() - since, 1)
+
+
 async def run_fault(fault: Fault, args: argparse.Namespace, settings: Settings, tracer: Tracer, out: Path) -> Window:
     window = Window(fault.label, start=time.time())
     window.injected_at = time.time()
@@ -349,14 +364,14 @@ async def run_fault(fault: Fault, args: argparse.Namespace, settings: Settings, 
     if fault.flush_redis:
         await flush_redis(settings)
         print("  redis     flushed (FLUSHALL): every cache, rate limit and feed candidate set is gone")
-    tracing = asyncio.create_task(tracer.write())
+    tracing = asyncio.create_task(timed(tracer.write(), window.injected_at))
     if fault.lift:
         await asyncio.sleep(max(0.0, window.injected_at + args.down_s - time.time()))
         for command in fault.lift:  # `start` waits until the node answers: the tracer goes on meanwhile
             print(f"  {await asyncio.to_thread(photos_stack, *command)}")
         window.lifted_at = time.time()
-    await tracing
-    window.converged_after_s, seen = await tracer.until_converged(window.injected_at)
+    window.tracer_acknowledged_after_s = await tracing
+    window.converged_after_s, seen, window.tracer_values = await tracer.until_converged(window.injected_at)
     if window.converged_after_s is None:
         window.notes.append(f"the tracer never converged: expected {tracer.expected()}, read {seen}")
     # the window ends once no request failed for a while, and no sooner than --recover-s after the lift
@@ -416,7 +431,8 @@ async def run(args: argparse.Namespace, settings: Settings, faults: list[Fault],
                 print(f"fault     {fault.label}")
                 window = await run_fault(fault, args, settings, tracer, out)
                 windows.append(window)
-                print(f"          errors stopped, tracer converged after {window.converged_after_s} s")
+                print(f"          tracer acknowledged after {window.tracer_acknowledged_after_s} s, converged after "
+                      f"{window.converged_after_s} s ({window.tracer_values}); errors stopped")
         finally:
             await asyncio.to_thread(stop_locust, locust, log)
     requests = read_requests(out / "requests")
@@ -463,6 +479,14 @@ def render(result: dict) -> str:
         lines.append(f"| {w['window']} | {fmt(w['seconds'])} | {w['requests']} | {w['errors']} | {statuses} "
                      f"| {fmt(w['p50_ms'])} | {fmt(w['p99_ms'])} | {fmt(w['errors_stopped_after_s'])} "
                      f"| {fmt(w['converged_after_s'])} |")
+    traced = [w for w in result["windows"] if w.get("tracer_values")]
+    if traced:
+        names = list(traced[0]["tracer_values"])
+        lines += ["", "tracer, seconds after the injection: its writes acknowledged, then each value clients read "
+                      "showing them", "",
+                  "| window | writes acknowledged | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        lines += [f"| {w['window']} | {fmt(w['tracer_acknowledged_after_s'])} | "
+                  + " | ".join(fmt(w["tracer_values"].get(name)) for name in names) + " |" for w in traced]
     checked = ", ".join(f"{kind} {n}" for kind, n in result["audit"]["checked"].items())
     agreed = fmt(result["audit"]["converged_after_s"])
     lines += ["", f"audit: checked {checked}; derived values agreed after {agreed} s"]

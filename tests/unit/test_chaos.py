@@ -57,6 +57,10 @@ def test_the_report_lists_every_problem_and_says_so_when_there_is_none():
               "audit": {"checked": {"likes": 40}, "converged_after_s": 0.4, "problems": []}, "problems": []}
     assert "nothing acknowledged was lost" in render(result)
     assert "| quiet | 60 | 900 | 0 | - | 21 | 140 | - | - |" in render(result)
+    fault = {**window, "window": "kafka-kill (kafka-2)", "tracer_acknowledged_after_s": 3.5,
+             "tracer_values": {"like_count": 4.0, "in_feed": 61.0}}
+    result["windows"].append(fault)
+    assert "| kafka-kill (kafka-2) | 3.5 | 4.0 | 61 |" in render(result)  # which derived value was slow
     result["problems"] = ["like (7, 8): acknowledged liked, Cassandra has no like"]
     text = render(result)
     assert "FAILED: 1 problems" in text and "- like (7, 8): acknowledged liked" in text
