@@ -42,6 +42,7 @@ from app.search.service import SearchService
 from app.settings import Settings
 from app.storage import cassandra
 from app.storage.affinity import AffinityRepository
+from app.storage.audit_reads import AuditReads
 from app.storage.cassandra import CassandraSession
 from app.storage.comments import CommentRepository
 from app.storage.feed import FeedRepository
@@ -88,6 +89,7 @@ class Storage:
     story_media: StoryMediaLog
     idempotency: IdempotencyTable
     outbox: OutboxTable
+    audit: AuditReads  # read only: loadtest/audit.py's probes of tables the others own
 
     @classmethod
     async def prepare(cls, cass: CassandraSession) -> Storage:
@@ -107,6 +109,7 @@ class Storage:
             "story_media": StoryMediaLog(cass),
             "idempotency": IdempotencyTable(cass),
             "outbox": OutboxTable(cass),
+            "audit": AuditReads(cass),
         }
         assert owners.keys() == {f.name for f in fields(cls)} - {"cass"}, "every owner is prepared here"
         await asyncio.gather(*(owner.prepare() for owner in owners.values()))

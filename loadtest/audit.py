@@ -57,9 +57,11 @@ derived checks still count whatever the truth holds), comments or uploads that w
 open world), notifications, affinity, search and trending (derived with no exact rule to hold them to),
 media objects, and feeds and trays of celebrities' followers (pulled at read time).
 
-Every read is bounded: a single row, one bucket partition paged 1,000 rows at a time or counted (`COUNT(*)`
-of one `posts_by_hashtag` hour), each bounded by its table's cap (cql/TABLES.md), and at most `concurrency`
-reads are in flight.
+Every read goes through the tables' owners in app/storage/ (`Storage`, app/wiring.py; the probes no owner
+needs for itself are `AuditReads`, app/storage/audit_reads.py), each statement prepared once. Every read is
+bounded: a single row, one bucket partition paged (1,000 to 5,000 rows a round trip) or counted (`COUNT(*)` of
+one `posts_by_user` month or `posts_by_hashtag` hour), each bounded by its table's cap (cql/TABLES.md), and at
+most `concurrency` reads are in flight.
 """
 
 from __future__ import annotations
@@ -73,24 +75,25 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from cassandra import ConsistencyLevel, Timeout
+from cassandra import Timeout
 from cassandra.protocol import ErrorMessage
 from redis.asyncio import Redis
 
 from app.client_security import redis_options
-from app.ids import hour_bucket, month_bucket
 from app.settings import Settings
-from app.storage.cassandra import CassandraSession
+from app.storage.counted_set import CountedSet
 from app.storage.feed_cache import FeedCache
+from app.wiring import Storage, Wiring
 from loadtest.ledger import Ledger, read_ledger
 
-PAGE_ROWS = 1000
 SERIAL_READ_ATTEMPTS = 6
 POLL_INTERVAL_S = 1.0
 READ_RETRIES = 3  # a presence check whose reads failed is tried this many times more
 SHOWN = 10  # ids shown per list in a problem line
 
+T = TypeVar("T")
 Check = Callable[[], Awaitable[list[str]]]
 ActiveReaders = Callable[[list[int]], Awaitable[set[int] | None]]
 
@@ -132,55 +135,33 @@ def set_difference(what: str, found: set[int], expected: set[int]) -> str:
 
 
 class Reads:
-    """Bounded reads: a cap on reads in flight, paging, and LOCAL_SERIAL reads tried again after a pause."""
+    """The audit's reads through the table owners: a cap on reads in flight, and LOCAL_SERIAL reads tried again
+    after a pause."""
 
-    def __init__(self, cass: CassandraSession, concurrency: int = 32) -> None:
-        self.cass = cass
+    def __init__(self, concurrency: int = 32) -> None:
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def rows(self, cql: str, params: tuple, *, serial: bool = False) -> list:
-        """One page's rows (the query's LIMIT or partition bounds it). A LOCAL_SERIAL read is a Paxos round that
-        concurrent rounds (the audit's own, a busy node) can defeat or time out; it changes nothing, so it is
-        tried again after a random pause."""
-        if not serial:
-            async with self._slots:
-                return await self.cass.rows(cql, params)
+    async def __call__(self, read: Callable[..., Awaitable[T]], *args, **kwargs) -> T:
+        """One owner read (a row, or one bounded partition page by page), holding one of the slots."""
+        async with self._slots:
+            return await read(*args, **kwargs)
+
+    async def serial(self, read: Callable[..., Awaitable[T]], *args, **kwargs) -> T:
+        """An owner read at LOCAL_SERIAL. It is a Paxos round that concurrent rounds (the audit's own, a busy node)
+        can defeat or time out; it changes nothing, so it is tried again after a random pause."""
         for attempt in range(SERIAL_READ_ATTEMPTS):
             try:
-                async with self._slots:
-                    return await self.cass.rows(cql, params, consistency=ConsistencyLevel.LOCAL_SERIAL)
+                return await self(read, *args, **kwargs)
             except (ErrorMessage, Timeout):
                 if attempt == SERIAL_READ_ATTEMPTS - 1:
                     raise
             await asyncio.sleep(random.uniform(0.05, 0.2) * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def one(self, cql: str, params: tuple, *, serial: bool = False):
-        found = await self.rows(cql, params, serial=serial)
-        return found[0] if found else None
-
-    async def all_rows(self, cql: str, params: tuple) -> list:
-        """Every row of one bounded partition read, PAGE_ROWS per round trip."""
-        result: list = []
-        paging_state = None
-        while True:
-            async with self._slots:
-                page = await self.cass.execute(cql, params, fetch_size=PAGE_ROWS, paging_state=paging_state)
-            result += page.current_rows
-            paging_state = page.paging_state
-            if paging_state is None:
-                return result
-
-    async def buckets(self, table: str, key: str, value: int | str) -> list[int]:
-        return [r.bucket for r in await self.all_rows(f"SELECT bucket FROM {table} WHERE {key} = %s", (value,))]
-
-    async def members(self, table: str, key: str, value: int, member: str, buckets: list[int]) -> list[int]:
-        """The members of every listed bucket of a bucketed set (a static-only row, no member, is skipped)."""
-        pages = await asyncio.gather(*(
-            self.all_rows(f"SELECT {member} FROM {table} WHERE {key} = %s AND bucket = %s", (value, bucket))
-            for bucket in buckets
-        ))
-        return [getattr(r, member) for page in pages for r in page if getattr(r, member) is not None]
+    async def members(self, counted_set: CountedSet, owner: int, buckets: Iterable[int]) -> list[int]:
+        """The members of every listed bucket of a counted set (a static-only row, no member, is skipped)."""
+        pages = await asyncio.gather(*(self(counted_set.members, owner, bucket) for bucket in buckets))
+        return [member for page in pages for member in page if member is not None]
 
     async def gather_map(self, keys: Iterable, read: Callable[[object], Awaitable[object]]) -> dict:
         keys = list(keys)
@@ -188,10 +169,11 @@ class Reads:
 
 
 class Audit:
-    def __init__(self, cass: CassandraSession, ledger: Ledger, *, settle_timeout_s: float,
+    def __init__(self, storage: Storage, ledger: Ledger, *, settle_timeout_s: float,
                  active_readers: ActiveReaders | None, feed_max_entries: int, story_ttl_s: float,
                  concurrency: int) -> None:
-        self.read = Reads(cass, concurrency)
+        self.s = storage
+        self.read = Reads(concurrency)
         self.ledger = ledger
         self.settle_timeout_s = settle_timeout_s
         self.active_readers = active_readers
@@ -289,9 +271,8 @@ class Audit:
         return lambda: method(*args)
 
     async def _celebrities(self, authors: Iterable[int]) -> set[int]:
-        found = await self.read.gather_map(
-            set(authors), lambda a: self.read.one("SELECT user_id FROM celebrities WHERE user_id = %s", (a,)))
-        return {a for a, row in found.items() if row is not None}
+        found = await self.read.gather_map(set(authors), lambda a: self.read(self.s.feed.is_celebrity, a))
+        return {a for a, celebrity in found.items() if celebrity}
 
     async def feed_checks(self) -> list[tuple[str, Check]]:
         uploads = list(self.ledger.uploads.values())
@@ -337,17 +318,16 @@ class Audit:
     # --- presence ----------------------------------------------------------------------------------
     async def _liked(self, user_id: int, post_id: int) -> bool:
         """The like edge: a row whose liked_at is null is an unlike (blind writes: read at the session's level)."""
-        row = await self.read.one("SELECT liked_at FROM likes WHERE user_id = %s AND month = %s AND post_id = %s",
-                                  (user_id, month_bucket(post_id), post_id))
-        return row is not None and row.liked_at is not None
+        state = await self.read(self.s.likes.state, user_id, post_id)
+        return state is not None and state.liked
 
     async def _follows(self, follower: int, followee: int) -> bool:
-        return await self.read.one("SELECT followee_id FROM following WHERE user_id = %s AND followee_id = %s",
-                                   (follower, followee), serial=True) is not None
+        """The `following` edge, read at LOCAL_SERIAL (conditional writes: a half-done one is finished first)."""
+        return await self.read.serial(self.s.follows.edge, follower, followee, serial=True) is not None
 
     async def _viewed(self, story_id: int, viewer: int) -> bool:
-        return await self.read.one("SELECT viewed_at FROM story_views WHERE story_id = %s AND viewer_id = %s",
-                                   (story_id, viewer), serial=True) is not None
+        """The `story_views` claim (read at LOCAL_SERIAL by its owner)."""
+        return await self.read.serial(self.s.stories.view, story_id, viewer) is not None
 
     async def like_state(self, user_id: int, post_id: int, acknowledged: bool) -> list[str]:
         found = await self._liked(user_id, post_id)
@@ -364,8 +344,8 @@ class Audit:
                 f"the edge says {_following(found)}"]
 
     async def comment_exists(self, post_id: int, comment_id: int) -> list[str]:
-        row = await self.read.one("SELECT post_id, deleted FROM comments WHERE comment_id = %s", (comment_id,))
-        if row is None or row.post_id is None:
+        row = await self.read(self.s.comments.get, comment_id)  # None: no row, or one without its post_id
+        if row is None:
             return [f"comment {comment_id} on post {post_id}: acknowledged, no comments row"]
         if row.post_id != post_id:
             return [f"comment {comment_id}: acknowledged on post {post_id}, the row says post {row.post_id}"]
@@ -375,24 +355,22 @@ class Audit:
 
     async def upload_exists(self, post_id: int, author_id: int) -> list[str]:
         row, listed = await asyncio.gather(
-            self.read.one("SELECT author_id FROM posts WHERE post_id = %s", (post_id,)),
-            self.read.one("SELECT post_id FROM posts_by_user WHERE author_id = %s AND bucket = %s AND post_id = %s",
-                          (author_id, month_bucket(post_id), post_id)),
+            self.read(self.s.posts.get, post_id),  # None: no row, or one without its author
+            self.read(self.s.audit.in_user_posts, author_id, post_id),
         )
         problems = []
-        if row is None or row.author_id is None:
+        if row is None:
             problems.append(f"upload {post_id} by user {author_id}: acknowledged, no posts row")
         elif row.author_id != author_id:
             problems.append(f"upload {post_id}: acknowledged for user {author_id}, the row says {row.author_id}")
-        if listed is None:
+        if not listed:
             problems.append(f"upload {post_id}: not in posts_by_user of its author {author_id}")
         return problems
 
     async def story_exists(self, story_id: int, author_id: int) -> list[str]:
         by_id, listed = await asyncio.gather(
-            self.read.one("SELECT author_id FROM stories_by_id WHERE story_id = %s", (story_id,)),
-            self.read.one("SELECT story_id FROM stories WHERE author_id = %s AND story_id = %s",
-                          (author_id, story_id)),
+            self._story(story_id),
+            self.read(self.s.stories.get, author_id, story_id),
         )
         problems = []
         if by_id is None or by_id.author_id != author_id:
@@ -414,18 +392,18 @@ class Audit:
         return [f"view of story {story_id} by user {viewer}: acknowledged, no story_views row"]
 
     async def _story(self, story_id: int):
-        return await self.read.one("SELECT author_id, expires_at FROM stories_by_id WHERE story_id = %s",
-                                   (story_id,))
+        """The `stories_by_id` row as stored (None once its TTL removed it)."""
+        return await self.read(self.s.stories.stored_by_id, story_id)
 
     # --- derived -----------------------------------------------------------------------------------
     async def like_count(self, post_id: int) -> list[str]:
         post, buckets = await asyncio.gather(
-            self.read.one("SELECT like_count FROM posts WHERE post_id = %s", (post_id,)),
-            self.read.buckets("post_like_buckets", "post_id", post_id),
+            self.read(self.s.posts.like_state, post_id),  # None: no row, or one without its author
+            self.read(self.s.likes.likers.buckets, post_id),
         )
         if post is None:
             return [f"post {post_id}: no posts row"]
-        rows = await self.read.members("post_likers", "post_id", post_id, "user_id", buckets)
+        rows = await self.read.members(self.s.likes.likers, post_id, buckets)
         candidates = set(rows) | self.ledger.like_users(post_id)
         edges = await self.read.gather_map(candidates, lambda u: self._liked(u, post_id))
         truth = {u for u, liked in edges.items() if liked}
@@ -438,15 +416,14 @@ class Audit:
 
     async def comment_count(self, post_id: int) -> list[str]:
         post, buckets = await asyncio.gather(
-            self.read.one("SELECT comment_count FROM posts WHERE post_id = %s", (post_id,)),
-            self.read.buckets("post_live_comment_buckets", "post_id", post_id),
+            self.read(self.s.posts.get, post_id),  # None: no row, or one without its author
+            self.read(self.s.comments.live_comments.buckets, post_id),
         )
         if post is None:
             return [f"post {post_id}: no posts row"]
-        rows = await self.read.members("post_live_comments", "post_id", post_id, "comment_id", buckets)
+        rows = await self.read.members(self.s.comments.live_comments, post_id, buckets)
         acknowledged = set(self.ledger.comments.get(post_id, ()))
-        truth = await self.read.gather_map(set(rows), lambda c: self.read.one(
-            "SELECT post_id, deleted FROM comments WHERE comment_id = %s", (c,)))
+        truth = await self.read.gather_map(set(rows), lambda c: self.read(self.s.comments.get, c))
         dead = {c for c, row in truth.items() if row is None or row.post_id != post_id or row.deleted}
         count = post.comment_count or 0
         if count == len(rows) and acknowledged <= set(rows) and not dead:
@@ -459,18 +436,19 @@ class Audit:
                               _duplicates(rows))]
 
     async def follow_counts(self, user_id: int) -> list[str]:
-        user, buckets, following = await asyncio.gather(
-            self.read.one("SELECT follower_count, following_count FROM users WHERE user_id = %s", (user_id,)),
-            self.read.buckets("follower_buckets", "user_id", user_id),
-            self.read.all_rows("SELECT followee_id FROM following WHERE user_id = %s", (user_id,)),
+        follows = self.s.follows
+        user, buckets, followees = await asyncio.gather(
+            self.read(self.s.users.get, user_id),
+            self.read(follows.follower_counts.buckets, user_id),
+            self.read(follows.count_following, user_id),  # the edges, not the static-only row of a count
         )
         if user is None:
             return [f"user {user_id}: no users row"]
-        rows = await self.read.members("followers", "user_id", user_id, "follower_id", buckets)
+        pages = await asyncio.gather(*(self.read(follows.all_followers_in_bucket, user_id, b) for b in buckets))
+        rows = [follower for page in pages for follower in page]
         candidates = set(rows) | {a for a, b in self.ledger.follows if b == user_id}
         edges = await self.read.gather_map(candidates, lambda a: self._follows(a, user_id))
-        truth = {a for a, follows in edges.items() if follows}
-        followees = sum(1 for r in following if r.followee_id is not None)  # a count-only partition: one null row
+        truth = {a for a, following in edges.items() if following}
         followers = user.follower_count or 0
         problems = []
         if not (followers == len(rows) == len(truth) and set(rows) == truth):
@@ -484,33 +462,28 @@ class Audit:
         return problems
 
     async def post_count(self, user_id: int) -> list[str]:
+        counts = self.s.posts.user_post_counts
         user, buckets = await asyncio.gather(
-            self.read.one("SELECT post_count FROM users WHERE user_id = %s", (user_id,)),
-            self.read.buckets("user_post_buckets", "author_id", user_id),
+            self.read(self.s.users.get, user_id),
+            self.read(counts.buckets, user_id),
         )
         if user is None:
             return [f"user {user_id}: no users row"]
-        rows = await self.read.members("posts_by_user", "author_id", user_id, "post_id", buckets)
-        if (user.post_count or 0) == len(rows):
+        rows = sum(await asyncio.gather(*(self.read(counts.count_bucket, user_id, b) for b in buckets)))
+        if (user.post_count or 0) == rows:
             return []
-        return [f"user {user_id} posts: post_count {user.post_count or 0}, {len(rows)} posts_by_user rows"]
+        return [f"user {user_id} posts: post_count {user.post_count or 0}, {rows} posts_by_user rows"]
 
     async def hashtag(self, tag: str) -> list[str]:
         posts = [u.post_id for u in self.ledger.uploads.values() if tag in u.hashtags]
-        listed = await self.read.gather_map(posts, lambda p: self.read.one(
-            "SELECT post_id FROM posts_by_hashtag WHERE tag = %s AND bucket = %s AND post_id = %s",
-            (tag, hour_bucket(p), p)))
-        problems = [f"hashtag {tag}: upload {p} not in posts_by_hashtag" for p, row in listed.items() if row is None]
-        row, buckets = await asyncio.gather(
-            self.read.one("SELECT post_count FROM hashtags WHERE tag = %s", (tag,)),
-            self.read.buckets("hashtag_buckets", "tag", tag),
+        listed = await self.read.gather_map(posts, lambda p: self.read(self.s.audit.in_hashtag_posts, tag, p))
+        problems = [f"hashtag {tag}: upload {p} not in posts_by_hashtag" for p, found in listed.items() if not found]
+        counts = self.s.posts.hashtag_post_counts
+        count, buckets = await asyncio.gather(
+            self.read(self.s.hashtags.post_count, tag),  # 0 when the tag has no row or no count
+            self.read(counts.buckets, tag),
         )
-        counts = await asyncio.gather(*(
-            self.read.one("SELECT COUNT(*) AS n FROM posts_by_hashtag WHERE tag = %s AND bucket = %s", (tag, b))
-            for b in buckets
-        ))
-        rows = sum(c.n for c in counts)
-        count = row.post_count if row is not None and row.post_count is not None else 0
+        rows = sum(await asyncio.gather(*(self.read(counts.count_bucket, tag, b) for b in buckets)))
         if count != rows:
             problems.append(f"hashtag {tag}: post_count {count}, {rows} posts_by_hashtag rows "
                             f"over {len(buckets)} hours")
@@ -521,13 +494,12 @@ class Audit:
         if story is None:
             return []  # expired: every row of it with it (counted among the skipped in presence)
         listed, buckets = await asyncio.gather(
-            self.read.one("SELECT view_count FROM stories WHERE author_id = %s AND story_id = %s",
-                          (story.author_id, story_id)),
-            self.read.buckets("story_viewer_buckets", "story_id", story_id),
+            self.read(self.s.stories.get, story.author_id, story_id),
+            self.read(self.s.stories.viewers.buckets, story_id),
         )
         if listed is None:
             return [f"story {story_id}: not in stories of its author {story.author_id}"]
-        rows = await self.read.members("story_viewers", "story_id", story_id, "viewer_id", buckets)
+        rows = await self.read.members(self.s.stories.viewers, story_id, buckets)
         candidates = (set(rows) | self.ledger.view_touches.get(story_id, set())) - {story.author_id}
         views = await self.read.gather_map(candidates, lambda v: self._viewed(story_id, v))
         truth = {v for v, viewed in views.items() if viewed}
@@ -539,19 +511,16 @@ class Audit:
                               set_difference("story_viewers", set(rows), truth), _duplicates(rows))]
 
     async def feed_entry(self, reader: int, post_id: int) -> list[str]:
-        if await self.read.one("SELECT post_id FROM feed_items WHERE user_id = %s AND post_id = %s",
-                               (reader, post_id)) is not None:
+        if await self.read(self.s.feed.holds, reader, post_id):
             return []
-        newer = await self.read.rows(
-            f"SELECT post_id FROM feed_items WHERE user_id = %s AND post_id > %s LIMIT {self.feed_max_entries}",
-            (reader, post_id))
+        newest = await self.read(self.s.feed.newest, reader, self.feed_max_entries)  # newest first
+        newer = [entry for entry in newest if entry.post_id > post_id]
         if len(newer) >= self.feed_max_entries:
             return []  # trimmed by design: the feed keeps its newest feed_max_entries
         return [f"feed of user {reader}: lacks post {post_id} of a followed author ({len(newer)} newer entries)"]
 
     async def tray_entry(self, reader: int, author_id: int, story_id: int) -> list[str]:
-        row = await self.read.one("SELECT story_ids FROM story_tray WHERE reader_id = %s AND author_id = %s",
-                                  (reader, author_id))
+        row = await self.read(self.s.stories.tray_row, reader, author_id)
         if row is not None and story_id in (row.story_ids or {}):
             return []
         return [f"tray of user {reader}: lacks story {story_id} of followed author {author_id}"]
@@ -578,11 +547,12 @@ def _disagreement(entity: str, *facts: str) -> str:
     return f"{entity}: " + ", ".join(fact for fact in facts if fact)
 
 
-async def audit(cass: CassandraSession, ledger: Ledger, settle_timeout_s: float = 120.0, *,
+async def audit(storage: Storage, ledger: Ledger, settle_timeout_s: float = 120.0, *,
                 settings: Settings | None = None, active_readers: ActiveReaders | None = None,
                 feed_max_entries: int | None = None, story_ttl_s: float | None = None,
                 concurrency: int = 32) -> AuditReport:
-    """The ledger against Cassandra (what is checked: the module docstring).
+    """The ledger against Cassandra, read through the table owners of `storage` (`await Wiring(settings).storage()`;
+    what is checked: the module docstring).
 
     `settings` are the audited stack's (`Settings.from_env()` when not given): its feed cap and story life,
     and its Redis, where the feed's `active:` keys say which readers fan-out pushes to. `active_readers`,
@@ -594,7 +564,7 @@ async def audit(cass: CassandraSession, ledger: Ledger, settle_timeout_s: float 
         active_readers = FeedCache.for_settings(settings, redis).active_among
     try:
         return await Audit(
-            cass, ledger, settle_timeout_s=settle_timeout_s, active_readers=active_readers,
+            storage, ledger, settle_timeout_s=settle_timeout_s, active_readers=active_readers,
             feed_max_entries=settings.feed_max_entries if feed_max_entries is None else feed_max_entries,
             story_ttl_s=settings.story_ttl_s if story_ttl_s is None else story_ttl_s, concurrency=concurrency,
         ).run()
@@ -604,8 +574,6 @@ async def audit(cass: CassandraSession, ledger: Ledger, settle_timeout_s: float 
 
 
 async def _main(ledger_dir: Path, settle_timeout_s: float) -> int:
-    from app.storage import cassandra
-
     settings = Settings.from_env()
     ledger = read_ledger(ledger_dir)
     print(f"ledger {ledger_dir}: {ledger.records} records ({ledger.truncated} unreadable lines), "
@@ -616,11 +584,11 @@ async def _main(ledger_dir: Path, settle_timeout_s: float) -> int:
     if not ledger.records:
         print("no records: nothing was audited")
         return 1
-    cluster, cass = await cassandra.connect(settings, settings.cassandra_keyspace)
+    wiring = Wiring(settings)
     try:
-        report = await audit(cass, ledger, settle_timeout_s, settings=settings)
+        report = await audit(await wiring.storage(), ledger, settle_timeout_s, settings=settings)
     finally:
-        await cassandra.shutdown(cluster)
+        await wiring.close()
     print(report.summary())
     return 0 if report.ok else 1
 

@@ -197,6 +197,18 @@ class FollowRepository:
         rows = await self._cass.rows(self._followers_page, (user_id, bucket, FIRST_MEMBER, limit))
         return [row.follower_id for row in rows]
 
+    async def all_followers_in_bucket(self, user_id: int, bucket: int, page_size: int = 1000) -> list[int]:
+        """Every follower id of one mirror bucket (at most followers_per_bucket), by id, `page_size` a round trip
+        (checks of the mirror: loadtest/audit.py)."""
+        ids: list[int] = []
+        after = FIRST_MEMBER
+        while True:
+            rows = await self._cass.rows(self._followers_page, (user_id, bucket, after, page_size))
+            ids += [row.follower_id for row in rows]
+            if len(rows) < page_size:
+                return ids
+            after = ids[-1]
+
     async def is_mirrored(self, followee_id: int, bucket: int, follower_id: int) -> bool:
         """Whether the `followers` mirror holds the edge in that bucket (checks of the mirror)."""
         return await self._cass.one(self._mirror_row, (followee_id, bucket, follower_id)) is not None

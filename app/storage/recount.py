@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from app.storage.cassandra import CassandraSession
 
 COUNT_TIMEOUT_S = 30.0  # a full bucket is 100,000 rows
+BUCKETS_PAGE = 1000  # index rows a round trip
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,10 @@ class BucketRecounter:
         return (await self._cass.execute(self._count, (key, bucket), timeout=COUNT_TIMEOUT_S)).current_rows[0].n
 
     async def buckets(self, key: int | str) -> dict[int, int]:
-        """Every bucket of the key in the index, with the count stored for it (read only)."""
-        return {row.bucket: row.n or 0 for row in await self._cass.rows(self._buckets, (key,))}
+        """Every bucket of the key in the index, with the count stored for it (read only), read page by page: a
+        tag used every hour has more buckets than one page holds."""
+        rows = await self._cass.all_rows(self._buckets, (key,), fetch_size=BUCKETS_PAGE)
+        return {row.bucket: row.n or 0 for row in rows}
 
     async def save_total(self, key: int | str) -> int:
         """Sum the buckets' counts into the total column (`users`, `hashtags`); returns the total written."""

@@ -129,13 +129,13 @@ async def world(http, api_url, tmp_path) -> World:
     return await make_world(http, api_url, tmp_path)
 
 
-async def run_audit(cass, settings, world: World, settle: float) -> AuditReport:
-    return await audit(cass, read_ledger(world.ledger_dir), settle, settings=settings)
+async def run_audit(storage, settings, world: World, settle: float) -> AuditReport:
+    return await audit(storage, read_ledger(world.ledger_dir), settle, settings=settings)
 
 
-async def clean(cass, world: World) -> AuditReport:
+async def clean(storage, world: World) -> AuditReport:
     """The audit as loadtest.chaos calls it: the stack's settings (and Redis) from the environment."""
-    report = await audit(cass, read_ledger(world.ledger_dir), SETTLE_S)
+    report = await audit(storage, read_ledger(world.ledger_dir), SETTLE_S)
     assert report.problems == []
     return report
 
@@ -144,13 +144,13 @@ def has(report: AuditReport, *fragments: str) -> bool:
     return any(all(f in problem for f in fragments) for problem in report.problems)
 
 
-async def test_a_run_recorded_as_the_load_records_it_audits_clean(cass, world):
+async def test_a_run_recorded_as_the_load_records_it_audits_clean(cass, storage, world):
     ledger = read_ledger(world.ledger_dir)
     assert ledger.likes[world.fans[0].id, world.seeded_post] is True
     assert [state for (_, post), state in ledger.likes.items() if post == world.seeded_post].count(None) == 1
     assert ledger.uploads[world.upload].hashtags == (world.tag,)
 
-    report = await clean(cass, world)
+    report = await clean(storage, world)
     assert report.checked["like states"] == 2 and report.checked["follow states"] == 4
     assert report.checked["comments"] == 1 and report.checked["uploads"] == 1
     assert report.checked["stories"] == 1 and report.checked["views"] == 2
@@ -173,30 +173,30 @@ async def test_a_run_recorded_as_the_load_records_it_audits_clean(cass, world):
 
 
 async def test_an_acknowledged_like_or_comment_that_never_happened_is_reported(
-        http, api_url, cass, settings, world):
+        http, api_url, storage, settings, world):
     writer = LedgerWriter(world.ledger_dir)
     stranger = int((await register(http, api_url)).id)
     writer.like(stranger, world.seeded_post, True, 200, True)  # claimed, never sent
     writer.comment(stranger, world.seeded_post, 201, world.comment + 1)  # no such comment
     writer.close()
-    report = await run_audit(cass, settings, world, TAMPERED_SETTLE_S)
+    report = await run_audit(storage, settings, world, TAMPERED_SETTLE_S)
     assert has(report, f"like of post {world.seeded_post} by user {stranger}", "acknowledged liked",
                "edge says not liked")
     assert has(report, f"comment {world.comment + 1} on post {world.seeded_post}", "no comments row")
     assert has(report, f"post {world.seeded_post} comments", f"not counted [{world.comment + 1}]")
 
 
-async def test_a_follow_edge_deleted_behind_the_api_is_reported(cass, settings, world):
-    await clean(cass, world)
+async def test_a_follow_edge_deleted_behind_the_api_is_reported(cass, storage, settings, world):
+    await clean(storage, world)
     fan, author = world.fans[0].id, world.author.id
     await cass.execute("DELETE FROM following WHERE user_id = %s AND followee_id = %s", (fan, author))
-    report = await run_audit(cass, settings, world, TAMPERED_SETTLE_S)
+    report = await run_audit(storage, settings, world, TAMPERED_SETTLE_S)
     assert has(report, f"follow of user {author} by user {fan}", "acknowledged following", "says not following")
     assert has(report, f"user {author} followers", f"followers has extra [{fan}]")
 
 
-async def test_tampered_counts_are_reported(cass, settings, world):
-    await clean(cass, world)
+async def test_tampered_counts_are_reported(cass, storage, settings, world):
+    await clean(storage, world)
     author = world.author.id
     await asyncio.gather(
         cass.execute("UPDATE posts SET like_count = 7, comment_count = 5 WHERE post_id = %s", (world.seeded_post,)),
@@ -205,7 +205,7 @@ async def test_tampered_counts_are_reported(cass, settings, world):
         cass.execute("UPDATE stories SET view_count = 6 WHERE author_id = %s AND story_id = %s",
                      (author, world.story)),
     )
-    report = await run_audit(cass, settings, world, TAMPERED_SETTLE_S)
+    report = await run_audit(storage, settings, world, TAMPERED_SETTLE_S)
     assert has(report, f"post {world.seeded_post} likes: like_count 7", "3 post_likers rows", "3 like edges")
     assert has(report, f"post {world.seeded_post} comments: comment_count 5", "1 post_live_comments rows")
     assert has(report, f"user {author} posts: post_count 9", "2 posts_by_user rows")
@@ -216,8 +216,8 @@ async def test_tampered_counts_are_reported(cass, settings, world):
     assert report.converged_after_s >= TAMPERED_SETTLE_S
 
 
-async def test_derived_rows_removed_behind_the_api_are_reported(cass, settings, world):
-    await clean(cass, world)
+async def test_derived_rows_removed_behind_the_api_are_reported(cass, storage, settings, world):
+    await clean(storage, world)
     fan1, fan2 = (fan.id for fan in world.fans)
     author = world.author.id
     likers = await cass.rows("SELECT bucket FROM post_like_buckets WHERE post_id = %s", (world.seeded_post,))
@@ -230,7 +230,7 @@ async def test_derived_rows_removed_behind_the_api_are_reported(cass, settings, 
                      (world.tag, hour_bucket(world.upload), world.upload)),
         cass.execute("DELETE FROM story_views WHERE story_id = %s AND viewer_id = %s", (world.story, fan1)),
     )
-    report = await run_audit(cass, settings, world, TAMPERED_SETTLE_S)
+    report = await run_audit(storage, settings, world, TAMPERED_SETTLE_S)
     assert has(report, f"post {world.seeded_post} likes", f"post_likers lacks [{fan1}]")
     assert has(report, f"feed of user {fan1}: lacks post {world.upload}")
     assert has(report, f"tray of user {fan2}: lacks story {world.story} of followed author {author}")

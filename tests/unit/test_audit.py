@@ -1,4 +1,5 @@
-"""The audit's pure parts: polling until derived values agree, and the checks' verdicts on tables held in memory."""
+"""The audit's pure parts: polling until derived values agree, and the checks' verdicts on tables held in memory,
+read through the real table owners (`Storage`) prepared on a session that answers from those tables."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ from types import SimpleNamespace
 import pytest
 from cassandra import ConsistencyLevel, ReadTimeout
 
+from app.wiring import Storage
 from loadtest import audit as audit_module
 from loadtest.audit import Audit, AuditReport, set_difference
 from loadtest.ledger import Ledger
 
 
 class FakeCass:
-    """Answers CQL from in-memory rows: `tables` maps a regex of the statement to a function of its params."""
+    """A session for the table owners: a prepared statement is its CQL, answered from in-memory rows: `tables`
+    maps a regex of the statement to a function of its params."""
 
     def __init__(self, tables: dict[str, object]) -> None:
         self.tables = tables
         self.serial: list[str] = []  # the statements read at LOCAL_SERIAL
+
+    async def prepare(self, cql: str) -> str:
+        return cql
 
     def _answer(self, cql: str, params: tuple) -> list:
         for pattern, answer in self.tables.items():
@@ -31,13 +37,20 @@ class FakeCass:
             self.serial.append(cql)
         return self._answer(cql, params)
 
-    async def execute(self, cql, params=None, *, fetch_size=None, paging_state=None, **_):
-        return SimpleNamespace(current_rows=self._answer(cql, params), paging_state=None)
+    async def one(self, cql, params=None):
+        found = await self.rows(cql, params)
+        return found[0] if found else None
+
+    async def execute(self, cql, params=None, *, fetch_size=None, paging_state=None, consistency=None, **_):
+        return SimpleNamespace(current_rows=await self.rows(cql, params, consistency=consistency), paging_state=None)
+
+    async def all_rows(self, cql, params=None, *, fetch_size=1000):
+        return await self.rows(cql, params)
 
 
-def make_audit(cass, ledger: Ledger | None = None, timeout: float = 0.3) -> Audit:
-    return Audit(cass, ledger or Ledger(), settle_timeout_s=timeout, active_readers=None, feed_max_entries=3,
-                 story_ttl_s=86400, concurrency=4)
+async def make_audit(cass, ledger: Ledger | None = None, timeout: float = 0.3) -> Audit:
+    return Audit(await Storage.prepare(cass), ledger or Ledger(), settle_timeout_s=timeout, active_readers=None,
+                 feed_max_entries=3, story_ttl_s=86400, concurrency=4)
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +83,7 @@ async def test_polling_runs_again_only_what_disagrees_until_it_agrees():
         calls["b"] += 1
         return [] if calls["b"] >= 3 else ["b: not yet"]
 
-    audit = make_audit(FakeCass({}), timeout=5)
+    audit = await make_audit(FakeCass({}), timeout=5)
     assert await audit._settle([("a", agrees), ("b", settles_on_the_third_read)], 5, poll=True) == []
     assert calls == {"a": 1, "b": 3}
 
@@ -81,7 +94,8 @@ async def test_what_never_agrees_is_reported_with_its_last_reading_at_the_deadli
     async def never():
         return [f"x: reading {next(readings)}"]
 
-    problems = await make_audit(FakeCass({}))._settle([("x", never)], 0.05, poll=True)
+    audit = await make_audit(FakeCass({}))
+    problems = await audit._settle([("x", never)], 0.05, poll=True)
     assert len(problems) == 1 and problems[0].startswith("x: reading ") and problems[0] != "x: reading 0"
 
 
@@ -98,36 +112,47 @@ async def test_presence_is_read_once_and_a_failed_read_is_tried_again():
             raise ReadTimeout("busy")
         return []
 
-    problems = await make_audit(FakeCass({}), timeout=5)._settle([("w", wrong), ("f", flaky)], 5, poll=False)
+    audit = await make_audit(FakeCass({}), timeout=5)
+    problems = await audit._settle([("w", wrong), ("f", flaky)], 5, poll=False)
     assert problems == ["wrong: acknowledged liked, the edge says not liked"]
     assert calls == {"wrong": 1, "flaky": 2}
 
 
+def post_row(post_id: int, like_count: int) -> dict:
+    """The `posts` row a like reads (PostRepository.like_state)."""
+    return {"post_id": post_id, "author_id": 99, "like_count": like_count, "like_bucket": 0}
+
+
+def like_row(liked: bool) -> dict:
+    """A `likes` row (LikeRepository.state): an unlike keeps its row, with `liked_at` null."""
+    return {"liked_at": 1 if liked else None, "bucket": None, "buckets": {0}, "changed_us": 1}
+
+
 def likes_world(edges: dict[int, bool], likers: list[int], like_count: int) -> FakeCass:
     return FakeCass({
-        r"FROM posts WHERE": lambda post: [{"like_count": like_count}],
-        r"FROM post_like_buckets": lambda post: [{"bucket": 0}],
+        r"FROM posts WHERE": lambda post: [post_row(post, like_count)],
+        r"FROM post_like_buckets": lambda post: [{"bucket": 0, "n": len(likers)}],
         # a bucket whose members were all removed keeps its static count: one row without a member
-        r"FROM post_likers": lambda post, bucket: [{"user_id": u} for u in likers] + [{"user_id": None}],
-        r"FROM likes WHERE": lambda user, month, post: [{"liked_at": 1 if edges[user] else None}],
+        r"FROM post_likers": lambda post, bucket, limit: [{"member": u} for u in likers] + [{"member": None}],
+        r"FROM likes WHERE": lambda user, month, post: [like_row(edges[user])],
     })
 
 
 async def test_a_like_count_agrees_with_the_edges_of_the_named_and_the_ledger_users():
     ledger = Ledger(likes={(3, 10): None})  # a ledger user whose like is unknown: the edge decides
     cass = likes_world({1: True, 2: True, 3: False}, [1, 2], 2)
-    assert await make_audit(cass, ledger).like_count(10) == []
+    assert await (await make_audit(cass, ledger)).like_count(10) == []
     cass = likes_world({1: True, 2: True, 3: True}, [1, 2], 2)
-    assert await make_audit(cass, ledger).like_count(10) == [
+    assert await (await make_audit(cass, ledger)).like_count(10) == [
         "post 10 likes: like_count 2, 2 post_likers rows, 3 like edges among 3 users read, post_likers lacks [3]"]
 
 
 async def test_a_like_state_is_read_at_the_sessions_level_and_a_follow_at_local_serial():
     cass = FakeCass({
-        r"FROM likes WHERE": lambda user, month, post: [{"liked_at": None}],  # an unlike keeps its row
+        r"FROM likes WHERE": lambda user, month, post: [like_row(False)],  # an unlike keeps its row
         r"FROM following WHERE": lambda a, b: [{"followee_id": b}],
     })
-    audit = make_audit(cass)
+    audit = await make_audit(cass)
     assert await audit.like_state(1, 10, True) == [
         "like of post 10 by user 1: acknowledged liked, the edge says not liked"]
     assert await audit.like_state(1, 10, False) == []
@@ -137,25 +162,28 @@ async def test_a_like_state_is_read_at_the_sessions_level_and_a_follow_at_local_
 
 
 async def test_a_trimmed_feed_entry_is_not_reported_but_a_missing_one_is():
-    newer = {5: [{"post_id": p} for p in (101, 102, 103)], 6: [{"post_id": 101}]}
+    feeds = {5: [103, 102, 101, 99], 6: [101, 99, 98]}  # newest first; 6 holds only one post newer than 100
     cass = FakeCass({
-        r"FROM feed_items WHERE user_id = %s AND post_id = %s": lambda reader, post: [],
-        r"post_id > %s LIMIT 3": lambda reader, post: newer[reader],
+        r"FROM feed_items WHERE user_id = \? AND post_id = \?$": lambda reader, post: [],
+        r"FROM feed_items WHERE user_id = \? LIMIT \?": lambda reader, limit: [
+            {"post_id": p, "author_id": 1} for p in feeds[reader][:limit]],
     })
-    audit = make_audit(cass)
+    audit = await make_audit(cass)
     assert await audit.feed_entry(5, 100) == []  # three newer entries: the feed keeps 3, trimmed by design
     assert await audit.feed_entry(6, 100) == ["feed of user 6: lacks post 100 of a followed author (1 newer entries)"]
 
 
 async def test_an_authors_own_view_and_an_expired_story_are_not_claimed():
     cass = FakeCass({
-        r"FROM stories_by_id": lambda story: [{"author_id": 7, "expires_at": None}] if story == 1 else [],
+        r"FROM stories_by_id": lambda story: [
+            {"story_id": story, "author_id": 7, "expires_at": None, "view_bucket": 0}] if story == 1 else [],
         r"FROM story_views": lambda story, viewer: [],
     })
-    audit = make_audit(cass)
+    audit = await make_audit(cass)
     assert await audit.view_exists(1, 7) == []
     assert await audit.view_exists(2, 8) == [] and audit.checked["views of expired stories, skipped"] == 1
     assert await audit.view_exists(1, 8) == ["view of story 1 by user 8: acknowledged, no story_views row"]
+    assert cass.serial and all("FROM story_views" in cql for cql in cass.serial)  # a claim: read at LOCAL_SERIAL
 
 
 def test_the_command_refuses_an_empty_ledger_without_connecting(tmp_path, capsys):
@@ -166,12 +194,12 @@ def test_the_command_refuses_an_empty_ledger_without_connecting(tmp_path, capsys
 async def test_an_edge_undone_while_the_derived_values_settle_is_reported():
     reads = iter([True, True, False])  # the like holds for presence and the count, then a worker undoes it
     cass = FakeCass({
-        r"FROM posts WHERE": lambda post: [{"like_count": 1}],
-        r"FROM post_like_buckets": lambda post: [{"bucket": 0}],
-        r"FROM post_likers": lambda post, bucket: [{"user_id": 1}],
-        r"FROM likes WHERE": lambda user, month, post: [{"liked_at": 1 if next(reads) else None}],
+        r"FROM posts WHERE": lambda post: [post_row(post, 1)],
+        r"FROM post_like_buckets": lambda post: [{"bucket": 0, "n": 1}],
+        r"FROM post_likers": lambda post, bucket, limit: [{"member": 1}],
+        r"FROM likes WHERE": lambda user, month, post: [like_row(next(reads))],
     })
-    report = await make_audit(cass, Ledger(likes={(1, 10): True})).run()
+    report = await (await make_audit(cass, Ledger(likes={(1, 10): True}))).run()
     assert report.problems == ["after settling: like of post 10 by user 1: acknowledged liked, the edge says not liked"]
     assert report.checked["like states"] == 1 and report.checked["posts' like counts"] == 1
 
@@ -188,11 +216,27 @@ async def test_feeds_are_demanded_of_active_readers_only_and_of_none_when_redis_
     async def redis_down(readers):
         return None
 
-    audit = make_audit(cass, ledger)
+    audit = await make_audit(cass, ledger)
     audit.active_readers = only_5
     assert [name for name, _ in await audit.feed_checks()] == ["feed 5 post 100"]  # 7 followed after the upload
     assert audit.checked["feed entries of inactive readers, skipped"] == 1
-    audit = make_audit(cass, ledger)
+    audit = await make_audit(cass, ledger)
     audit.active_readers = redis_down
     assert await audit.feed_checks() == []
     assert audit.checked["feed entries, reader activity unknown (Redis), skipped"] == 2
+
+
+async def test_a_serial_read_defeated_by_contention_is_tried_again(monkeypatch):
+    monkeypatch.setattr(audit_module.random, "uniform", lambda low, high: 0.0)  # no pause between attempts
+    failures = iter([ReadTimeout("contended"), None])
+
+    def following(follower, followee):
+        failure = next(failures)
+        if failure is not None:
+            raise failure
+        return [{"followee_id": followee}]
+
+    cass = FakeCass({r"FROM following WHERE": following})
+    audit = await make_audit(cass)
+    assert await audit.follow_state(1, 2, True) == []
+    assert len(cass.serial) == 2 and all("FROM following" in cql for cql in cass.serial)
