@@ -46,7 +46,7 @@ import redis.asyncio as redis
 from PIL import Image
 
 from app.settings import Settings
-from app.storage import cassandra
+from app.wiring import Wiring
 from infra.cluster import Topology, read_environment_file, recorded_topology
 from loadtest.audit import audit
 from loadtest.credentials import LoadSetupError, load_credentials
@@ -440,11 +440,12 @@ async def run(args: argparse.Namespace, settings: Settings, faults: list[Fault],
     print(f"settle    {args.settle_s:.0f} s, then the audit of the ledger")
     await asyncio.sleep(args.settle_s)
     ledger = read_ledger(out / "ledger")
-    cluster, session = await cassandra.connect(settings, settings.cassandra_keyspace)
+    wiring = Wiring(settings)
     try:
-        report = await audit(session, ledger, settle_timeout_s=args.audit_timeout_s)
+        report = await audit(await wiring.storage(), ledger, settle_timeout_s=args.audit_timeout_s,
+                             settings=settings)
     finally:
-        await cassandra.shutdown(cluster)
+        await wiring.close()
     problems = list(report.problems) + [f"{w.name}: {note}" for w in windows for note in w.notes]
     result = {"users": args.users, "mix": args.mix, "down_s": args.down_s, "cores": os.cpu_count(),
               "windows": figures, "audit": {"checked": report.checked, "converged_after_s": report.converged_after_s,
