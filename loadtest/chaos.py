@@ -350,10 +350,13 @@ async def flush_redis(settings: Settings) -> None:
         await client.aclose()
 
 
-async def timed(work, since: float) -> float:
-    """Seconds from `since` (epoch) until `work` is done."""
-    await work
-    return round(time.time() - since, 1)
+async def trace(tracer: Tracer, window: Window) -> None:
+    """The tracer's writes, then the wait until clients read them, timed from the window's injection."""
+    await tracer.write()
+    window.tracer_acknowledged_after_s = round(time.time() - window.injected_at, 1)
+    window.converged_after_s, seen, window.tracer_values = await tracer.until_converged(window.injected_at)
+    if window.converged_after_s is None:
+        window.notes.append(f"the tracer never converged: expected {tracer.expected()}, read {seen}")
 
 
 async def run_fault(fault: Fault, args: argparse.Namespace, settings: Settings, tracer: Tracer, out: Path) -> Window:
@@ -364,16 +367,13 @@ async def run_fault(fault: Fault, args: argparse.Namespace, settings: Settings, 
     if fault.flush_redis:
         await flush_redis(settings)
         print("  redis     flushed (FLUSHALL): every cache, rate limit and feed candidate set is gone")
-    tracing = asyncio.create_task(timed(tracer.write(), window.injected_at))
+    tracing = asyncio.create_task(trace(tracer, window))  # from the injection on, beside the down time and the lift
     if fault.lift:
         await asyncio.sleep(max(0.0, window.injected_at + args.down_s - time.time()))
         for command in fault.lift:  # `start` waits until the node answers: the tracer goes on meanwhile
             print(f"  {await asyncio.to_thread(photos_stack, *command)}")
         window.lifted_at = time.time()
-    window.tracer_acknowledged_after_s = await tracing
-    window.converged_after_s, seen, window.tracer_values = await tracer.until_converged(window.injected_at)
-    if window.converged_after_s is None:
-        window.notes.append(f"the tracer never converged: expected {tracer.expected()}, read {seen}")
+    await tracing
     # the window ends once no request failed for a while, and no sooner than --recover-s after the lift
     ends_no_sooner = (window.lifted_at or window.injected_at) + args.recover_s
     deadline = time.time() + TRACER_TIMEOUT_S

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from infra.cluster import Topology
+from loadtest import chaos
 from loadtest.chaos import FAULT_NAMES, Window, parse_args, plan_faults, read_requests, render, window_figures
 
 
@@ -72,3 +76,33 @@ def test_unknown_faults_and_empty_windows_are_refused(capsys):
     assert "unknown meteor" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse_args(["--host", "http://127.0.0.1:8080", "--down-s", "0"])
+
+
+async def test_the_tracer_is_timed_from_the_injection_even_while_the_node_is_still_down(monkeypatch, tmp_path):
+    """Convergence is awaited beside the down time and the restart, not after them: a first version polled only
+    once `photos-stack start` returned, so every value seemed to converge when the node came back."""
+    commands = []
+
+    def photos_stack(*args: str) -> str:
+        commands.append(args)
+        if args[0] == "start":
+            time.sleep(0.6)  # the node takes its time to come back
+        return " ".join(args)
+
+    class Tracer:
+        async def write(self) -> None:
+            await asyncio.sleep(0.05)
+
+        async def until_converged(self, since: float):
+            await asyncio.sleep(0.05)
+            return round(time.time() - since, 1), {"like_count": 1}, {"like_count": round(time.time() - since, 1)}
+
+    monkeypatch.setattr(chaos, "photos_stack", photos_stack)
+    (tmp_path / "requests").mkdir()
+    args = parse_args(["--host", "http://127.0.0.1:8080", "--down-s", "0.3", "--recover-s", "0"])
+    [fault] = plan_faults(["cassandra-kill"], Topology(3, 3))
+    window = await chaos.run_fault(fault, args, settings=None, tracer=Tracer(), out=tmp_path)
+    assert commands == [("kill", "--stay-down", "cassandra-2"), ("start", "cassandra-2")]
+    assert window.tracer_acknowledged_after_s < 0.3 and window.converged_after_s < 0.3  # while it was down
+    assert window.lifted_at - window.injected_at >= 0.9  # down 0.3 s, then 0.6 s to start
+    assert window.end >= window.lifted_at
