@@ -38,7 +38,8 @@ problem; `converged_after_s` is how long agreement took):
   `story_viewer_buckets` == the users among (those rows + the ledger users who viewed it, its author
   excepted) with a `story_views` row (LOCAL_SERIAL), naming exactly those;
 - feeds: an acknowledged upload by an author who is not a celebrity (no `celebrities` row) is in the
-  `feed_items` of every *stable* follower (follow acknowledged before the upload was, and no request on
+  `feed_items` of every *stable* follower (a follow from before the run that the run never touched, read
+  from the `followers` mirror and confirmed in `following`; or one acknowledged before the upload was, and no request on
   the pair since) who is an active reader now, by the stack's Redis `active:` keys (fan-out skips the others
   until their next feed read rebuilds their feed, so one active now either got the push or was rebuilt
   since; when Redis cannot say, no feed is demanded and the skipped count says so). The rule guarantees only the
@@ -274,10 +275,26 @@ class Audit:
         found = await self.read.gather_map(set(authors), lambda a: self.read(self.s.feed.is_celebrity, a))
         return {a for a, celebrity in found.items() if celebrity}
 
+    async def _followers_from_before(self, authors: Iterable[int]) -> dict[int, set[int]]:
+        """Per author, the followers whose follow the run never touched and the `following` truth confirms: they
+        followed before the run began (the seeded graph), so every upload and story of the run is theirs too.
+        Read from the `followers` mirror (every bucket) and confirmed edge by edge; callers leave celebrities
+        out, so each list is below the celebrity threshold."""
+        async def of(author: int) -> set[int]:
+            buckets = await self.read(self.s.follows.follower_counts.buckets, author)
+            pages = await asyncio.gather(*(self.read(self.s.follows.all_followers_in_bucket, author, b)
+                                           for b in buckets))
+            untouched = {f for page in pages for f in page if (f, author) not in self.ledger.follows}
+            edges = await self.read.gather_map(untouched, lambda f: self._follows(f, author))
+            return {f for f, following in edges.items() if following}
+        return await self.read.gather_map(set(authors), of)
+
     async def feed_checks(self) -> list[tuple[str, Check]]:
         uploads = list(self.ledger.uploads.values())
         celebrities = await self._celebrities(u.author_id for u in uploads)
-        readers = {u.post_id: self.ledger.stable_followers(u.author_id, u.t) for u in uploads}
+        earlier = await self._followers_from_before(u.author_id for u in uploads if u.author_id not in celebrities)
+        readers = {u.post_id: self.ledger.stable_followers(u.author_id, u.t) | earlier.get(u.author_id, set())
+                   for u in uploads}
         active = await self._active({r for rs in readers.values() for r in rs})
         checks: list[tuple[str, Check]] = []
         for upload in uploads:
@@ -304,9 +321,10 @@ class Audit:
         now = time.time()
         stories = [s for s in self.ledger.stories.values() if s.t + self.story_ttl_s > now]
         celebrities = await self._celebrities(s.author_id for s in stories)
+        earlier = await self._followers_from_before(s.author_id for s in stories if s.author_id not in celebrities)
         checks: list[tuple[str, Check]] = []
         for story in stories:
-            readers = self.ledger.stable_followers(story.author_id, story.t)
+            readers = self.ledger.stable_followers(story.author_id, story.t) | earlier.get(story.author_id, set())
             if story.author_id in celebrities:
                 self.checked["tray entries of celebrities' stories, pulled, skipped"] += len(readers)
                 continue

@@ -207,23 +207,34 @@ async def test_an_edge_undone_while_the_derived_values_settle_is_reported():
 async def test_feeds_are_demanded_of_active_readers_only_and_of_none_when_redis_cannot_say():
     from loadtest.ledger import Upload
 
-    ledger = Ledger(follow_since={(5, 1): 1.0, (6, 1): 1.0, (7, 1): 9.0}, uploads={100: Upload(100, 1, (), 5.0)})
-    cass = FakeCass({r"FROM celebrities": lambda user: []})
+    ledger = Ledger(follow_since={(5, 1): 1.0, (6, 1): 1.0, (7, 1): 9.0}, uploads={100: Upload(100, 1, (), 5.0)},
+                    follows={(5, 1): True, (6, 1): True, (7, 1): True})
+    # the mirror names 5 (the run's own follow), 8 (a follow from before the run: the seeded graph) and 9, whose
+    # `following` edge is gone (a mirror row the truth does not confirm is nobody's feed)
+    cass = FakeCass({
+        r"FROM celebrities": lambda user: [],
+        r"FROM follower_buckets": lambda user: [{"bucket": 0, "n": 3}],
+        r"FROM followers WHERE": lambda user, bucket, after, limit: [{"follower_id": f} for f in (5, 8, 9)
+                                                                     if f > after],
+        r"FROM following WHERE user_id = \? AND followee_id = \?": lambda follower, followee: (
+            [{"follower_bucket": 0, "followed_at": None, "edge_count": 1}] if follower in (5, 6, 7, 8) else []),
+    })
 
-    async def only_5(readers):
-        return {r for r in readers if r == 5}
+    async def only_5_and_8(readers):
+        return {r for r in readers if r in (5, 8)}
 
     async def redis_down(readers):
         return None
 
     audit = await make_audit(cass, ledger)
-    audit.active_readers = only_5
-    assert [name for name, _ in await audit.feed_checks()] == ["feed 5 post 100"]  # 7 followed after the upload
+    audit.active_readers = only_5_and_8
+    # 7 followed after the upload; 6 is not active; 9's mirror row is not an edge
+    assert [name for name, _ in await audit.feed_checks()] == ["feed 5 post 100", "feed 8 post 100"]
     assert audit.checked["feed entries of inactive readers, skipped"] == 1
     audit = await make_audit(cass, ledger)
     audit.active_readers = redis_down
     assert await audit.feed_checks() == []
-    assert audit.checked["feed entries, reader activity unknown (Redis), skipped"] == 2
+    assert audit.checked["feed entries, reader activity unknown (Redis), skipped"] == 3
 
 
 async def test_a_serial_read_defeated_by_contention_is_tried_again(monkeypatch):
