@@ -50,6 +50,7 @@ CHRONOLOGICAL = "chronological"
 ORDERS = (RANKED, CHRONOLOGICAL)
 UNCACHED = "uncached"
 PULL_PER_AUTHOR = 25  # a celebrity's newest posts read per refill
+CATCH_UP_ENTRIES = 100  # feed entries read again after a refill's fill (pushes that arrived while it read)
 FILL_ROUNDS = 4  # reads per page when deleted posts leave holes to fill (the Cassandra path)
 FOLLOW_CHECK_CHUNK = 100  # FollowRepository.is_following reads at most this many at once
 
@@ -250,7 +251,19 @@ class FeedService:
             except BaseException:
                 await self.cache.forget_active(viewer)  # the next read tries again
                 raise
-        await self.cache.fill(viewer, await self.refill_from_storage(viewer), int(time.time() * 1000))
+        refill = await self.refill_from_storage(viewer)
+        await self.cache.fill(viewer, refill, int(time.time() * 1000))
+        await self._catch_up(viewer, refill.newest_read)
+
+    async def _catch_up(self, viewer: int, newest_read: int) -> None:
+        """Merge the pushes that arrived while the refill was reading. Fan-out writes `feed_items`, then merges
+        into the candidate set, and a merge that finds no set is dropped (a new reader, a flushed Redis): a push
+        between the refill's read and its fill would be in neither, and stay out of the served feed until the
+        next refill (found by the fault run, docs/reliability.md). Read once more now that the set exists: any
+        push later than this read finds the set."""
+        fresh = [e for e in await self.feed.newest(viewer, CATCH_UP_ENTRIES) if e.post_id > newest_read]
+        if fresh:
+            await self.cache.merge([viewer], fresh)
 
     async def refill_from_storage(self, viewer: int) -> Refill:
         window = self.rank_window
@@ -278,7 +291,8 @@ class FeedService:
         ]
         # every author the reader engaged with, not only this window's: the story tray orders by them too
         interactions = {author: n for author, n in affinity.items() if n}
-        return Refill(boundary, kept, celebrities, interactions)
+        newest_read = pushed[0].post_id if pushed else boundary  # before the filters: what was read, not kept
+        return Refill(boundary, kept, celebrities, interactions, newest_read=newest_read)
 
     async def _followed_among(self, viewer: int, authors: list[int]) -> set[int]:
         chunks = [authors[i : i + FOLLOW_CHECK_CHUNK] for i in range(0, len(authors), FOLLOW_CHECK_CHUNK)]

@@ -281,6 +281,7 @@ class Refill:
     rows: list[Candidate]
     celebrities: list[int]
     interactions: dict[int, int] = field(default_factory=dict)
+    newest_read: int = 0  # the newest pushed entry the refill read (kept or not): pushes after it are caught up
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from redis.asyncio import Redis
@@ -261,3 +262,45 @@ async def test_with_redis_unreachable_the_candidate_reads_say_down(settings):
         assert await cache.forget_author(1, 3) is False
     finally:
         await client.aclose()
+
+
+class Followed:
+    """The reader follows every author (the follow check is not what this test is about)."""
+
+    async def is_following(self, viewer, authors):
+        return set(authors)
+
+
+class NoAffinity:
+    async def of_reader(self, viewer):
+        return {}
+
+
+class PostRows:
+    async def get_many(self, post_ids):
+        return {post_id: SimpleNamespace(like_count=0, comment_count=0) for post_id in post_ids}
+
+
+async def test_a_push_that_lands_while_a_refill_reads_is_in_the_set_the_refill_makes(feed, cache, writer, redis_client):
+    """A reader with no candidate set (new, or Redis flushed): the refill reads `feed_items`, a push lands
+    (its merge finds no set and is dropped), the refill fills the set. Without the refill's catch-up read
+    the post stayed out of the served feed until the next refill, 5 minutes later (the fault run's run 5)."""
+    from app.feed.service import FeedService
+
+    reader, author = ids.next_id(), ids.next_id()
+    old, new = ids.next_id(), ids.next_id()
+    await writer.push([reader], Entry(old, author))
+    service = FeedService(feed=feed, writer=writer, cache=cache, follows=Followed(), affinity=NoAffinity(),
+                          post_rows=PostRows(), posts=None, ranker=None, ids=ids, cursors=None, rank_window=50)
+    read_from_storage = service.refill_from_storage
+
+    async def refill_racing_a_push(viewer):
+        refill = await read_from_storage(viewer)
+        await writer.push([viewer], Entry(new, author))  # feed_items, then a merge that finds no set
+        assert not await redis_client.exists(cache.candidates_key(viewer))
+        return refill
+
+    service.refill_from_storage = refill_racing_a_push
+    await service._refill(reader, rebuild=False)
+    view = await _read(cache, reader)
+    assert {c.post_id for c in view.candidates.rows} == {old, new}
