@@ -55,8 +55,9 @@ class ViewCounter:
         async with self._slots:
             placements = {e.actor_id: Placement(e.bucket, extra=(_at(e.viewed_at_ms),)) for e in views
                           if not e.recheck}
-            for viewer_id in {e.actor_id for e in views if e.recheck} - placements.keys():
-                claimed = await self.stories.view(story.story_id, viewer_id)  # the claim's bucket, if it was made
+            rechecked = sorted({e.actor_id for e in views if e.recheck} - placements.keys())
+            claims = await asyncio.gather(*(self.stories.view(story.story_id, v) for v in rechecked))
+            for viewer_id, claimed in zip(rechecked, claims, strict=True):  # the claim's bucket, if it was made
                 if claimed is not None:
                     placements[viewer_id] = Placement(claimed.bucket, extra=(claimed.viewed_at,))
             if not placements:
