@@ -127,6 +127,34 @@ class StoryViewed(Event):
     recheck: bool = False
 
 
+class FeedImpressions(Event):
+    """`actor_id` was served one page of a ranked feed snapshot (a sampled one: settings.ranking_impression_sample).
+    Keyed by reader. The analytics of ranking (docs/ranking.md): streams/ranking_log.py writes one
+    `feed_impressions` row per post.
+
+    `request_id` is the snapshot (every page of one ranking shares it: one query of the training set);
+    `positions` are the posts' 0-based places in its order (a post deleted since is skipped, so they may
+    have gaps), each post with its author and the ranking features as the ranker saw them
+    (app/ranking/features.py, version `feature_version`).
+    `ranker` names what ordered them: "formula" or "lightgbm-<version>" (the X-Feed-Ranker header)."""
+
+    request_id: int
+    ranker: str
+    feature_version: int
+    positions: list[int]
+    post_ids: list[int]
+    author_ids: list[int]
+    features: list[list[float]]
+
+
+class CommentsOpened(Event):
+    """`actor_id` opened the comments of `post_id` (read their first page): a ranking label, like a like or a
+    comment (docs/ranking.md). Keyed by reader. Best effort: not on the outbox, lost if Kafka refuses it."""
+
+    post_id: int
+    post_author_id: int
+
+
 # topic suffix -> what it is keyed by; every topic gets settings.kafka_topic_partitions partitions
 TOPICS: dict[str, str] = {
     "follows": "followee id",
@@ -136,6 +164,8 @@ TOPICS: dict[str, str] = {
     "users": "user id",
     "stories": "author id",
     "story_views": "story id",
+    "impressions": "reader id",
+    "comment_opens": "reader id",
 }
 
 

@@ -18,6 +18,7 @@ COMMITLOG_SYNC_MODES = ("batch", "group", "periodic")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 DEV_SECRET_KEY = "local-development-secret"
+FEED_RANKERS = ("formula", "model", "split")
 
 
 def _default_cache_dir() -> str:
@@ -191,6 +192,20 @@ class Settings:
     feed_refill_after_s: int = 300  # how often a reader's Redis candidate set is refilled, off the read
     feed_rebuild_wait_ms: int = 1000  # how long a page waits for a missing candidate set's refill
 
+    # --- Feed ranking (docs/ranking.md; cql/TABLES.md) ---------------------------------
+    # which ranker orders a ranked feed: "formula" (app/feed/ranking.py), "model" (the promoted LightGBM
+    # model, the formula while there is none or it fails), or "split" (the model for the readers whose id
+    # hashes below feed_ranker_split_percent, the formula for the rest)
+    feed_ranker: str = "formula"
+    feed_ranker_split_percent: int = 50
+    ranker_poll_s: float = 30.0  # how often an API process looks for a newly promoted model
+    # the share of ranked feed snapshots whose served pages are logged as impressions (0 to 1), and the
+    # ranking log's partitions per day and its retention (feed_impressions, feed_engagements)
+    ranking_impression_sample: float = 0.05
+    ranking_log_shards: int = 16
+    ranking_log_ttl_days: int = 30
+    ranking_label_window_s: int = 86_400  # an engagement this long after an impression labels it
+
     # --- Object caches (docs/posts.md#caches) ----------------------------------------
     post_cache_ttl_s: int = 6 * 3600  # a cached post, its counts, and a deleted post's tombstone
     user_cache_ttl_s: int = 3600  # a cached profile (username, display name, bio)
@@ -315,6 +330,15 @@ class Settings:
             raise ValueError("PHOTOS_BODY_READ_IDLE_TIMEOUT_S and PHOTOS_BODY_READ_DEADLINE_S must be positive")
         if self.argon2_threads < 1 or self.argon2_max_waiting < 0:
             raise ValueError("PHOTOS_ARGON2_THREADS must be at least 1 and PHOTOS_ARGON2_MAX_WAITING at least 0")
+        if self.feed_ranker not in FEED_RANKERS:
+            raise ValueError(f"PHOTOS_FEED_RANKER={self.feed_ranker!r}: choose one of {', '.join(FEED_RANKERS)}")
+        if not 0 <= self.feed_ranker_split_percent <= 100:
+            raise ValueError("PHOTOS_FEED_RANKER_SPLIT_PERCENT must be between 0 and 100")
+        if not 0.0 <= self.ranking_impression_sample <= 1.0:
+            raise ValueError("PHOTOS_RANKING_IMPRESSION_SAMPLE must be between 0 and 1")
+        if self.ranking_log_shards < 1 or self.ranking_log_ttl_days < 1 or self.ranker_poll_s <= 0:
+            raise ValueError("PHOTOS_RANKING_LOG_SHARDS, PHOTOS_RANKING_LOG_TTL_DAYS and PHOTOS_RANKER_POLL_S"
+                             " must be positive")
         if self.streams_max_attempts < 1:
             raise ValueError("PHOTOS_STREAMS_MAX_ATTEMPTS must be at least 1")
         self.streams_attempts_by_agent()  # raises on a malformed entry

@@ -23,7 +23,6 @@ from app.client_security import redis_options
 from app.comments.service import CommentService
 from app.cursors import CursorCodec
 from app.events import EventPublisher
-from app.feed.ranking import SeedRanker
 from app.feed.service import FeedService
 from app.feed.writer import FeedWriter
 from app.hashtags.service import HashtagService
@@ -36,6 +35,8 @@ from app.metrics import CountingRedis
 from app.notifications.service import NotificationService, make_notification_service
 from app.outbox import Outbox
 from app.posts.service import PostService
+from app.ranking.impressions import ImpressionLog
+from app.ranking.serving import FeedRankers
 from app.ratelimit import RateLimiter
 from app.redis_breaker import RedisBreaker
 from app.search.service import SearchService
@@ -57,6 +58,7 @@ from app.storage.notifications import NotificationRepository
 from app.storage.outbox import OutboxTable
 from app.storage.post_cache import PostCache
 from app.storage.posts import PostRepository
+from app.storage.ranker_models import RankerModels
 from app.storage.search_index import SearchIndex
 from app.storage.session_cache import SessionCache
 from app.storage.sessions import SessionTable
@@ -89,6 +91,7 @@ class Storage:
     story_media: StoryMediaLog
     idempotency: IdempotencyTable
     outbox: OutboxTable
+    ranker_models: RankerModels
     audit: AuditReads  # read only: loadtest/audit.py's probes of tables the others own
 
     @classmethod
@@ -109,6 +112,7 @@ class Storage:
             "story_media": StoryMediaLog(cass),
             "idempotency": IdempotencyTable(cass),
             "outbox": OutboxTable(cass),
+            "ranker_models": RankerModels(cass),
             "audit": AuditReads(cass),
         }
         assert owners.keys() == {f.name for f in fields(cls)} - {"cass"}, "every owner is prepared here"
@@ -285,9 +289,11 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     )
     feed = FeedService(
         feed=s.feed, writer=feed_writer(settings, storage, caches), cache=caches.feed, follows=s.follows,
-        affinity=s.affinity, post_rows=s.posts, posts=posts, ranker=SeedRanker(), ids=ids, cursors=cursors,
+        affinity=s.affinity, post_rows=s.posts, posts=posts, ids=ids, cursors=cursors,
+        rankers=FeedRankers(settings.feed_ranker, settings.feed_ranker_split_percent),
         rank_window=settings.feed_rank_window, refill_after_s=settings.feed_refill_after_s,
         rebuild_wait_s=settings.feed_rebuild_wait_ms / 1000,
+        impressions=ImpressionLog(events, settings.ranking_impression_sample),
     )
     notifications = make_notification_service(settings, s.notifications, caches.redis, cursors)
     caches.sessions.on_revoked(notifications.hub.revoke)  # a revoked token's WebSockets are closed

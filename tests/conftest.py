@@ -38,6 +38,17 @@ TEST_ENV = {
     "PHOTOS_FEED_RANK_WINDOW": "8",
     "PHOTOS_TRENDING_REFRESH_S": "2",  # trending rankings are re-ranked every 2 s instead of 30
 }
+# PHOTOS_TEST_LANE=<a-z0-9, up to 8>: a run of its own beside another on the same servers (two worktrees
+# testing at once): its own keyspace, topics, consumer group and media directory, so neither run's stream
+# worker consumes the other's events
+_LANE = os.environ.get("PHOTOS_TEST_LANE", "")
+if _LANE:
+    if not (_LANE.isascii() and _LANE.isalnum() and _LANE.islower() and len(_LANE) <= 8):
+        raise SystemExit(f"PHOTOS_TEST_LANE={_LANE!r}: use up to 8 lowercase letters and digits")
+    TEST_ENV["PHOTOS_CASSANDRA_KEYSPACE"] += f"_{_LANE}"
+    TEST_ENV["PHOTOS_KAFKA_TOPIC_PREFIX"] = f"photos-test-{_LANE}."
+    TEST_ENV["PHOTOS_STREAMS_APP_ID"] += f"-{_LANE}"
+    TEST_ENV["PHOTOS_MEDIA_DIR"] += f"-{_LANE}"
 os.environ.update(TEST_ENV)  # forced, not setdefault: see the module docstring
 
 

@@ -39,13 +39,18 @@ class SeedRanker:
     relationship_weight: float = 50.0
     relationship_cap: float = 3.0
 
+    name = "formula"
+
     def score(self, candidate: Candidate, now_ms: int) -> float:
         age_hours = max(0.0, (now_ms - candidate.created_ms) / 3_600_000)
-        recency = self.recency_weight * math.exp(-age_hours / self.recency_hours)
-        engagement = self.engagement_weight * math.log1p(
-            max(0, candidate.like_count) + self.comment_weight * max(0, candidate.comment_count)
-        )
-        relationship = self.relationship_weight * min(max(0, candidate.interactions) / 10, self.relationship_cap)
+        return self.score_of(age_hours, candidate.like_count, candidate.comment_count, candidate.interactions)
+
+    def score_of(self, age_hours: float, likes: float, comments: float, interactions: float) -> float:
+        """The score of a post this old with these counts (also how the training job scores the formula
+        on logged features: app/ranking/features.py formula_inputs)."""
+        recency = self.recency_weight * math.exp(-max(0.0, age_hours) / self.recency_hours)
+        engagement = self.engagement_weight * math.log1p(max(0, likes) + self.comment_weight * max(0, comments))
+        relationship = self.relationship_weight * min(max(0, interactions) / 10, self.relationship_cap)
         return recency + engagement + relationship
 
     def rank(self, candidates: list[Candidate], now_ms: int) -> list[Candidate]:

@@ -18,6 +18,8 @@ async def get_feed(request: web.Request) -> web.Response:
     page = await request.app[FEED].read(me, order, page_of.limit, page_of.cursor)
     response = page_response(page.items, page.next_cursor)
     response.headers["X-Feed-Cache"] = page.cache
+    if page.ranker is not None:
+        response.headers["X-Feed-Ranker"] = page.ranker
     return response
 
 

@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 
 from app.cursors import CursorCodec, position_int
 from app.errors import BadRequest
-from app.feed.ranking import Ranker
 from app.feed.writer import FeedWriter
 from app.ids import IdGenerator, month_bucket
 from app.metrics import BACKGROUND, ROUTE
 from app.posts.service import PostService
+from app.ranking.impressions import ImpressionLog
+from app.ranking.serving import FORMULA, FeedRankers, Ranking, UnknownRanker
 from app.storage.affinity import AffinityRepository
 from app.storage.feed import Entry, FeedRepository, newest_first
 from app.storage.feed_cache import DOWN, Candidate, Candidates, FeedCache, FeedView, Refill
@@ -63,6 +64,9 @@ class Page:
     # changed since), "miss" (ranked anew), or "bypass" (Redis unavailable: newest first from Cassandra);
     # later pages and the chronological order: "uncached"
     cache: str
+    # reported in X-Feed-Ranker: what ordered the page ("formula" or "lightgbm-<version>"); None when
+    # nothing ranked it (the chronological order, the posts past a snapshot, the Cassandra fallback)
+    ranker: str | None = None
 
 
 @dataclass
@@ -74,12 +78,13 @@ class FeedService:
     affinity: AffinityRepository
     post_rows: PostRepository
     posts: PostService
-    ranker: Ranker
+    rankers: FeedRankers
     ids: IdGenerator
     cursors: CursorCodec
     rank_window: int
     refill_after_s: float = 300.0
     rebuild_wait_s: float = 1.0
+    impressions: ImpressionLog | None = None  # the ranking log (app/ranking/impressions.py); None: nothing logged
     _refills: dict[int, asyncio.Task] = field(default_factory=dict, init=False, repr=False)
 
     async def read(self, viewer: int, order: str, limit: int, cursor: str | None) -> Page:
@@ -95,11 +100,14 @@ class FeedService:
             items, next_before = await self._by_time(viewer, position_int(position, "a"), limit, first=False)
             return Page(items, self._time_cursor(RANKED, next_before), UNCACHED)
         snapshot_id, offset = position_int(position, "s"), position_int(position, "o")
+        ranker = position.get("r", FORMULA)  # cursors from before learned ranking name no ranker
+        if not isinstance(ranker, str):
+            raise BadRequest("invalid cursor", code="invalid_cursor")
         view = await self.cache.snapshot(viewer, snapshot_id)
         if view.candidates is None:  # expired, another reader's, or Redis is down: load the feed again
-            raise BadRequest("this feed cursor has expired; load the feed again", code="cursor_expired")
-        items, next_cursor = await self._snapshot_page(viewer, view, offset, limit)
-        return Page(items, next_cursor, UNCACHED)
+            raise _cursor_expired()
+        items, next_cursor, ranking = await self._snapshot_page(viewer, view, offset, limit, ranker)
+        return Page(items, next_cursor, UNCACHED, ranking.ranker)
 
     # --- ranked ----------------------------------------------------------------
     async def _first_ranked_page(self, viewer: int, limit: int) -> Page:
@@ -107,35 +115,46 @@ class FeedService:
         if view.candidates is None:  # Redis is down, or no candidate set in time: newest first from Cassandra
             items, next_before = await self._by_time_stored(viewer, NO_UPPER_BOUND, limit)
             return Page(items, self._time_cursor(RANKED, next_before), "bypass" if view.state == DOWN else "miss")
-        items, next_cursor = await self._snapshot_page(viewer, view, 0, limit)
-        return Page(items, next_cursor, "hit" if view.state == "hit" else "miss")
+        items, next_cursor, ranking = await self._snapshot_page(viewer, view, 0, limit, None)
+        return Page(items, next_cursor, "hit" if view.state == "hit" else "miss", ranking.ranker)
 
-    def ranked_window(self, candidates: Candidates) -> tuple[list[Candidate], int]:
+    def ranked_window(self, viewer: int, candidates: Candidates, ranker: str | None = None) -> tuple[Ranking, int]:
         """The snapshot's order (best first) and its boundary: the newest rank_window candidates at or
-        above the set's boundary, ranked as of the snapshot's time. The same input gives the same order,
-        so a later page ranks the frozen candidates again instead of storing the order."""
+        above the set's boundary, ranked as of the snapshot's time by `ranker` (a later page: the one that
+        ranked its first page) or the one chosen for the reader. The same input and ranker give the same
+        order, so a later page ranks the frozen candidates again instead of storing the order."""
         horizon = self.writer.horizon_id()
         boundary = max(candidates.boundary, horizon)
         pool = sorted((c for c in candidates.rows if c.post_id >= boundary), key=lambda c: c.post_id, reverse=True)
         if len(pool) > self.rank_window:
             pool = pool[: self.rank_window]
             boundary = pool[-1].post_id
-        return self.ranker.rank(pool, candidates.ranked_at_ms), boundary
+        return self.rankers.rank(viewer, pool, candidates.ranked_at_ms, ranker), boundary
 
     async def _snapshot_page(
-        self, viewer: int, view: FeedView, offset: int, limit: int
-    ) -> tuple[list[dict], str | None]:
+        self, viewer: int, view: FeedView, offset: int, limit: int, ranker: str | None
+    ) -> tuple[list[dict], str | None, Ranking]:
         """One page of the snapshot; posts deleted or unfollowed since are left out (the page may be short)."""
         candidates = view.candidates
-        ranked, boundary = self.ranked_window(candidates)
+        try:
+            ranking, boundary = self.ranked_window(viewer, candidates, ranker)
+        except UnknownRanker:  # ranked by a model this process does not hold (any more): rank anew
+            raise _cursor_expired() from None
+        ranked = ranking.order
         chunk = ranked[offset : offset + limit]
+        shown = [c for c in chunk if view.keeps(c)]
+        items = await self.posts.hydrate([c.post_id for c in shown], viewer)
+        if self.impressions is not None:
+            served = {int(item["id"]) for item in items}
+            self.impressions.served(viewer, candidates.snapshot_id, ranking.ranker, ranked, candidates.ranked_at_ms,
+                                    [c for c in shown if c.post_id in served])
         offset += len(chunk)
-        items = await self.posts.hydrate([c.post_id for c in chunk if view.keeps(c)], viewer)
         if offset < len(ranked):
-            return items, self.cursors.encode(RANKED, {"s": candidates.snapshot_id, "o": offset})
+            cursor = {"s": candidates.snapshot_id, "o": offset, "r": ranking.ranker}
+            return items, self.cursors.encode(RANKED, cursor), ranking
         if boundary > self.writer.horizon_id():  # older posts remain below the snapshot
-            return items, self.cursors.encode(RANKED, {"a": boundary})
-        return items, None
+            return items, self.cursors.encode(RANKED, {"a": boundary}), ranking
+        return items, None, ranking
 
     # --- by time -----------------------------------------------------------------
     async def _by_time(self, viewer: int, before: int, limit: int, *, first: bool) -> tuple[list[dict], int | None]:
@@ -299,3 +318,6 @@ class FeedService:
         found = await asyncio.gather(*(self.follows.is_following(viewer, chunk) for chunk in chunks))
         return set().union(*found)
 
+
+def _cursor_expired() -> BadRequest:
+    return BadRequest("this feed cursor has expired; load the feed again", code="cursor_expired")

@@ -291,7 +291,7 @@ async def test_a_push_that_lands_while_a_refill_reads_is_in_the_set_the_refill_m
     old, new = ids.next_id(), ids.next_id()
     await writer.push([reader], Entry(old, author))
     service = FeedService(feed=feed, writer=writer, cache=cache, follows=Followed(), affinity=NoAffinity(),
-                          post_rows=PostRows(), posts=None, ranker=None, ids=ids, cursors=None, rank_window=50)
+                          post_rows=PostRows(), posts=None, rankers=None, ids=ids, cursors=None, rank_window=50)
     read_from_storage = service.refill_from_storage
 
     async def refill_racing_a_push(viewer):

@@ -80,7 +80,7 @@ def test_the_largest_bucket_and_id_are_positions():
 async def test_a_feed_cursor_with_an_overflowing_position_is_a_bad_request(order, position):
     codec = CursorCodec("secret")
     service = FeedService(feed=None, writer=None, cache=None, follows=None, affinity=None, post_rows=None,
-                          posts=None, ranker=None, ids=None, cursors=codec, rank_window=8)
+                          posts=None, rankers=None, ids=None, cursors=codec, rank_window=8)
     with pytest.raises(BadRequest) as err:  # before any store is asked
         await service.read(1, order, 10, codec.encode(order, position))
     assert err.value.code == "invalid_cursor"

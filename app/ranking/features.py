@@ -1,0 +1,72 @@
+"""The ranking features of a feed candidate: what the model scores and what the impression log records.
+
+One function, `extract`, serves both, so the training set holds exactly the numbers the ranker saw
+(no training/serving skew). Every value derives from the snapshot alone (its candidates and its
+ranked_at time), so ranking a frozen snapshot again gives the same features and the same order.
+
+Bump FEATURE_VERSION whenever a feature is added, removed or computed differently: the training job
+only learns from impressions of the version it trains for, and a model states the version it needs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+from app.storage.feed_cache import Candidate
+
+FEATURE_VERSION = 1
+
+FEATURES: tuple[str, ...] = (
+    "age_hours",  # since the post was published, at the snapshot's time
+    "like_count",
+    "comment_count",
+    "interactions",  # the reader's recent likes and comments on the author's posts (app/storage/affinity.py)
+    "likes_per_hour",  # like_count / (age_hours + 1): how fast it gathers engagement
+    "comments_per_like",  # comment_count / (like_count + 1): how much it gets talked about
+    "author_share",  # the author's share of the snapshot's candidates
+    "interaction_share",  # interactions / (the reader's interactions over all candidates + 1)
+    "newness_rank",  # 0 for the newest candidate of the snapshot, 1 for the next...
+)
+
+
+def extract(pool: Sequence[Candidate], now_ms: int) -> list[list[float]]:
+    """One row of FEATURES per candidate of `pool`, in the pool's order."""
+    if not pool:
+        return []
+    per_author = Counter(c.author_id for c in pool)
+    total_interactions = sum(max(0, c.interactions) for c in pool)
+    newness = {c.post_id: i for i, c in enumerate(sorted(pool, key=lambda c: c.post_id, reverse=True))}
+    size = len(pool)
+    rows = []
+    for c in pool:
+        age_hours = max(0.0, (now_ms - c.created_ms) / 3_600_000)
+        likes, comments, interactions = max(0, c.like_count), max(0, c.comment_count), max(0, c.interactions)
+        rows.append([
+            age_hours,
+            float(likes),
+            float(comments),
+            float(interactions),
+            likes / (age_hours + 1.0),
+            comments / (likes + 1.0),
+            per_author[c.author_id] / size,
+            interactions / (total_interactions + 1.0),
+            float(newness[c.post_id]),
+        ])
+    return rows
+
+
+def row_dict(row: Sequence[float]) -> dict[str, float]:
+    """A feature row by name (for logs, docs and tests)."""
+    return dict(zip(FEATURES, row, strict=True))
+
+
+def formula_inputs(row: Sequence[float]) -> tuple[float, float, float, float]:
+    """(age_hours, likes, comments, interactions) of a row: what the formula ranker reads, so the training
+    job can score logged impressions with the formula exactly as the feed did."""
+    return row[0], row[1], row[2], row[3]
+
+
+def is_finite(row: Sequence[float]) -> bool:
+    return all(math.isfinite(v) for v in row)
