@@ -84,3 +84,12 @@ async def test_a_feed_cursor_with_an_overflowing_position_is_a_bad_request(order
     with pytest.raises(BadRequest) as err:  # before any store is asked
         await service.read(1, order, 10, codec.encode(order, position))
     assert err.value.code == "invalid_cursor"
+
+
+async def test_a_ranked_feed_cursor_naming_a_ranker_that_is_not_a_name_is_a_bad_request():
+    codec = CursorCodec("secret")
+    service = FeedService(feed=None, writer=None, cache=None, follows=None, affinity=None, post_rows=None,
+                          posts=None, rankers=None, ids=None, cursors=codec, rank_window=8)
+    with pytest.raises(BadRequest) as err:  # before any store is asked
+        await service.read(1, "ranked", 10, codec.encode("ranked", {"s": 1, "o": 0, "r": 5}))
+    assert err.value.code == "invalid_cursor"
