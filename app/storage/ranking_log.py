@@ -81,6 +81,21 @@ class Engagement:
     at_ms: int
 
 
+def latest_engagements(rows: Iterable[Engagement]) -> list[Engagement]:
+    """The latest act of each (day, reader, post, kind) among `rows`."""
+    latest: dict[tuple[int, int, int, str], Engagement] = {}
+    for r in rows:
+        key = (r.day, r.reader_id, r.post_id, r.kind)
+        if key not in latest or r.at_ms > latest[key].at_ms:
+            latest[key] = r
+    return list(latest.values())
+
+
+def partition_batches(by_partition: dict[tuple[int, int], list[tuple]], size: int = BATCH_ROWS) -> list[list[tuple]]:
+    """Each partition's rows cut into batches of at most `size`: a batch never spans two partitions."""
+    return [rows[start : start + size] for rows in by_partition.values() for start in range(0, len(rows), size)]
+
+
 class RankingLog:
     def __init__(self, cass: CassandraSession) -> None:
         self._cass = cass
@@ -124,13 +139,8 @@ class RankingLog:
 
     async def record_engagements(self, rows: Iterable[Engagement], ttl_s: int) -> None:
         """One row per (day, reader, post, kind): of the given rows, the latest act of each."""
-        latest: dict[tuple[int, int, int, str], Engagement] = {}
-        for r in rows:
-            key = (r.day, r.reader_id, r.post_id, r.kind)
-            if key not in latest or r.at_ms > latest[key].at_ms:
-                latest[key] = r
         by_partition: dict[tuple[int, int], list[tuple]] = defaultdict(list)
-        for r in latest.values():
+        for r in latest_engagements(rows):
             by_partition[r.day, r.shard].append((
                 r.day, r.shard, r.reader_id, r.post_id, r.kind, r.author_id, r.at_ms, ttl_s, r.at_ms * 1000,
             ))
@@ -139,12 +149,11 @@ class RankingLog:
     async def _write(self, statement, by_partition: dict[tuple[int, int], list[tuple]]) -> None:
         """Each partition's rows in UNLOGGED batches of at most BATCH_ROWS, WRITE_CONCURRENCY batches at a time."""
         batches = []
-        for params in by_partition.values():
-            for start in range(0, len(params), BATCH_ROWS):
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for row in params[start : start + BATCH_ROWS]:
-                    batch.add(statement, row)
-                batches.append(batch)
+        for rows in partition_batches(by_partition):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for row in rows:
+                batch.add(statement, row)
+            batches.append(batch)
         slots = asyncio.Semaphore(WRITE_CONCURRENCY)
 
         async def send(batch: BatchStatement) -> None:
