@@ -59,6 +59,7 @@ from app.storage.outbox import OutboxTable
 from app.storage.post_cache import PostCache
 from app.storage.posts import PostRepository
 from app.storage.ranker_models import RankerModels
+from app.storage.ranking_log import RankingLog
 from app.storage.search_index import SearchIndex
 from app.storage.session_cache import SessionCache
 from app.storage.sessions import SessionTable
@@ -92,6 +93,7 @@ class Storage:
     idempotency: IdempotencyTable
     outbox: OutboxTable
     ranker_models: RankerModels
+    ranking_log: RankingLog
     audit: AuditReads  # read only: loadtest/audit.py's probes of tables the others own
 
     @classmethod
@@ -113,6 +115,7 @@ class Storage:
             "idempotency": IdempotencyTable(cass),
             "outbox": OutboxTable(cass),
             "ranker_models": RankerModels(cass),
+            "ranking_log": RankingLog(cass),
             "audit": AuditReads(cass),
         }
         assert owners.keys() == {f.name for f in fields(cls)} - {"cass"}, "every owner is prepared here"
@@ -287,13 +290,14 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
         feed_cache=caches.feed, ids=ids, cursors=cursors, likes=s.likes, objects=caches.posts, profiles=caches.users,
         max_caption_length=settings.max_caption_length, max_location_length=settings.max_location_length,
     )
+    impressions = ImpressionLog(events, settings.ranking_impression_sample)  # the ranking log's: feed and comments
     feed = FeedService(
         feed=s.feed, writer=feed_writer(settings, storage, caches), cache=caches.feed, follows=s.follows,
         affinity=s.affinity, post_rows=s.posts, posts=posts, ids=ids, cursors=cursors,
         rankers=FeedRankers(settings.feed_ranker, settings.feed_ranker_split_percent),
         rank_window=settings.feed_rank_window, refill_after_s=settings.feed_refill_after_s,
         rebuild_wait_s=settings.feed_rebuild_wait_ms / 1000,
-        impressions=ImpressionLog(events, settings.ranking_impression_sample),
+        impressions=impressions,
     )
     notifications = make_notification_service(settings, s.notifications, caches.redis, cursors)
     caches.sessions.on_revoked(notifications.hub.revoke)  # a revoked token's WebSockets are closed
@@ -314,7 +318,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
         notifications=notifications,
         comments=CommentService(
             comments=s.comments, posts=s.posts, users=s.users, events=events, ids=ids, cursors=cursors,
-            max_comment_length=settings.max_comment_length, outbox=outbox,
+            max_comment_length=settings.max_comment_length, outbox=outbox, impressions=impressions,
         ),
         hashtags=HashtagService(hashtags=s.hashtags, posts=posts),
         stories=StoryService(

@@ -20,6 +20,7 @@ from streams import (
     media_sweep,
     outbox,
     post_counts,
+    ranking_log,
     story_tray,
     story_views,
     trending,
@@ -52,7 +53,7 @@ def create_app(settings: Settings) -> faust.App:
     follow_graph.register(app, settings, wiring, search)
     hashtag_count_agent.register(app, settings, wiring, search)
     for agent in (post_counts, fanout, media_sweep, outbox, like_counts, affinity, comment_counts, notification_agent,
-                  trending, story_tray, story_views):
+                  trending, story_tray, story_views, ranking_log):
         agent.register(app, settings, wiring)
     unknown = sorted(set(settings.streams_attempts_by_agent()) - set(app.agents))
     if unknown:  # a misspelt name would silently keep the default limit

@@ -49,9 +49,9 @@ async def create_comment(request: web.Request) -> web.Response:
 
 
 async def list_comments(request: web.Request) -> web.Response:
-    await current_user(request)
+    me = await current_user(request)
     page = page_request(request)
-    items, cursor = await request.app[COMMENTS].top_level(post_id_in_path(request), page.limit, page.cursor)
+    items, cursor = await request.app[COMMENTS].top_level(post_id_in_path(request), page.limit, page.cursor, me)
     return page_response(items, cursor)
 
 

@@ -35,6 +35,7 @@ from app.events import CommentChanged, EventPublisher, new_event_fields
 from app.ids import IdGenerator, hour_bucket
 from app.outbox import Outbox
 from app.posts.text import mentions
+from app.ranking.impressions import ImpressionLog
 from app.storage.comments import CommentRepository, CommentRow
 from app.storage.outbox import Intent
 from app.storage.paging import LATEST_BUCKET, NO_UPPER_BOUND
@@ -97,6 +98,7 @@ class CommentService:
     cursors: CursorCodec
     max_comment_length: int
     outbox: Outbox | None = None  # None: no outbox records (tools and tests)
+    impressions: ImpressionLog | None = None  # logs comment opens (app/ranking/impressions.py); None: not logged
 
     # --- create -------------------------------------------------------------
     async def create(self, author_id: int, post_id: int, text: str, parent_id: int | None) -> dict:
@@ -204,13 +206,18 @@ class CommentService:
         )
 
     # --- read ---------------------------------------------------------------
-    async def top_level(self, post_id: int, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-        """A page of the post's top-level comments, newest first, and the next page's cursor."""
-        await self._post(post_id)
+    async def top_level(self, post_id: int, limit: int, cursor: str | None,
+                        reader_id: int | None = None) -> tuple[list[dict], str | None]:
+        """A page of the post's top-level comments, newest first, and the next page's cursor. `reader_id`
+        reading the first page opens the comments: a ranking label (docs/ranking.md#the-ranking-log)."""
+        post = await self._post(post_id)
         rows, next_cursor = await self._page(
             self.comments.top_level, post_id, f"comments:{post_id}", cursor, limit, listed_at_top_level
         )
-        return await self._json(rows), next_cursor
+        page = await self._json(rows)
+        if cursor is None and reader_id is not None and self.impressions is not None:
+            self.impressions.comments_opened(reader_id, post_id, post.author_id)  # off the request, best effort
+        return page, next_cursor
 
     async def replies(self, comment_id: int, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         """A page of a comment's live replies, newest first (a reply has none: one level of nesting). A deleted

@@ -24,7 +24,7 @@ from tests.support.polling import eventually
 NAME = f"deadletters-{secrets.token_hex(3)}"  # topics of this run alone: what it counts is its own
 ENV = isolated_env(NAME)
 GARBAGE = b"{not json"
-LIKE_AGENTS = {b"like_counts", b"affinity_likes", b"notifications"}  # every agent that reads likes
+LIKE_AGENTS = {b"like_counts", b"affinity_likes", b"notifications", b"ranking_log_likes"}  # every agent reading likes
 
 
 @pytest.fixture(scope="module")
@@ -58,4 +58,4 @@ async def test_garbage_is_dead_lettered_by_every_agent_and_the_like_after_it_cou
     assert {dict(letter.headers)["photos-dead-agent"] for letter in letters} == LIKE_AGENTS
 
     listed = replay_dead(ENV, "--list", "likes")
-    assert "3 dead letters not replayed yet (1 events)" in listed  # it would be replayed once, for the three agents
+    assert "4 dead letters not replayed yet (1 events)" in listed  # it would be replayed once, for the four agents
