@@ -257,6 +257,8 @@ class Services:
                 self.stories, self.search, self.trending]
 
     async def close(self) -> None:
+        if self.feed.impressions is not None:  # impressions on their way to Kafka (bounded by its send timeout)
+            await self.feed.impressions.drain()
         await self.idempotency.close()
         await self.sessions.close()
         await self.notifications.hub.stop()

@@ -37,6 +37,9 @@ TEST_ENV = {
     "PHOTOS_FEED_CELEBRITY_FOLLOWERS": "4",
     "PHOTOS_FEED_RANK_WINDOW": "8",
     "PHOTOS_TRENDING_REFRESH_S": "2",  # trending rankings are re-ranked every 2 s instead of 30
+    # the session's API logs no impressions, so the per-route budgets count what a request itself costs; the
+    # ranking tests start APIs of their own that log every snapshot
+    "PHOTOS_RANKING_IMPRESSION_SAMPLE": "0",
 }
 # PHOTOS_TEST_LANE=<a-z0-9, up to 8>: a run of its own beside another on the same servers (two worktrees
 # testing at once): its own keyspace, topics, consumer group and media directory, so neither run's stream
