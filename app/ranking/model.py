@@ -54,10 +54,11 @@ class LoadedModel:
     def label(self) -> str:
         return f"{self.name}-{self.version}"
 
-    def score(self, rows: list[list[float]]) -> list[float]:
+    def score(self, rows) -> list[float]:
+        """`rows`: feature rows as lists, or a float64 array (features.matrix: no conversion then)."""
         import numpy as np
 
-        if not rows:
+        if len(rows) == 0:
             return []
         return self.booster.predict(np.asarray(rows, dtype=np.float64), num_threads=1).tolist()
 

@@ -233,3 +233,21 @@ def test_a_loaded_model_scores_one_float_per_row(oldest_first):
     model: LoadedModel = loaded(oldest_first, 1)
     assert model.score([]) == []
     assert len(model.score([[0.0] * len(FEATURES)] * 4)) == 4
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_array_features_the_api_scores_are_extracts_bit_for_bit(seed):
+    import random
+
+    from app.ranking.features import extract, matrix
+
+    rng = random.Random(seed)
+    size = rng.choice([1, 2, 7, 100])
+    ids = [first_id_at(NOW_MS + rng.randint(-100 * HOUR, HOUR)) + rng.randrange(4096) for _ in range(size)]
+    if size > 2:
+        ids[1] = ids[0]  # a duplicate id
+    pool_ = [Candidate(post_id, author_id=rng.randint(1, 5), like_count=rng.randint(-2, 10**6),
+                       comment_count=rng.randint(-2, 5000), interactions=rng.randint(-1, 20)) for post_id in ids]
+    expected = np.asarray(extract(pool_, NOW_MS), dtype=np.float64)
+    assert np.array_equal(matrix(pool_, NOW_MS), expected)
+    assert matrix([], NOW_MS).shape == (0, len(FEATURES))
