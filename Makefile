@@ -35,6 +35,7 @@ bench:
 	@$(VENV)/python -m loadtest.write_benchmark
 	@$(VENV)/python -m loadtest.search_benchmark
 	@$(VENV)/python -m loadtest.tray_benchmark
+	@$(VENV)/python -m loadtest.ranking_benchmark
 
 # for a newcomer, in under 10 minutes: the whole stack, a small data set, a short step run and the bill of
 # materials it implies (docs/capacity.md); everything lands in .stack/load/

@@ -36,7 +36,8 @@ from app.notifications.service import NotificationService, make_notification_ser
 from app.outbox import Outbox
 from app.posts.service import PostService
 from app.ranking.impressions import ImpressionLog
-from app.ranking.serving import FeedRankers
+from app.ranking.serving import FORMULA, FeedRankers
+from app.ranking.watcher import ModelWatcher
 from app.ratelimit import RateLimiter
 from app.redis_breaker import RedisBreaker
 from app.search.service import SearchService
@@ -250,6 +251,7 @@ class Services:
     stories: StoryService
     search: SearchService
     trending: TrendingService
+    ranker_watcher: ModelWatcher | None = None  # loads newly promoted ranking models (feed_ranker model or split)
 
     def domain(self) -> list:
         """The domain services (what the routes call)."""
@@ -257,6 +259,8 @@ class Services:
                 self.stories, self.search, self.trending]
 
     async def close(self) -> None:
+        if self.ranker_watcher is not None:
+            await self.ranker_watcher.stop()
         if self.feed.impressions is not None:  # impressions on their way to Kafka (bounded by its send timeout)
             await self.feed.impressions.drain()
         await self.idempotency.close()
@@ -272,8 +276,8 @@ def cursor_codec(settings: Settings) -> CursorCodec:
 
 def build_services(settings: Settings, storage: Storage, caches: Caches, events: EventPublisher,
                    media_store: MediaStore, processor: ImageProcessor) -> Services:
-    """The services of one API process (its notification hub and session revocation listener started: stop
-    them with `close()`)."""
+    """The services of one API process (its notification hub, session revocation listener and ranking model
+    watcher started: stop them with `close()`)."""
     s = storage
     ids = IdGenerator(shard=None if settings.id_shard < 0 else settings.id_shard)
     cursors = cursor_codec(settings)
@@ -293,10 +297,11 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
         max_caption_length=settings.max_caption_length, max_location_length=settings.max_location_length,
     )
     impressions = ImpressionLog(events, settings.ranking_impression_sample)  # the ranking log's: feed and comments
+    rankers = FeedRankers(settings.feed_ranker, settings.feed_ranker_split_percent)
     feed = FeedService(
         feed=s.feed, writer=feed_writer(settings, storage, caches), cache=caches.feed, follows=s.follows,
         affinity=s.affinity, post_rows=s.posts, posts=posts, ids=ids, cursors=cursors,
-        rankers=FeedRankers(settings.feed_ranker, settings.feed_ranker_split_percent),
+        rankers=rankers,
         rank_window=settings.feed_rank_window, refill_after_s=settings.feed_refill_after_s,
         rebuild_wait_s=settings.feed_rebuild_wait_ms / 1000,
         impressions=impressions,
@@ -304,6 +309,10 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
     notifications = make_notification_service(settings, s.notifications, caches.redis, cursors)
     caches.sessions.on_revoked(notifications.hub.revoke)  # a revoked token's WebSockets are closed
     sessions.start()
+    ranker_watcher = None
+    if settings.feed_ranker != FORMULA:  # its first poll runs at once: the promoted model within a moment
+        ranker_watcher = ModelWatcher(s.ranker_models, media_store, rankers, settings.ranker_poll_s)
+        ranker_watcher.start()
     limiter = RateLimiter(caches.redis, settings.rate_window_s)
     return Services(
         passwords=passwords,
@@ -330,6 +339,7 @@ def build_services(settings: Settings, storage: Storage, caches: Caches, events:
         ),
         search=SearchService(caches.search, cursors, RedisBreaker("search")),
         trending=TrendingService(caches.trending_rankings),
+        ranker_watcher=ranker_watcher,
     )
 
 

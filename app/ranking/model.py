@@ -54,10 +54,11 @@ class LoadedModel:
     def label(self) -> str:
         return f"{self.name}-{self.version}"
 
-    def score(self, rows: list[list[float]]) -> list[float]:
+    def score(self, rows) -> list[float]:
+        """`rows`: feature rows as lists, or a float64 array (features.matrix: no conversion then)."""
         import numpy as np
 
-        if not rows:
+        if len(rows) == 0:
             return []
         return self.booster.predict(np.asarray(rows, dtype=np.float64), num_threads=1).tolist()
 
@@ -72,7 +73,7 @@ def decode_artifact(data: bytes, expected_sha256: str | None = None) -> LoadedMo
         doc = json.loads(data)
         if doc.get("format") != ARTIFACT_FORMAT:
             raise ModelError(f"unknown artifact format {doc.get('format')!r}")
-        booster = lightgbm.Booster(model_str=doc["model"], params={"num_threads": 1})
+        booster = lightgbm.Booster(model_str=doc["model"])  # score() asks for one thread per call
         features = tuple(doc["features"])
         if booster.num_feature() != len(features):
             raise ModelError(f"the model reads {booster.num_feature()} features, the artifact names {len(features)}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from app.feed.ranking import SeedRanker
-from app.ranking.features import FEATURE_VERSION, extract
+from app.ranking.features import FEATURE_VERSION, matrix
 from app.ranking.model import LoadedModel
 from app.storage.feed_cache import Candidate
 
@@ -85,7 +85,7 @@ class FeedRankers:
         if model is None:
             raise UnknownRanker(label)
         try:
-            scores = model.score(extract(pool, now_ms))
+            scores = model.score(matrix(pool, now_ms))
         except Exception:  # a broken model must not break the feed: the formula ranks this snapshot
             log.exception("ranking with %s failed; the formula ranks this snapshot", label)
             RANKINGS.labels("model", "failed").inc()
