@@ -19,7 +19,7 @@ from aiohttp import hdrs, web
 
 from app.context import MEDIA_STORE
 from app.errors import AppError, NotFound
-from app.media.store import IMMUTABLE_CACHE_CONTROL, LocalMediaStore, MediaFile, media_type_for
+from app.media.store import IMMUTABLE_CACHE_CONTROL, LocalMediaStore, MediaFile, is_public_key, media_type_for
 from app.web import Field, Route
 
 # 18 digits reach an exabyte; longer numbers would only feed int() a denial of service
@@ -109,6 +109,8 @@ async def head_media(request: web.Request) -> web.StreamResponse:
 
 
 async def _open(store: LocalMediaStore, key: str) -> MediaFile:
+    if not is_public_key(key):  # a ranking model, say: the same answer as a missing key
+        raise NotFound("no such media", code="media_not_found")
     try:
         media = await store.open(key)
     except ValueError:  # not a key, or one leading through a symlink: nothing to serve either way

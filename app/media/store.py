@@ -37,7 +37,11 @@ _PREFIX = re.compile(r"[a-z0-9_./-]*")
 # keys are immutable, so any cache may keep a copy for a year without asking again
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
-MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+               ".json": "application/json"}
+# keys the store holds for the system, never for clients: ranking models (app/ranking/model.py). The
+# public media route does not serve them, and no sweeper records them, so none deletes them
+PRIVATE_PREFIXES = ("models/",)
 FALLBACK_MEDIA_TYPE = "application/octet-stream"
 
 S3_DELETE_BATCH = 1000  # the most keys DeleteObjects takes per request
@@ -51,6 +55,11 @@ class MediaStoreError(Exception):
 
 def is_valid_key(key: str) -> bool:
     return len(key) <= MAX_KEY_LENGTH and ".." not in key and _KEY.fullmatch(key) is not None
+
+
+def is_public_key(key: str) -> bool:
+    """Whether GET /v1/media/{key} may serve the key (a post's or story's media, not a system file)."""
+    return not key.startswith(PRIVATE_PREFIXES)
 
 
 def validate_key(key: str) -> str:

@@ -254,3 +254,17 @@ class TestTraversal:
         app = media_app(store)
         with pytest.raises(NotFound):
             await serve_media(make_mocked_request("GET", "/v1/media/x", match_info={"key": key}, app=app))
+
+
+class TestSystemKeys:
+    async def test_a_ranking_model_in_the_store_is_never_served_publicly(self, client: TestClient,
+                                                                          store: LocalMediaStore):
+        from app.ranking.model import ARTIFACT_CONTENT_TYPE, artifact_key
+
+        key = artifact_key("lightgbm", 20261207221530)
+        await store.put(key, b'{"format": 1}', ARTIFACT_CONTENT_TYPE)
+        assert await store.get(key) == b'{"format": 1}'  # the training job's put and the API's load work
+        for method in ("GET", "HEAD"):
+            response = await client.request(method, f"/v1/media/{key}")
+            assert response.status == 404, method
+        assert (await client.get(f"/v1/media/{KEY}")).status == 200  # media beside it still is
