@@ -83,6 +83,7 @@ def session_conf(settings: Settings, options: SparkOptions, jars: Sequence[str])
         "spark.local.dir": str(spark_dir / "tmp"),
         "spark.sql.warehouse.dir": str(spark_dir / "warehouse"),
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
         **cassandra_conf(settings),
     }
