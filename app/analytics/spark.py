@@ -21,6 +21,7 @@ from typing import Any
 
 from app.settings import Settings
 
+DAY_MS = 86_400_000  # the ranking log's `day` is Unix ms // DAY_MS (UTC days)
 LOCAL_MASTER = "local[2]"
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 LOCAL_SHUFFLE_PARTITIONS = 4  # Spark's default 200 makes every small local join pay for 200 tasks
@@ -124,6 +125,30 @@ def read_table(spark: Any, settings: Settings, table: str, *, days: Iterable[int
         shard_list = list(range(settings.ranking_log_shards)) if shards is None else list(shards)
         frame = frame.where(F.col("day").isin(list(days)) & F.col("shard").isin(shard_list))
     return frame
+
+
+@dataclass(frozen=True)
+class Window:
+    """Impressions served in [from_ms, to_ms): whole UTC days `first_day` .. `last_day`."""
+
+    first_day: int
+    last_day: int
+
+    @property
+    def from_ms(self) -> int:
+        return self.first_day * DAY_MS
+
+    @property
+    def to_ms(self) -> int:
+        return (self.last_day + 1) * DAY_MS
+
+    def impression_days(self) -> list[int]:
+        return list(range(self.first_day, self.last_day + 1))
+
+    def engagement_days(self, label_window_s: int) -> list[int]:
+        """The days an engagement labelling one of the window's impressions can fall on."""
+        extra = -(-label_window_s * 1000 // DAY_MS)  # the window reaches this many days past the last one
+        return list(range(self.first_day, self.last_day + extra + 1))
 
 
 class Stopwatch:

@@ -16,17 +16,17 @@ import argparse
 import asyncio
 import sys
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, NoReturn
+from datetime import UTC, datetime
+from typing import Any
 
-from app.analytics.spark import LOCAL_MASTER, SparkOptions, SparkSetupError, Stopwatch, format_table, spark_session
+from app.analytics import cli
+from app.analytics.cli import UsageError
+from app.analytics.spark import DAY_MS, SparkOptions, SparkSetupError, Stopwatch, Window, format_table, spark_session
 from app.ranking import evaluation
 from app.ranking.evaluation import Scores, Split, Verdict
 from app.ranking.features import FEATURE_VERSION, FEATURES
 from app.ranking.model import ARTIFACT_CONTENT_TYPE, artifact_key, encode_artifact, sha256
 from app.ranking.training import (
-    DAY_MS,
-    Window,
     formula_scores,
     label_impressions,
     model_scorer,
@@ -43,28 +43,14 @@ DEFAULT_DAYS = 7
 EXIT_NOT_PROMOTED = 3
 
 
-class UsageError(Exception):
-    """Bad command-line input: one line on stderr, exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = cli.OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--promote", type=int, metavar="VERSION", help="serve this recorded version (a roll back)")
     mode.add_argument("--deactivate", action="store_true", help="serve no model: the feed goes back to the formula")
     mode.add_argument("--list", action="store_true", help="the newest recorded models and which one serves")
-    parser.add_argument("--master", default=LOCAL_MASTER, help=f"Spark master (default {LOCAL_MASTER}; spark://host:7077"
-                                                                " for a cluster)")
-    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting")
-    parser.add_argument("--from", dest="first", metavar="YYYY-MM-DD", help="first UTC day of the window")
-    parser.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last UTC day of the window (inclusive)")
-    parser.add_argument("--days", type=int, help=f"the window: this many days ending today (default {DEFAULT_DAYS})")
+    cli.add_spark_options(parser)
+    cli.add_window_options(parser, DEFAULT_DAYS)
     parser.add_argument("--holdout-days", type=int, help="hold out the window's last N whole days")
     parser.add_argument("--holdout-fraction", type=float, default=0.2,
                         help="otherwise hold out this latest share of the queries by serving time (default 0.2)")
@@ -87,26 +73,10 @@ class TrainArgs:
     spark: SparkOptions
 
 
-def _day(text: str, flag: str) -> int:
-    try:
-        return (date.fromisoformat(text) - date(1970, 1, 1)).days
-    except ValueError:
-        raise UsageError(f"{flag} {text!r} is not a date (YYYY-MM-DD)") from None
-
-
 def training_args(args: argparse.Namespace, today: int) -> TrainArgs:
     """The validated options of a training run; UsageError names the first bad one."""
-    if args.days is not None and (args.first or args.last):
-        raise UsageError("--days cannot be combined with --from/--to")
-    if args.days is not None and args.days < 1:
-        raise UsageError("--days must be at least 1")
-    last = _day(args.last, "--to") if args.last else today
-    first = _day(args.first, "--from") if args.first else last - (args.days or DEFAULT_DAYS) + 1
-    if first > last:
-        raise UsageError("--from is after --to")
-    if last > today:
-        raise UsageError("--to is in the future")
-    span = last - first + 1
+    window = cli.window_of(args, today, DEFAULT_DAYS)
+    span = window.last_day - window.first_day + 1
     if args.holdout_days is not None and not 1 <= args.holdout_days < span:
         raise UsageError(f"--holdout-days must be between 1 and {span - 1} (the window has {span} days)")
     if not 0.0 < args.holdout_fraction < 1.0:
@@ -115,14 +85,8 @@ def training_args(args: argparse.Namespace, today: int) -> TrainArgs:
         raise UsageError("--min-queries must be at least 1")
     if args.min_gain < 0:
         raise UsageError("--min-gain cannot be negative (a model worse than the formula is never promoted)")
-    conf = []
-    for item in args.conf:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--conf {item!r} is not KEY=VALUE")
-        conf.append((key.strip(), value))
-    return TrainArgs(Window(first, last), args.holdout_days, args.holdout_fraction, args.min_queries, args.min_gain,
-                     args.dry_run, SparkOptions(args.master, PROG, tuple(conf)))
+    return TrainArgs(window, args.holdout_days, args.holdout_fraction, args.min_queries, args.min_gain,
+                     args.dry_run, cli.spark_options(args, PROG))
 
 
 @dataclass
@@ -173,8 +137,8 @@ def train(settings: Settings, run: TrainArgs, version: int, spark: Any = None) -
     finally:
         if own_session:
             spark.stop()
-    print(f"read {read[0]:,} impressions and {read[1]:,} engagements of days {_date(run.window.first_day)} .. "
-          f"{_date(run.window.last_day)}")
+    print(f"read {read[0]:,} impressions and {read[1]:,} engagements of days {cli.day_text(run.window.first_day)} .. "
+          f"{cli.day_text(run.window.last_day)}")
     queries = queries_of(rows)
     if run.holdout_days is not None:
         split = evaluation.split_by_days(queries, (run.window.last_day + 1 - run.holdout_days) * DAY_MS)
@@ -282,15 +246,6 @@ async def list_models(settings: Settings) -> str:
     return format_table(["version", "active", "NDCG@10", "formula", "queries", "verdict"], rows)
 
 
-def _today() -> int:
-    """Today's UTC day number (days since 1970-01-01)."""
-    return datetime.now(UTC).date().toordinal() - date(1970, 1, 1).toordinal()
-
-
-def _date(day: int) -> str:
-    return (date(1970, 1, 1) + timedelta(days=day)).isoformat()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -304,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             print(asyncio.run(list_models(settings)))
             return 0
-        run = training_args(args, _today())
+        run = training_args(args, cli.today())
     except (UsageError, ValueError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

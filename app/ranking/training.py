@@ -10,13 +10,12 @@ result, one row per impression, is collected to the driver; LightGBM trains ther
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from app.analytics.spark import Window, read_table
 from app.ranking.evaluation import Query
 from app.ranking.features import FEATURE_VERSION, FEATURES
 
-DAY_MS = 86_400_000
 GRADES = {"comment": 3, "like": 2, "open": 1}  # the label of an impression: its best engagement
 
 # Small trees, fixed seed, two threads: the same data trains the same model (and the CPU stays modest)
@@ -39,36 +38,10 @@ MODEL_PARAMS: dict[str, Any] = {
 BOOST_ROUNDS = 150
 
 
-@dataclass(frozen=True)
-class Window:
-    """Impressions served in [from_ms, to_ms): whole UTC days `first_day` .. `last_day`."""
-
-    first_day: int
-    last_day: int
-
-    @property
-    def from_ms(self) -> int:
-        return self.first_day * DAY_MS
-
-    @property
-    def to_ms(self) -> int:
-        return (self.last_day + 1) * DAY_MS
-
-    def impression_days(self) -> list[int]:
-        return list(range(self.first_day, self.last_day + 1))
-
-    def engagement_days(self, label_window_s: int) -> list[int]:
-        """The days an engagement labelling one of the window's impressions can fall on."""
-        extra = -(-label_window_s * 1000 // DAY_MS)  # the window reaches this many days past the last one
-        return list(range(self.first_day, self.last_day + extra + 1))
-
-
 def read_log(spark: Any, settings: Any, window: Window) -> tuple[Any, Any]:
     """The window's impressions of FEATURE_VERSION and the engagements that can label them, as DataFrames
     (only the window's day x shard partitions are read)."""
     from pyspark.sql import functions as F
-
-    from app.analytics.spark import read_table
 
     impressions = (
         read_table(spark, settings, "feed_impressions", days=window.impression_days())

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from app.analytics.spark import SparkOptions, spark_session
+from app.analytics.spark import DAY_MS, SparkOptions, Window, spark_session
 from app.ids import first_id_at
 from app.media.store import make_media_store
 from app.ranking.evaluation import K
 from app.ranking.features import FEATURE_VERSION, extract
 from app.ranking.model import decode_artifact
 from app.ranking.train import MODEL_NAME, TrainArgs, run_training
-from app.ranking.training import DAY_MS, Window, label_impressions, read_log
+from app.ranking.training import label_impressions, read_log
 from app.storage.feed_cache import Candidate
 
 pytestmark = pytest.mark.integration

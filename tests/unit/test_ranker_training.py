@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.analytics.spark import SparkOptions, SparkSetupError, format_table, session_conf
+from app.analytics import cli
+from app.analytics.spark import DAY_MS, SparkOptions, SparkSetupError, Window, format_table, session_conf
 from app.ranking import train as train_cli
 from app.ranking.evaluation import (
     Query,
@@ -23,7 +24,7 @@ from app.ranking.evaluation import (
     split_by_fraction,
 )
 from app.ranking.features import FEATURES
-from app.ranking.training import DAY_MS, Window, queries_of
+from app.ranking.training import queries_of
 from app.settings import Settings
 
 TODAY = 20_794  # 2026-12-07
@@ -136,7 +137,7 @@ class TestCommandLine:
     ])
     def test_bad_input_is_one_line_and_exit_2(self, argv, message, capsys, monkeypatch):
         monkeypatch.setattr(train_cli, "run_training", lambda *a: pytest.fail("trained on bad input"))
-        monkeypatch.setattr(train_cli, "_today", lambda: TODAY)
+        monkeypatch.setattr(cli, "today", lambda: TODAY)
         assert train_cli.main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("photos-train-ranker: error: ") and message in err
