@@ -80,7 +80,7 @@ def session_conf(settings: Settings, options: SparkOptions, jars: Sequence[str])
     """Every setting the session is built with (pure: the tests read it)."""
     spark_dir = Path(settings.stack_dir) / "spark"
     conf = {
-        "spark.jars": ",".join(jars),
+        **({"spark.jars": ",".join(jars)} if jars else {}),
         "spark.local.dir": str(spark_dir / "tmp"),
         "spark.sql.warehouse.dir": str(spark_dir / "warehouse"),
         "spark.ui.enabled": "false",
@@ -100,7 +100,9 @@ def spark_session(settings: Settings, options: SparkOptions = SparkOptions()) ->
     """A SparkSession on this deployment's Cassandra (blocking, ~4 s locally: never call it on an event loop)."""
     from pyspark.sql import SparkSession
 
-    jars = connector_jars(settings)
+    given = dict(options.conf)
+    # jars named by --conf (the connector's coordinates in spark.jars.packages, or jar paths): no fetch here
+    jars = [] if "spark.jars" in given or "spark.jars.packages" in given else connector_jars(settings)
     if options.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the driver's JVM binds loopback only
     if "JAVA_HOME" not in os.environ and Path(settings.java_home).is_dir():

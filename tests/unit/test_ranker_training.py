@@ -194,6 +194,7 @@ class TestSparkSettings:
         conf = session_conf(Settings(), SparkOptions("spark://h:7077", "x", (("spark.sql.shuffle.partitions", "64"),)),
                             [])
         assert "spark.driver.host" not in conf and conf["spark.sql.shuffle.partitions"] == "64"
+        assert "spark.jars" not in conf  # none fetched: the jars come from spark.jars.packages, say
         assert "spark.cassandra.auth.username" not in conf
 
     def test_pem_tls_files_are_refused_with_what_to_do(self):
