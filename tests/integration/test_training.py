@@ -227,3 +227,39 @@ async def test_the_gate_refuses_a_model_trained_on_random_labels(spark, migrated
     assert record.metrics["model_ndcg10"] - record.metrics["formula_ndcg10"] <= MARGIN
     assert await storage.ranker_models.active(MODEL_NAME) == before
     assert "recorded, not promoted" in out
+
+
+async def test_a_roll_back_deactivates_and_promotes_a_recorded_version(migrated, storage, capsys):
+    from datetime import UTC, datetime
+
+    from app.ranking import train as train_cli
+    from app.ranking.features import FEATURES
+    from app.ranking.model import ARTIFACT_CONTENT_TYPE, artifact_key, sha256
+    from app.storage.ranker_models import ModelRecord
+
+    version = 19990101000000 + random.randrange(10**6)  # older than every real run: never the newest
+    store = make_media_store(migrated)
+    try:
+        await store.put(artifact_key(MODEL_NAME, version), b"{}", ARTIFACT_CONTENT_TYPE)
+    finally:
+        await store.close()
+    await storage.ranker_models.record(ModelRecord(
+        MODEL_NAME, version, datetime.now(UTC), artifact_key(MODEL_NAME, version), sha256(b"{}"), FEATURE_VERSION,
+        FEATURES, 0, 1, 2, {"model_ndcg10": 0.5}, False, "not better: made by the test"))
+
+    async def cli(*argv: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(train_cli.main, list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    assert (await cli("--deactivate"))[0] == 0
+    assert await storage.ranker_models.active(MODEL_NAME) is None
+    code, out, _ = await cli("--promote", str(version))
+    assert code == 0 and f"{MODEL_NAME}-{version} promoted" in out
+    assert (await storage.ranker_models.active(MODEL_NAME)).version == version
+    assert (await storage.ranker_models.get(MODEL_NAME, version)).promoted
+    code, _, err = await cli("--promote", "19980101000000")
+    assert code == 2 and err.count("\n") == 1 and "no recorded model" in err
+    code, out, _ = await cli("--list")
+    assert code == 0 and out.startswith("version")
+    assert (await cli("--deactivate"))[0] == 0  # the test lane serves no model afterwards
