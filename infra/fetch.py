@@ -39,8 +39,20 @@ DEPENDENCY_TEMPLATE = """\
     <dependency>
       <groupId>{group}</groupId>
       <artifactId>{artifact}</artifactId>
-      <version>{version}</version>
+      <version>{version}</version>{exclusions}
     </dependency>"""
+
+EXCLUSION_TEMPLATE = """
+        <exclusion>
+          <groupId>{group}</groupId>
+          <artifactId>*</artifactId>
+        </exclusion>"""
+
+# What pyspark's own jars already hold: the Spark Cassandra connector's dependencies of these groups would
+# put a second Scala library, slf4j binding or commons jar on Spark's class path
+PYSPARK_SHIPS = ("org.scala-lang", "org.scala-lang.modules", "org.slf4j", "io.dropwizard.metrics",
+                 "org.apache.commons", "com.thoughtworks.paranamer")
+SPARK_CASSANDRA_CONNECTOR = ("com.datastax.spark", "spark-cassandra-connector_2.12", "3.5.1")
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,8 @@ class JarBundle:
     version: str
     artifacts: tuple[tuple[str, str, str], ...]  # (groupId, artifactId, version)
     cache_dir: Path
+    # transitive dependencies of these groups are left out (what the program that loads the jars already has)
+    exclude_groups: tuple[str, ...] = ()
 
     @property
     def home(self) -> Path:
@@ -65,8 +79,11 @@ class JarBundle:
         return self.home / "complete.stamp"
 
     def pom(self) -> str:
+        exclusions = "".join(EXCLUSION_TEMPLATE.format(group=group) for group in self.exclude_groups)
+        if exclusions:
+            exclusions = f"\n      <exclusions>{exclusions}\n      </exclusions>"
         dependencies = "\n".join(
-            DEPENDENCY_TEMPLATE.format(group=group, artifact=artifact, version=version)
+            DEPENDENCY_TEMPLATE.format(group=group, artifact=artifact, version=version, exclusions=exclusions)
             for group, artifact, version in self.artifacts
         )
         return POM_TEMPLATE.format(name=self.name, version=self.version, dependencies=dependencies)
@@ -131,6 +148,18 @@ def kafka_tools_jars(settings: Settings) -> JarBundle:
         version=settings.kafka_version,
         artifacts=(("org.apache.kafka", "kafka-tools", settings.kafka_version),),
         cache_dir=Path(settings.cache_dir),
+    )
+
+
+def spark_cassandra_jars(settings: Settings) -> JarBundle:
+    """The Spark Cassandra connector and what it needs beyond pyspark's own jars (app/analytics/spark.py)."""
+    group, artifact, version = SPARK_CASSANDRA_CONNECTOR
+    return JarBundle(
+        name="spark-cassandra-connector",
+        version=version,
+        artifacts=((group, artifact, version),),
+        cache_dir=Path(settings.cache_dir),
+        exclude_groups=PYSPARK_SHIPS,
     )
 
 

@@ -1,0 +1,1 @@
+"""Spark over the Cassandra tables, for data engineers and the ranking job's training set (docs/analytics.md)."""
