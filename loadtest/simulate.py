@@ -42,8 +42,9 @@ PASSWORD = "photos-simulate-password"  # every simulated account's
 PAGE_SIZE = 10
 IMAGE_SIZE = (160, 120)
 FOLLOW_WAIT_S = 60.0  # for the follower counts to show every follow
-ARRIVAL_WAIT_S = 30.0  # for a round's posts to reach their readers' feeds
+ARRIVAL_WAIT_S = 15.0  # for a round's posts to reach their readers' feeds
 POLL_S = 0.2
+IMPRESSIONS_WAIT_S = 5.0  # for the API's impression counter to count the last pages
 RATE_LIMIT_ATTEMPTS = 60  # a request answered 429 is retried after Retry-After this many times
 UNAVAILABLE_ATTEMPTS = 10  # 503 and 409 idempotency_key_in_use, after Retry-After
 NETWORK_ATTEMPTS = 5  # no answer: retried after 0.5, 1, 2, 4 s
@@ -192,7 +193,8 @@ class Account:
 @dataclass
 class Counts:
     pages: int = 0
-    pages_by_ranker: Counter = field(default_factory=Counter)  # X-Feed-Ranker ("none": the header was absent)
+    # X-Feed-Ranker; "none": absent, the page was served newest first (no candidate set in time, Redis away)
+    pages_by_ranker: Counter = field(default_factory=Counter)
     pages_by_cache: Counter = field(default_factory=Counter)  # X-Feed-Cache
     second_pages: int = 0
     shown: int = 0  # items served on the pages read
@@ -216,6 +218,7 @@ class Simulation:
         self.post_index: dict[str, int] = {}
         self.published_ms: dict[int, int] = {}
         self.liked: set[tuple[int, int]] = set()
+        self.opened: set[tuple[int, int]] = set()
         self.commented: set[tuple[int, int]] = set()
         self.counts = Counts()
         self.served: list[dict] = []  # one record per page read
@@ -237,14 +240,14 @@ class Simulation:
         await self._each(self.authors + self.readers, one)
 
     async def follow(self) -> None:
-        pairs = [(r, a) for r in self.world.readers for a in r.follows]
+        async def one(reader: truth.Reader) -> None:
+            # one at a time: a reader's follows update one conditional count (app/storage/follows.py), and
+            # concurrent ones contend for it (CAS timeouts, 503)
+            for a in reader.follows:
+                await self.api.expect(204, "PUT", f"/v1/users/{self.authors[a].user_id}/follow",
+                                      "PUT /v1/users/{user_id}/follow", token=self.readers[reader.index].token)
 
-        async def one(pair) -> None:
-            reader, author = self.readers[pair[0].index], self.authors[pair[1]]
-            await self.api.expect(204, "PUT", f"/v1/users/{author.user_id}/follow", "PUT /v1/users/{user_id}/follow",
-                                  token=reader.token)
-
-        await self._each(pairs, one)
+        await self._each(self.world.readers, one)
         # the follower counts are kept by the stream workers: once they show every follow, fan-out sees them too
         expected = {a: len(f) for a, f in enumerate(self.world.followers)}
 
@@ -254,10 +257,13 @@ class Simulation:
                                          token=author.token)
             return user.body["follower_count"] >= expected[a]
 
-        # meanwhile one chronological read per reader (no snapshot, no impression), so fan-out pushes to them
-        await asyncio.gather(self._poll(list(expected), settled, FOLLOW_WAIT_S, "follower counts"), self.activate())
+        await self._poll(list(expected), settled, FOLLOW_WAIT_S, "follower counts")
 
     async def activate(self) -> None:
+        """One chronological read per reader (no snapshot, no impression), once the follows are in: fan-out
+        pushes to them from now on, and the read builds their candidate set, so the first ranked read finds
+        it (a follow landing later marks the set due, and a ranked read whose refill takes over
+        PHOTOS_FEED_REBUILD_WAIT_MS is served newest first, unranked, without X-Feed-Ranker)."""
         async def one(reader: Account) -> None:
             await self.api.expect(200, "GET", "/v1/feed", "GET /v1/feed", token=reader.token,
                                   params={"order": "chronological", "limit": "1"})
@@ -369,7 +375,8 @@ class Simulation:
             await self.api.expect(200, "PUT", f"/v1/posts/{post_id}/like", "PUT /v1/posts/{post_id}/like",
                                   token=account.token)
             self.counts.likes += 1
-        if outcome.open:
+        if outcome.open and (reader, post) not in self.opened:
+            self.opened.add((reader, post))
             await self.api.expect(200, "GET", f"/v1/posts/{post_id}/comments", "GET /v1/posts/{post_id}/comments",
                                   token=account.token, params={"limit": "20"})
             self.counts.opens += 1
@@ -384,6 +391,7 @@ class Simulation:
     async def run(self) -> None:
         await self._timed("register", self.register())
         await self._timed("follow", self.follow())
+        await self._timed("activate", self.activate())
         for round_ in range(self.world.params.rounds):
             posts = await self._timed("publish", self.publish(round_))
             await self._timed("arrival", self.await_arrival(posts))
@@ -481,9 +489,17 @@ async def run(args: argparse.Namespace) -> dict:
         logged_before = await impressions_logged(session, metrics_url)
         simulation = Simulation(world, Api(session, host, args.concurrency, stats), args.page_size, tag)
         await simulation.run()
-        logged_after = await impressions_logged(session, metrics_url)
-    elapsed = time.perf_counter() - started
-    logged = None if logged_before is None or logged_after is None else int(logged_after - logged_before)
+        elapsed = time.perf_counter() - started
+        logged = None
+        if logged_before is not None:  # impressions are published off the request: a moment to catch up
+            ranked = sum(1 for record in simulation.served if record["items"] and record["ranker"] != "none")
+            deadline = time.monotonic() + IMPRESSIONS_WAIT_S
+            while True:
+                logged_after = await impressions_logged(session, metrics_url)
+                logged = None if logged_after is None else int(logged_after - logged_before)
+                if logged is None or logged >= ranked or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(POLL_S)
     summary = make_summary(simulation, stats, elapsed, logged)
     (out / "truth.json").write_text(json.dumps(simulation.truth_json(), indent=1))
     with (out / "served.jsonl").open("w") as file:
@@ -496,13 +512,13 @@ async def run(args: argparse.Namespace) -> dict:
 
 def make_summary(sim: Simulation, stats: Stats, elapsed: float, logged: int | None) -> dict:
     c = sim.counts
-    pages_with_items = sum(1 for record in sim.served if record["items"])
+    pages_with_items = sum(1 for record in sim.served if record["items"] and record["ranker"] != "none")
     return {
         "run_tag": sim.tag, "seed": sim.world.params.seed,
         "accounts": len(sim.authors) + len(sim.readers), "authors": len(sim.authors), "readers": len(sim.readers),
         "follows": sum(len(r.follows) for r in sim.world.readers), "posts": len(sim.post_ids),
         "late_posts": c.late_posts, "rounds": sim.world.params.rounds,
-        "pages": c.pages, "second_pages": c.second_pages, "pages_with_items": pages_with_items,
+        "pages": c.pages, "second_pages": c.second_pages, "ranked_pages_with_items": pages_with_items,
         "pages_by_ranker": dict(c.pages_by_ranker), "pages_by_cache": dict(c.pages_by_cache),
         "impressions_logged": logged, "shown": c.shown, "foreign": c.foreign, "examined": c.examined,
         "likes": c.likes, "opens": c.opens, "comments": c.comments,
@@ -522,16 +538,17 @@ def print_summary(s: dict, out: Path) -> None:
 
     line("accounts", f"{s['accounts']} ({s['authors']} authors, {s['readers']} readers), {s['follows']} follows")
     line("posts", f"{s['posts']}" + (f" ({s['late_posts']} late in their followers' feeds)" if s["late_posts"] else ""))
-    line("feed pages read", f"{s['pages']} ({s['second_pages']} second pages), {s['pages_with_items']} with items")
+    ranked = s["ranked_pages_with_items"]
+    line("feed pages read", f"{s['pages']} ({s['second_pages']} second pages), {ranked} ranked with items")
     line("  by X-Feed-Ranker", ", ".join(f"{k} {v}" for k, v in sorted(s["pages_by_ranker"].items())) or "-")
     line("  by X-Feed-Cache", ", ".join(f"{k} {v}" for k, v in sorted(s["pages_by_cache"].items())) or "-")
     if s["impressions_logged"] is None:
         line("impressions logged", "unknown (no --metrics-url): the API must run with"
                                    " PHOTOS_RANKING_IMPRESSION_SAMPLE=1")
     else:
-        note = "" if s["impressions_logged"] >= s["pages_with_items"] else (
+        note = "" if s["impressions_logged"] >= ranked else (
             "  WARNING: fewer than the pages read; is PHOTOS_RANKING_IMPRESSION_SAMPLE=1?")
-        line("impressions logged", f"{s['impressions_logged']} pages of {s['pages_with_items']}{note}")
+        line("impressions logged", f"{s['impressions_logged']} pages of {ranked}{note}")
     line("items shown", f"{s['shown']}, examined {s['examined']}" + (f", {s['foreign']} not this run's"
                                                                      if s["foreign"] else ""))
     line("engagement", f"{s['likes']} likes, {s['opens']} comment opens, {s['comments']} comments")

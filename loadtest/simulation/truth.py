@@ -14,7 +14,8 @@ the ranked feed showed them. Pure: no I/O, no clock; docs/simulation.md document
 
   then likes it with probability sigmoid(INTERCEPTS["like"] + interest), comments with
   sigmoid(INTERCEPTS["comment"] + interest) and opens its comments with sigmoid(INTERCEPTS["open"] + interest)
-  (a comment is written after opening them, so a comment implies an open).
+  (a comment is written after opening them, so a comment implies an open). The run (loadtest/simulate.py)
+  takes each action at most once per (reader, post): a later draw of an action already taken sends nothing.
 
 Popularity has no causal role: nothing a post's like or comment count says enters a decision (`respond` takes
 no count). Each decision draws from a generator of its own, seeded by (seed, reader, round, post), so the same

@@ -26,6 +26,9 @@ pytestmark = pytest.mark.e2e
 SIM_ENV = isolated_env(
     "sim", PHOTOS_FEED_CELEBRITY_FOLLOWERS="1000000", PHOTOS_FEED_RANK_WINDOW="100",
     PHOTOS_RANKING_IMPRESSION_SAMPLE="1",
+    # a push whose merge into a candidate set timed out (Redis, on a loaded machine) shows after the next
+    # refill: within seconds, not the default 5 minutes, which is longer than the run
+    PHOTOS_FEED_REFILL_AFTER_S="5",
 )
 TINY = ["--authors", "6", "--posts-per-author", "3", "--readers", "24", "--rounds", "4", "--seed", "7",
         "--page-size", "5"]
@@ -70,7 +73,10 @@ async def test_a_tiny_simulation_engages_through_the_api(sim_api, http, account,
 
     assert elapsed < TINY_BUDGET_S, summary["timings_s"]
     assert summary["accounts"] == 30 and summary["posts"] == 18 and summary["late_posts"] == 0
-    assert summary["pages"] > 0 and summary["pages_by_ranker"] == {"formula": summary["pages"]}
+    # ranked by the formula (no model is promoted); a page is served unranked only when the reader's candidate
+    # set was not there in time (a slow refill on a loaded machine): rare, or the run's setup is wrong
+    assert set(summary["pages_by_ranker"]) <= {"formula", "none"}
+    assert summary["pages_by_ranker"]["formula"] >= 0.9 * summary["pages"] > 0
     assert summary["foreign"] == 0 and summary["server_errors"] == 0
     assert summary["likes"] > summary["comments"] > 0 and summary["opens"] >= summary["comments"]
 
@@ -80,6 +86,8 @@ async def test_a_tiny_simulation_engages_through_the_api(sim_api, http, account,
     assert all(p["post_id"] for p in truth["posts"]) and all(r["user_id"] for r in truth["readers"])
     likes, comments = expected_counts(served)
     assert sum(likes.values()) == summary["likes"] and sum(comments.values()) == summary["comments"]
+    opened = {(r["reader"], item[0]) for r in served for item in r["items"] if item[2] and item[4]}
+    assert len(opened) == summary["opens"]
 
     # every engagement the run reports is in the posts' counts, as the stream workers keep them
     post_ids = {p["index"]: p["post_id"] for p in truth["posts"]}
@@ -91,4 +99,4 @@ async def test_a_tiny_simulation_engages_through_the_api(sim_api, http, account,
     # every page with items was logged as impressions (published off the request, so polled)
     async with aiohttp.ClientSession() as plain:
         await eventually(lambda: simulate.impressions_logged(plain, metrics_url(sim_api)),
-                         lambda logged: logged is not None and logged >= summary["pages_with_items"], timeout=15)
+                         lambda logged: logged is not None and logged >= summary["ranked_pages_with_items"], timeout=15)
