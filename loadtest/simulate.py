@@ -216,7 +216,6 @@ class Simulation:
         self.readers = [Account(f"sim{tag}_r{r}") for r in range(len(world.readers))]
         self.post_ids: dict[int, str] = {}  # post index -> id
         self.post_index: dict[str, int] = {}
-        self.published_ms: dict[int, int] = {}
         self.liked: set[tuple[int, int]] = set()
         self.opened: set[tuple[int, int]] = set()
         self.commented: set[tuple[int, int]] = set()
@@ -233,7 +232,10 @@ class Simulation:
     async def register(self) -> None:
         async def one(account: Account) -> None:
             credentials = {"username": account.username, "password": PASSWORD}
-            await self.api.expect(201, "POST", "/v1/accounts", "POST /v1/accounts", json_body=credentials)
+            made = await self.api.call("POST", "/v1/accounts", "POST /v1/accounts", json_body=credentials)
+            # 409: a retry after a lost answer found the account made (the run's names are its own)
+            if made.status not in (201, 409):
+                raise RunFailed(f"POST /v1/accounts: expected 201, got {made.status} {_error_text(made)}")
             session = await self.api.expect(201, "POST", "/v1/sessions", "POST /v1/sessions", json_body=credentials)
             account.user_id, account.token = session.body["user"]["id"], session.body["token"]
 
@@ -284,8 +286,13 @@ class Simulation:
         return pending
 
     # --- posts ---
+    def _topic(self, author: int) -> int:
+        """The author's main topic: it colours their images and tags their captions."""
+        topics = self.world.authors[author].topics
+        return max(range(len(topics)), key=topics.__getitem__)
+
     def _image(self, author: int) -> bytes:
-        topic = max(range(len(self.world.authors[author].topics)), key=self.world.authors[author].topics.__getitem__)
+        topic = self._topic(author)
         if topic not in self._images:
             self._images[topic] = striped_jpeg(*IMAGE_SIZE, colour=TOPIC_COLOURS[topic % len(TOPIC_COLOURS)])
         return self._images[topic]
@@ -296,8 +303,7 @@ class Simulation:
         async def one(post: truth.Post) -> None:
             author = self.authors[post.author]
             image = self._image(post.author)
-            topic = max(range(len(self.world.authors[post.author].topics)),
-                        key=self.world.authors[post.author].topics.__getitem__)
+            topic = self._topic(post.author)
 
             def form() -> aiohttp.FormData:
                 data = aiohttp.FormData()

@@ -130,3 +130,29 @@ def test_bad_arguments_are_one_line_and_exit_2(capsys):
     assert simulate.main(["--page-size", "500"]) == 2
     assert simulate.main(["--host", "http://127.0.0.1:9", "--out", "/dev/null/x"]) == 2
     assert "cannot write to --out" in capsys.readouterr().err
+
+
+async def test_the_client_waits_out_429_and_503_as_retry_after_says():
+    """Api.call against a stand-in server: a 429 and a 503 are retried after their Retry-After, then the answer."""
+    from aiohttp import ClientSession, web
+    from aiohttp.test_utils import TestServer
+
+    answers = [(429, "0.2"), (503, "0.1"), (200, None)]
+
+    async def handler(request: web.Request) -> web.Response:
+        status, retry_after = answers.pop(0)
+        return web.json_response({"ok": status == 200}, status=status,
+                                 headers={"Retry-After": retry_after} if retry_after else {})
+
+    app = web.Application()
+    app.router.add_get("/v1/feed", handler)
+    async with TestServer(app) as server, ClientSession() as session:
+        stats = simulate.Stats()
+        api = simulate.Api(session, str(server.make_url("")), 2, stats)
+        started = asyncio.get_running_loop().time()
+        answer = await api.call("GET", "/v1/feed", "GET /v1/feed")
+        elapsed = asyncio.get_running_loop().time() - started
+    assert answer.status == 200 and answer.body == {"ok": True} and not answers
+    assert elapsed >= 0.3 and dict(stats.waited_s) == {429: 0.2, 503: 0.1}
+    assert stats.statuses == {429: 1, 503: 1, 200: 1} and stats.errors_by_route == {("GET /v1/feed", 429): 1,
+                                                                                 ("GET /v1/feed", 503): 1}
