@@ -263,9 +263,10 @@ class Simulation:
 
     async def activate(self) -> None:
         """One chronological read per reader (no snapshot, no impression), once the follows are in: fan-out
-        pushes to them from now on, and the read builds their candidate set, so the first ranked read finds
-        it (a follow landing later marks the set due, and a ranked read whose refill takes over
-        PHOTOS_FEED_REBUILD_WAIT_MS is served newest first, unranked, without X-Feed-Ranker)."""
+        pushes to them from now on, and the read (re)builds their candidate set, so the first ranked read finds
+        it. The follow worker marks a set due after it saved the counts the run waits for, so this runs again
+        before the first reads: a ranked read of a due set whose refill takes over PHOTOS_FEED_REBUILD_WAIT_MS
+        is served newest first, unranked, without X-Feed-Ranker."""
         async def one(reader: Account) -> None:
             await self.api.expect(200, "GET", "/v1/feed", "GET /v1/feed", token=reader.token,
                                   params={"order": "chronological", "limit": "1"})
@@ -401,6 +402,8 @@ class Simulation:
         for round_ in range(self.world.params.rounds):
             posts = await self._timed("publish", self.publish(round_))
             await self._timed("arrival", self.await_arrival(posts))
+            if round_ == 0:  # again: the follow worker marks the sets due a moment after the counts show
+                await self._timed("activate", self.activate())
             await self._timed("read", self._each(range(len(self.readers)), lambda r, n=round_: self.read(r, n)))
 
     async def _timed(self, phase: str, work):
