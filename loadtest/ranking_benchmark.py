@@ -1,8 +1,9 @@
 """What does ranking a feed with the learned model cost? The target: 100 candidates in <= 2 ms at p99.
 
-    .venv/bin/python -m loadtest.ranking_benchmark [--iterations 5000] [--rounds 200] [--leaves 31]
+    .venv/bin/python -m loadtest.ranking_benchmark [--iterations 5000] [--rounds 150] [--leaves 15]
 
-A realistic-size LambdaRank model (`--rounds` trees of `--leaves` leaves over the 9 FEATURES) is trained
+A LambdaRank model of the size photos-train-ranker trains (its BOOST_ROUNDS trees of its MODEL_PARAMS'
+num_leaves leaves over the 9 FEATURES; `--rounds` and `--leaves` for a bigger one) is trained
 here on synthetic impressions, written as an artifact and loaded as the API loads it (decode_artifact).
 Then, on this thread only, after a warm-up, `FeedRankers.rank` of a 100-candidate pool is timed
 `--iterations` times: feature extraction + predict + sort, exactly what a first page pays. The formula
@@ -28,6 +29,7 @@ from app.ids import first_id_at
 from app.ranking.features import FEATURE_VERSION, FEATURES, extract, matrix
 from app.ranking.model import decode_artifact, encode_artifact, sha256
 from app.ranking.serving import FORMULA, FeedRankers
+from app.ranking.training import BOOST_ROUNDS, MODEL_PARAMS
 
 TARGET_P99_MS = 2.0
 CANDIDATES = 100
@@ -64,8 +66,7 @@ def train(rng: random.Random, rounds: int, leaves: int) -> tuple[lightgbm.Booste
             utility = 1.5 * np.log1p(likes) + 2 * np.log1p(comments) + 1.2 * interactions - age / 24 + rng.gauss(0, 1)
             labels.append(min(3, max(0, int(utility))))
             rows.append(row)
-    params = {"objective": "lambdarank", "num_leaves": leaves, "learning_rate": 0.05, "min_data_in_leaf": 20,
-              "num_threads": 1, "verbose": -1, "seed": 7}
+    params = {**MODEL_PARAMS, "num_leaves": leaves, "num_threads": 1}
     data = lightgbm.Dataset(np.asarray(rows), label=np.asarray(labels), group=[CANDIDATES] * 300)
     started = time.perf_counter()
     booster = lightgbm.train(params, data, num_boost_round=rounds)
@@ -104,8 +105,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--iterations", type=int, default=5000)
     parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--leaves", type=int, default=31)
+    parser.add_argument("--rounds", type=int, default=BOOST_ROUNDS)
+    parser.add_argument("--leaves", type=int, default=MODEL_PARAMS["num_leaves"])
     args = parser.parse_args()
 
     rng = random.Random(17)
