@@ -7,6 +7,7 @@ rankers on the same held-out queries, so the model and the formula are judged on
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,17 @@ class Query:
     post_ids: tuple[int, ...]  # in logged order (position)
     features: tuple[tuple[float, ...], ...]
     labels: tuple[int, ...]
+    # per post, the (at_ms, grade) of the engagements that labelled it (empty when not known)
+    acts: tuple[tuple[tuple[int, int], ...], ...] = ()
+
+    def labelled_before(self, cutoff_ms: int) -> Query:
+        """The query labelled only by engagements made before `cutoff_ms`: a training query must not learn
+        from what readers did once the held-out part had begun (a like in the held-out hours of a post
+        shown earlier is a held-out interaction)."""
+        if not self.acts:
+            return self
+        labels = tuple(max((grade for at, grade in acts if at < cutoff_ms), default=0) for acts in self.acts)
+        return dataclasses.replace(self, labels=labels)
 
     @property
     def positives(self) -> int:
@@ -84,9 +96,11 @@ class Split:
 
 
 def split_by_days(queries: Sequence[Query], holdout_from_ms: int) -> Split:
-    """Queries served from `holdout_from_ms` on (the last whole days of the window) are held out."""
+    """Queries served from `holdout_from_ms` on (the last whole days of the window) are held out. The training
+    queries keep only the labels of engagements made before it, so every interaction of the held-out part is
+    used to judge the model, none to train it."""
     ordered = sorted(queries, key=_serving_order)
-    return Split([q for q in ordered if q.served_ms < holdout_from_ms],
+    return Split([q.labelled_before(holdout_from_ms) for q in ordered if q.served_ms < holdout_from_ms],
                  [q for q in ordered if q.served_ms >= holdout_from_ms], holdout_from_ms)
 
 

@@ -57,7 +57,9 @@ def read_log(spark: Any, settings: Any, window: Window) -> tuple[Any, Any]:
 
 
 def label_impressions(impressions: Any, engagements: Any, label_window_ms: int) -> Any:
-    """One row per impression: reader_id, request_id, post_id, position, served_ms, features, label."""
+    """One row per impression: reader_id, request_id, post_id, position, served_ms, features, label, and `acts`:
+    the (at_ms, grade) of every engagement within its window, so the training side of a split can count only
+    the engagements made before the held-out part starts (Query.labelled_before)."""
     from pyspark.sql import Window as SparkWindow
     from pyspark.sql import functions as F
 
@@ -78,6 +80,7 @@ def label_impressions(impressions: Any, engagements: Any, label_window_ms: int) 
     return joined.groupBy("reader_id", "request_id", "post_id").agg(
         F.first("position").alias("position"), F.first("served_ms").alias("served_ms"),
         F.first("features").alias("features"), F.coalesce(F.max("grade"), F.lit(0)).alias("label"),
+        F.collect_list(F.when(F.col("at_ms").isNotNull(), F.struct("at_ms", "grade"))).alias("acts"),
     )
 
 
@@ -96,6 +99,8 @@ def queries_of(rows: Sequence[Any]) -> list[Query]:
             post_ids=tuple(row.post_id for row in members),
             features=tuple(tuple(float(v) for v in row.features) for row in members),
             labels=tuple(int(row.label) for row in members),
+            acts=tuple(tuple((int(a.at_ms), int(a.grade)) for a in (getattr(row, "acts", None) or ()))
+                       for row in members),
         ))
     return queries
 

@@ -35,9 +35,9 @@ TOPIC_CONCENTRATION = 0.3  # Dirichlet alpha of an author's topic mix
 FOLLOW_SHARE = (0.25, 0.75)  # a reader follows round(U(lo, hi) * authors) authors, at least one
 ACTIVITY = (0.5, 1.0)  # a reader's chance to read their feed in a round ~ U(lo, hi)
 SECOND_PAGE = 0.35  # the chance a reader who read the first page reads the second
-EXAMINE_DECAY = 0.9  # P(examine the item at position i) = EXAMINE_DECAY ** i
+EXAMINE_DECAY = 0.97  # P(examine the item at position i) = EXAMINE_DECAY ** i
 QUALITY_WEIGHT = 1.0
-TASTE_WEIGHT = 1.5
+TASTE_WEIGHT = 2.5
 AGE_WEIGHT = 0.1  # per round since the post was published
 NOISE_SD = 0.5
 INTERCEPTS = {"like": -1.0, "open": -2.0, "comment": -3.0}

@@ -207,3 +207,19 @@ class TestSparkSettings:
     def test_tables_align_numbers_right(self):
         assert format_table(["name", "n"], [["a", 5], ["bb", 0.25]]).splitlines() == [
             "name  n", "----  ------", "a          5", "bb    0.2500"]
+
+
+def test_training_queries_learn_nothing_from_engagements_made_in_the_held_out_part():
+    early = Query(1, 1, 1_000, (10, 11, 12), ((0.0,),) * 3, (2, 3, 1),
+                  acts=(((1_500, 2),), ((1_200, 1), (5_000, 3)), ((6_000, 1),)))
+    late = Query(2, 2, 5_000, (20, 21), ((0.0,),) * 2, (2, 0), acts=(((5_500, 2),), ()))
+    split = split_by_days([early, late], 5_000)
+    assert [q.labels for q in split.train] == [(2, 1, 0)]  # the comment at 5,000 and the open at 6,000 came later
+    assert split.holdout == [late]  # judged by everything readers did
+
+
+def test_rows_carry_their_acts_into_the_query():
+    row = SimpleNamespace(reader_id=1, request_id=7, position=0, post_id=10, served_ms=100, label=2,
+                          features=[0.5] * len(FEATURES), acts=[SimpleNamespace(at_ms=150, grade=2)])
+    (query,) = queries_of([row])
+    assert query.acts == (((150, 2),),) and query.labelled_before(150).labels == (0,)
