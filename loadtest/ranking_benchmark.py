@@ -127,7 +127,7 @@ def main() -> None:
         "model (FeedRankers.rank)": lambda pool: rankers.rank(1, pool, NOW_MS, model.label),
         "  features only (matrix)": lambda pool: matrix(pool, NOW_MS),
         "  features as lists (extract)": lambda pool: extract(pool, NOW_MS),
-        "  predict only (score)": lambda pool: model.score(feature_rows[id(pool)]),
+        "  predict only (score_matrix)": lambda pool: model.score_matrix(feature_rows[id(pool)]),
     }
     load_before = os.getloadavg()[0]
     results = timed(cases, pools, args.iterations, args.warmup)
