@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+MODEL_NAME = "lightgbm"  # the model family the training job records and the API serves (ranker_models.name)
 ARTIFACT_FORMAT = 1
 ARTIFACT_PREFIX = "models/ranker"
 ARTIFACT_CONTENT_TYPE = "application/json"

@@ -25,7 +25,7 @@ from app.analytics.spark import DAY_MS, SparkOptions, SparkSetupError, Stopwatch
 from app.ranking import evaluation
 from app.ranking.evaluation import Scores, Split, Verdict
 from app.ranking.features import FEATURE_VERSION, FEATURES
-from app.ranking.model import ARTIFACT_CONTENT_TYPE, artifact_key, encode_artifact, sha256
+from app.ranking.model import ARTIFACT_CONTENT_TYPE, MODEL_NAME, artifact_key, encode_artifact, sha256
 from app.ranking.training import (
     formula_scores,
     label_impressions,
@@ -38,7 +38,6 @@ from app.settings import Settings
 from app.storage.ranker_models import ModelRecord
 
 PROG = "photos-train-ranker"
-MODEL_NAME = "lightgbm"
 DEFAULT_DAYS = 7
 EXIT_NOT_PROMOTED = 3
 

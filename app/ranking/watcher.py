@@ -22,13 +22,12 @@ from typing import Protocol
 from prometheus_client import Counter, Gauge
 
 from app.ranking.features import FEATURE_VERSION, FEATURES
-from app.ranking.model import LoadedModel, ModelError, decode_artifact
+from app.ranking.model import MODEL_NAME, LoadedModel, ModelError, decode_artifact
 from app.ranking.serving import FeedRankers
 from app.storage.ranker_models import ActiveModel, ModelRecord
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "lightgbm"
 JITTER = 0.2  # each wait is ranker_poll_s times a random factor in [1 - JITTER, 1 + JITTER]
 
 MODEL_LOADS = Counter("photos_ranker_model_loads_total",
