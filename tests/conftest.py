@@ -19,6 +19,7 @@ other ports; inside those servers the names above and unique ids keep the tests 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 TEST_ENV = {
@@ -44,14 +45,14 @@ TEST_ENV = {
 # PHOTOS_TEST_LANE=<a-z0-9, up to 8>: a run of its own beside another on the same servers (two worktrees
 # testing at once): its own keyspace, topics, consumer group and media directory, so neither run's stream
 # worker consumes the other's events
-_LANE = os.environ.get("PHOTOS_TEST_LANE", "")
-if _LANE:
-    if not (_LANE.isascii() and _LANE.isalnum() and _LANE.islower() and len(_LANE) <= 8):
-        raise SystemExit(f"PHOTOS_TEST_LANE={_LANE!r}: use up to 8 lowercase letters and digits")
-    TEST_ENV["PHOTOS_CASSANDRA_KEYSPACE"] += f"_{_LANE}"
-    TEST_ENV["PHOTOS_KAFKA_TOPIC_PREFIX"] = f"photos-test-{_LANE}."
-    TEST_ENV["PHOTOS_STREAMS_APP_ID"] += f"-{_LANE}"
-    TEST_ENV["PHOTOS_MEDIA_DIR"] += f"-{_LANE}"
+LANE = os.environ.get("PHOTOS_TEST_LANE", "")
+if LANE:
+    if not re.fullmatch(r"[a-z0-9]{1,8}", LANE):
+        raise SystemExit(f"PHOTOS_TEST_LANE={LANE!r}: use up to 8 lowercase letters and digits")
+    TEST_ENV["PHOTOS_CASSANDRA_KEYSPACE"] += f"_{LANE}"
+    TEST_ENV["PHOTOS_KAFKA_TOPIC_PREFIX"] = f"photos-test-{LANE}."
+    TEST_ENV["PHOTOS_STREAMS_APP_ID"] += f"-{LANE}"
+    TEST_ENV["PHOTOS_MEDIA_DIR"] += f"-{LANE}"
 os.environ.update(TEST_ENV)  # forced, not setdefault: see the module docstring
 
 

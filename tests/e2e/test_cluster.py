@@ -32,7 +32,7 @@ from tests.e2e.private_stack import PrivateStack
 from tests.e2e.write_load import Audit, Cast, WriteLoad, make_cast
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.own_stack]
 
 # The suite's version: 3 Kafka brokers and one Cassandra node, the broker killed (4.5 min measured on a busy
 # machine, 2.4 of them `up`). The full one (`make cluster-test`, PHOTOS_TEST_CLUSTER_FULL=1): 3 Cassandra nodes

@@ -29,6 +29,8 @@ from tests.e2e.client.posts import post
 from tests.e2e.client.users import follow, register
 from tests.e2e.private_stack import PrivateStack
 
+pytestmark = pytest.mark.own_stack
+
 CREDENTIALS = {
     "PHOTOS_STACK_AUTH": "1",
     "PHOTOS_CASSANDRA_USERNAME": "photos_app",

@@ -23,7 +23,7 @@ from tests.e2e.private_stack import PrivateStack
 from tests.e2e.write_load import Audit, Cast, WriteLoad, make_cast
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.crash
+pytestmark = [pytest.mark.crash, pytest.mark.own_stack]
 
 # The suite's length; PHOTOS_TEST_CRASH_SCALE=10 runs the same tests ten times longer and wider (docs/reliability.md).
 SCALE = int(os.environ.get("PHOTOS_TEST_CRASH_SCALE", "1"))

@@ -27,7 +27,7 @@ from infra.procs import ManagedProcess, free_port, spawn, wait_http_ok
 from tests.e2e.client.posts import publish
 from tests.e2e.client.users import register
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.own_stack]
 
 # the image's build context leaves these out (infra/Dockerfile.dockerignore), and so does this copy
 CONTEXT_EXCLUDED = (

@@ -8,17 +8,34 @@ import sys
 from pathlib import Path
 
 from app.settings import Settings
-from tests.conftest import TEST_ENV
+from tests.conftest import LANE, TEST_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_session_settings_are_the_test_ones(settings: Settings):
+    """In the default lane, or in the lane PHOTOS_TEST_LANE names (tests/lanes.py runs three at once)."""
     assert {name: os.environ[name] for name in TEST_ENV} == TEST_ENV
-    assert settings.cassandra_keyspace == "photos_test"
-    assert settings.kafka_topic_prefix == "photos-test."
-    assert settings.streams_app_id == "photos-test-streams"
-    assert settings.media_dir == str(REPO / ".stack" / "test-media")
+    own = f"_{LANE}" if LANE else ""
+    assert settings.cassandra_keyspace == f"photos_test{own}"
+    assert settings.kafka_topic_prefix == (f"photos-test-{LANE}." if LANE else "photos-test.")
+    assert settings.streams_app_id == f"photos-test-streams{own.replace('_', '-')}"
+    assert settings.media_dir == str(REPO / ".stack" / "test-media") + own.replace("_", "-")
+
+
+def run_session_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         f"{Path(__file__).relative_to(REPO)}::test_the_session_settings_are_the_test_ones"],
+        cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_a_lane_gets_a_keyspace_topics_group_and_media_of_its_own_and_a_bad_name_is_refused():
+    session = run_session_check({"PHOTOS_TEST_LANE": "zz9"})
+    assert session.returncode == 0, session.stdout + session.stderr
+    refused = run_session_check({"PHOTOS_TEST_LANE": "Bad-Lane"})
+    assert refused.returncode != 0 and "PHOTOS_TEST_LANE='Bad-Lane'" in refused.stdout + refused.stderr
 
 
 def test_a_dev_system_exported_in_the_shell_does_not_reach_the_tests():
@@ -27,10 +44,6 @@ def test_a_dev_system_exported_in_the_shell_does_not_reach_the_tests():
     dev = Settings.from_env({})
     shell = {name: str(getattr(dev, name.removeprefix("PHOTOS_").lower())) for name in TEST_ENV}
     assert shell["PHOTOS_CASSANDRA_KEYSPACE"] == "photos"  # the dev keyspace, as `photos-stack up` uses it
-    session = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         f"{Path(__file__).relative_to(REPO)}::test_the_session_settings_are_the_test_ones"],
-        cwd=REPO, env={**os.environ, **shell}, capture_output=True, text=True, timeout=120,
-    )
+    session = run_session_check(shell)
     assert session.returncode == 0, session.stdout + session.stderr
     assert "1 passed" in session.stdout
