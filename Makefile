@@ -19,7 +19,7 @@ status:
 test: install
 	@$(VENV)/photos-stack up --services cassandra,kafka,redis
 	@$(VENV)/ruff check .
-	@$(VENV)/python -m tests.lanes
+	@$(VENV)/python -m pytest
 
 lint:
 	@$(VENV)/ruff check .

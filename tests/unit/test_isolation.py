@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_session_settings_are_the_test_ones(settings: Settings):
-    """In the default lane, or in the lane PHOTOS_TEST_LANE names (tests/lanes.py runs three at once)."""
+    """In the default lane, or in the one PHOTOS_TEST_LANE names (a second run beside this one: docs/testing.md)."""
     assert {name: os.environ[name] for name in TEST_ENV} == TEST_ENV
     own = f"_{LANE}" if LANE else ""
     assert settings.cassandra_keyspace == f"photos_test{own}"
