@@ -144,7 +144,7 @@ class FeedService:
         chunk = ranked[offset : offset + limit]
         shown = [c for c in chunk if view.keeps(c)]
         items = await self.posts.hydrate([c.post_id for c in shown], viewer)
-        if self.impressions is not None:
+        if self.impressions is not None and self.impressions.is_sampled(candidates.snapshot_id):
             served = {int(item["id"]) for item in items}
             self.impressions.served(viewer, candidates.snapshot_id, ranking.ranker, ranked, candidates.ranked_at_ms,
                                     [c for c in shown if c.post_id in served])
