@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -171,13 +172,22 @@ def report(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-async def publish(settings: Settings, run: TrainArgs, outcome: Outcome) -> ModelRecord:
-    """Artifact, then registry row, then (gate passed) promotion: a reader of the registry never finds a row
-    whose artifact is missing, nor an active version that was not recorded."""
+@contextlib.asynccontextmanager
+async def opened(settings: Settings):
+    """The wiring of a command's storage and media store, closed after it."""
     from app.wiring import Wiring
 
     wiring = Wiring(settings)
     try:
+        yield wiring
+    finally:
+        await wiring.close()
+
+
+async def publish(settings: Settings, run: TrainArgs, outcome: Outcome) -> ModelRecord:
+    """Artifact, then registry row, then (gate passed) promotion: a reader of the registry never finds a row
+    whose artifact is missing, nor an active version that was not recorded."""
+    async with opened(settings) as wiring:
         models = (await wiring.storage()).ranker_models
         if await models.get(MODEL_NAME, outcome.version) is not None:
             raise RuntimeError(f"{MODEL_NAME}-{outcome.version} is already recorded: run again in a second")
@@ -195,15 +205,10 @@ async def publish(settings: Settings, run: TrainArgs, outcome: Outcome) -> Model
         if outcome.verdict.promote:
             await models.promote(MODEL_NAME, outcome.version)
         return record
-    finally:
-        await wiring.close()
 
 
 async def promote_recorded(settings: Settings, version: int) -> str:
-    from app.wiring import Wiring
-
-    wiring = Wiring(settings)
-    try:
+    async with opened(settings) as wiring:
         models = (await wiring.storage()).ranker_models
         record = await models.get(MODEL_NAME, version)
         if record is None:
@@ -215,31 +220,19 @@ async def promote_recorded(settings: Settings, version: int) -> str:
             raise UsageError(f"{record.label}'s artifact {record.artifact_key} is missing from the media store")
         await models.promote(MODEL_NAME, version)
         return f"{record.label} promoted (it was: {record.verdict})"
-    finally:
-        await wiring.close()
 
 
 async def deactivate(settings: Settings) -> str:
-    from app.wiring import Wiring
-
-    wiring = Wiring(settings)
-    try:
+    async with opened(settings) as wiring:
         await (await wiring.storage()).ranker_models.deactivate(MODEL_NAME)
-        return f"no {MODEL_NAME} model serves now: the feed ranks with the formula"
-    finally:
-        await wiring.close()
+    return f"no {MODEL_NAME} model serves now: the feed ranks with the formula"
 
 
 async def list_models(settings: Settings) -> str:
-    from app.wiring import Wiring
-
-    wiring = Wiring(settings)
-    try:
+    async with opened(settings) as wiring:
         models = (await wiring.storage()).ranker_models
         active = await models.active(MODEL_NAME)
         recent = await models.recent(MODEL_NAME, 20)
-    finally:
-        await wiring.close()
     rows = [[m.version, "*" if active and active.version == m.version else "", m.metrics.get("model_ndcg10"),
              m.metrics.get("formula_ndcg10"), int(m.metrics.get("evaluated_queries", 0)), m.verdict] for m in recent]
     return format_table(["version", "active", "NDCG@10", "formula", "queries", "verdict"], rows)
